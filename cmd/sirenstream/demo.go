@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/sirenstream/sirenstream/engine"
+	"github.com/sirenstream/sirenstream/gen"
+	"github.com/sirenstream/sirenstream/internal/load"
+	"github.com/sirenstream/sirenstream/processor"
+	"github.com/sirenstream/sirenstream/schemas"
+	"github.com/sirenstream/sirenstream/state"
+)
+
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
+	fs := newFlagSet("demo", `Everything on one machine: starts the embedded Kafka-protocol broker, produces
+synthetic events for --sirens companies over --days days, runs the processor
+until it has consumed them all, and prints what a sales analyst wants to know:
+companies per segment, examples with their reasons and offers, events/s.`, stdout)
+	fs.String("config", "", "YAML config file; keys are these flag names")
+	sirens := fs.Int("sirens", 2000, "number of companies")
+	days := fs.Int("days", 120, "days of history (≥ 90 lets every metric warm up)")
+	partitions := fs.Int("partitions", 4, "partitions of the input topics")
+	seed := fs.Int64("seed", 1, "random seed of the generator")
+	badRate := fs.Float64("bad-rate", 0.001, "fraction of deliberately bad records (they go to the dead-letter topic)")
+	stateDir := fs.String("state-dir", "", "Badger directory (default: a temporary directory, removed at exit)")
+	logLevel := fs.String("log-level", "warn", "log level of the processor")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger("console", *logLevel, stderr)
+	if err != nil {
+		return err
+	}
+	dir := *stateDir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "sirenstream-demo-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+	}
+
+	say := func(format string, a ...any) { fmt.Fprintf(stdout, format+"\n", a...) }
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(*partitions), kfake.GroupMinSessionTimeout(time.Second))
+	if err != nil {
+		return fmt.Errorf("embedded broker: %w", err)
+	}
+	defer cluster.Close()
+	brokers := cluster.ListenAddrs()
+	say("▶ embedded Kafka broker on %s (%d partitions)", strings.Join(brokers, ","), *partitions)
+
+	k := processor.Kafka{Brokers: brokers}
+	if _, err := processor.EnsureTopics(ctx, k, processor.Topics{}, *partitions, 1, log); err != nil {
+		return err
+	}
+	w := load.Writer(brokers, processor.Transport(k))
+	gcfg := gen.Config{SIRENs: *sirens, Days: *days, Seed: *seed, BadRate: *badRate}
+	if err := gcfg.Validate(); err != nil {
+		return usageErr("%v", err)
+	}
+	pst, err := load.Produce(ctx, w, gcfg, nil, 0)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	say("▶ produced %d events for %d companies over %d days in %s (%d deliberately bad)",
+		pst.Records, *sirens, *days, pst.Elapsed.Round(time.Millisecond), pst.Bad)
+
+	codec, err := schemas.NewCodec(schemas.Config{Logger: log})
+	if err != nil {
+		return err
+	}
+	store, err := state.Open(state.Options{Dir: dir, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, store.Close()) }()
+	p, err := processor.New(processor.Config{
+		Kafka: k, Group: "sirenstream-demo", Logger: log, Codec: codec, Store: store,
+	})
+	if err != nil {
+		return err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	errc := make(chan error, 1)
+	start := time.Now()
+	go func() { errc <- p.Run(runCtx) }()
+
+	var consumed, processed, dead int64
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	lastPrint := time.Now()
+wait:
+	for {
+		select {
+		case err := <-errc:
+			if err == nil {
+				err = errors.New("processor stopped before consuming the input")
+			}
+			return err
+		case <-ctx.Done():
+			stop()
+			return errors.Join(ctx.Err(), <-errc)
+		case <-tick.C:
+			consumed, processed, dead = 0, 0, 0
+			caught := 0
+			prog := p.Progress()
+			for _, tp := range prog {
+				consumed += tp.Consumed
+				processed += tp.Processed
+				dead += tp.DeadLettered
+				if tp.CaughtUp {
+					caught++
+				}
+			}
+			if time.Since(lastPrint) >= 2*time.Second {
+				lastPrint = time.Now()
+				say("  … %d/%d events processed (%.0f events/s)", consumed, pst.Records, float64(consumed)/time.Since(start).Seconds())
+			}
+			if consumed >= pst.Records && caught == len(prog) && len(prog) == *partitions {
+				break wait
+			}
+		}
+	}
+	elapsed := time.Since(start)
+	stop()
+	if err := <-errc; err != nil {
+		return err
+	}
+	say("▶ processed %d events in %s: %.0f events/s (%d processed, %d dead-lettered)",
+		consumed, elapsed.Round(time.Millisecond), float64(consumed)/elapsed.Seconds(), processed, dead)
+
+	msgs, err := load.ReadAll(ctx, brokers, processor.Transport(k), nil, "segment-changes")
+	if err != nil {
+		return err
+	}
+	latest := map[string]*schemas.SegmentChange{}
+	for _, m := range msgs {
+		sc, err := schemas.DecodeSegmentChange(m.Value)
+		if err != nil {
+			return fmt.Errorf("decode segment change at %d: %w", m.Offset, err)
+		}
+		if cur, ok := latest[sc.SIREN]; !ok || sc.Seq > cur.Seq {
+			latest[sc.SIREN] = sc
+		}
+	}
+	printSummary(stdout, msgs, latest, *sirens)
+	return nil
+}
+
+func printSummary(w io.Writer, msgs []kafka.Message, latest map[string]*schemas.SegmentChange, total int) {
+	fmt.Fprintf(w, "\n%d segment-change events for %d companies (topic segment-changes)\n\n", len(msgs), len(latest))
+	counts := map[string]int{}
+	offers := map[string]int{}
+	control := 0
+	sirens := make([]string, 0, len(latest))
+	for s, sc := range latest {
+		sirens = append(sirens, s)
+		for _, seg := range sc.Segments {
+			counts[seg]++
+		}
+		for _, o := range sc.Offers {
+			offers[o]++
+		}
+		if sc.ControlGroup {
+			control++
+		}
+	}
+	sort.Strings(sirens)
+	explain := map[string]string{
+		"DATA_HUNGRY":      "top 20% data use per employee",
+		"HIDDEN_GROWTH":    "~20%/month traffic growth, flat headcount",
+		"SLA_SENSITIVE":    "filed a claim after an outage",
+		"RECOVERY_EXPOSED": "≥4 h of outage recovery in 90 days",
+		"MULTI_SITE":       "sites in ≥2 postal codes",
+		"CHURN_RISK":       "network-dependent and exposed to outages",
+	}
+	fmt.Fprintf(w, "Companies per segment now (of %d):\n", total)
+	for _, seg := range engine.Segments(0xff).Names() {
+		fmt.Fprintf(w, "  %-17s %5d   %s\n", seg, counts[seg], explain[seg])
+	}
+	fmt.Fprintf(w, "\nOffers to route:\n")
+	names := make([]string, 0, len(offers))
+	for o := range offers {
+		names = append(names, o)
+	}
+	sort.Strings(names)
+	for _, o := range names {
+		fmt.Fprintf(w, "  %-19s %5d\n", o, offers[o])
+	}
+	fmt.Fprintf(w, "  (%d companies are in the control group: NBO engines withhold their offers)\n", control)
+
+	fmt.Fprintf(w, "\nExamples:\n")
+	shown := map[string]bool{}
+	for _, seg := range []string{"CHURN_RISK", "HIDDEN_GROWTH", "DATA_HUNGRY", "MULTI_SITE"} {
+		for _, s := range sirens {
+			sc := latest[s]
+			if shown[s] || !contains(sc.Segments, seg) {
+				continue
+			}
+			shown[s] = true
+			fmt.Fprintf(w, "  SIREN %s  segments %v  offers %v\n", s, sc.Segments, sc.Offers)
+			for _, r := range sc.Reasons {
+				fmt.Fprintf(w, "      %-17s %s = %.2f (threshold %.2f)\n", r.Segment, r.Metric, r.Value, r.Threshold)
+			}
+			break
+		}
+	}
+}
+
+func contains(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

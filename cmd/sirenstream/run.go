@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sirenstream/sirenstream/engine"
+	"github.com/sirenstream/sirenstream/processor"
+	"github.com/sirenstream/sirenstream/schemas"
+	"github.com/sirenstream/sirenstream/state"
+)
+
+// procFlags are the flags shared by run and replay.
+type procFlags struct {
+	kafka          kafkaFlags
+	config         string
+	stateDir       string
+	rules          string
+	registry       string
+	registryUser   string
+	registryPass   string
+	partitions     int
+	logFormat      string
+	logLevel       string
+	commitInterval time.Duration
+	futureSkew     time.Duration
+	lateness       time.Duration
+	usageDays      int
+	cacheSIRENs    int
+	topics         processor.Topics
+}
+
+func (f *procFlags) register(fs *flag.FlagSet, defaultLog string) {
+	f.kafka.register(fs)
+	fs.StringVar(&f.config, "config", "", "YAML config file; keys are these flag names")
+	fs.StringVar(&f.stateDir, "state-dir", "", "Badger state directory (required; locked: one process per directory)")
+	fs.StringVar(&f.rules, "rules", "", "segment rules YAML file (default: the built-in rules of the spec)")
+	fs.StringVar(&f.registry, "schema-registry", "", "Confluent schema registry URL; without it only the fixed schema ids 1-4 are accepted")
+	fs.StringVar(&f.registryUser, "schema-registry-username", "", "schema registry basic-auth user")
+	fs.StringVar(&f.registryPass, "schema-registry-password", "", "schema registry basic-auth password (prefer the env variable)")
+	fs.IntVar(&f.partitions, "partitions", 0, "partition count for topics created at start (default: as the existing inputs, else 6)")
+	fs.StringVar(&f.logFormat, "log-format", defaultLog, "log format: json or console")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.DurationVar(&f.commitInterval, "commit-interval", 100*time.Millisecond, "max time between commits (outputs flushed, then state+offsets); bounds output latency")
+	fs.DurationVar(&f.futureSkew, "max-future-skew", 24*time.Hour, "dead-letter events whose event_time is later than their Kafka record timestamp plus this")
+	fs.DurationVar(&f.lateness, "allowed-lateness", 7*24*time.Hour, "records older than stream time minus this are late (dead-lettered)")
+	fs.IntVar(&f.usageDays, "usage-days", 90, "days of daily usage buckets kept per SIREN")
+	fs.IntVar(&f.cacheSIRENs, "cache-sirens", 50000, "decoded SIREN states kept in memory per partition")
+	fs.StringVar(&f.topics.Usage, "topic-usage", "usage", "usage input topic")
+	fs.StringVar(&f.topics.Outages, "topic-outages", "outages", "outage input topic")
+	fs.StringVar(&f.topics.Claims, "topic-claims", "claims", "claim input topic")
+	fs.StringVar(&f.topics.Profiles, "topic-profiles", "profiles", "profile input topic")
+	fs.StringVar(&f.topics.SegmentChanges, "topic-segment-changes", "segment-changes", "segment change output topic")
+	fs.StringVar(&f.topics.ChurnAlerts, "topic-churn-alerts", "churn-alerts", "churn alert output topic")
+	fs.StringVar(&f.topics.DLQ, "topic-dlq", "sirenstream-dlq", "dead-letter topic")
+}
+
+// components are what run and replay build from procFlags, closed in reverse.
+type components struct {
+	log   *zap.Logger
+	rules *engine.Rules
+	codec *schemas.Codec
+	store *state.Store
+	cfg   processor.Config
+}
+
+func (c *components) Close() error {
+	var err error
+	if c.store != nil {
+		err = c.store.Close()
+	}
+	if c.log != nil {
+		_ = c.log.Sync()
+	}
+	return err
+}
+
+func (f *procFlags) build(stderr io.Writer) (*components, error) {
+	c := &components{}
+	log, err := newLogger(f.logFormat, f.logLevel, stderr)
+	if err != nil {
+		return nil, err
+	}
+	c.log = log
+	k, err := f.kafka.build()
+	if err != nil {
+		return nil, err
+	}
+	if f.stateDir == "" {
+		return nil, usageErr("--state-dir is required (or SIRENSTREAM_STATE_DIR)")
+	}
+	c.rules = engine.DefaultRules()
+	if f.rules != "" {
+		if c.rules, err = engine.LoadRules(f.rules); err != nil {
+			return nil, fmt.Errorf("--rules: %w", err)
+		}
+	}
+	c.codec, err = schemas.NewCodec(schemas.Config{
+		RegistryURL:       f.registry,
+		BasicAuthUser:     f.registryUser,
+		BasicAuthPassword: f.registryPass,
+		Logger:            log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("codec: %w", err)
+	}
+	c.store, err = state.Open(state.Options{Dir: f.stateDir, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	c.cfg = processor.Config{
+		Kafka:          k,
+		Topics:         f.topics,
+		Partitions:     f.partitions,
+		Rules:          c.rules,
+		Engine:         engine.Config{UsageDays: f.usageDays, AllowedLatenessMs: f.lateness.Milliseconds()},
+		MaxFutureSkew:  f.futureSkew,
+		CommitInterval: f.commitInterval,
+		CacheSIRENs:    f.cacheSIRENs,
+		Logger:         log,
+		Codec:          c.codec,
+		Store:          c.store,
+	}
+	return c, nil
+}
+
+func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
+	fs := newFlagSet("run", `The long-running processor. Joins consumer group --group on the input topics
+(usage, outages, claims, profiles; co-partitioned, key = SIREN), keeps per-SIREN
+state in --state-dir and writes segment changes, churn alerts and dead letters.
+Missing topics are created. Stops cleanly on SIGTERM/SIGINT: outputs flushed,
+state and offsets committed. Restart resumes from the offsets stored with the
+state (the group's offsets are committed too, for lag tools).`, stdout)
+	var f procFlags
+	f.register(fs, "json")
+	group := fs.String("group", "sirenstream", "consumer group id")
+	httpAddr := fs.String("http", "", "serve /metrics, /healthz, /readyz and the query API on this address (e.g. 127.0.0.1:8080)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	c, err := f.build(stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, c.Close()) }()
+	c.cfg.Group = *group
+	return runLive(ctx, c, *httpAddr)
+}
+
+func runLive(ctx context.Context, c *components, httpAddr string) error {
+	p, err := processor.New(c.cfg)
+	if err != nil {
+		return err
+	}
+	gcCtx, stopGC := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = c.store.RunGC(gcCtx, 5*time.Minute)
+	}()
+	defer func() {
+		stopGC()
+		wg.Wait()
+	}()
+	if httpAddr != "" {
+		c.log.Warn("--http is not served by this build yet", zap.String("addr", httpAddr))
+	}
+	err = p.Run(ctx)
+	if err == nil {
+		c.log.Info("processor stopped cleanly")
+	}
+	return err
+}

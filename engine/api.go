@@ -1,0 +1,139 @@
+// Package engine is sirenstream's pure domain core: per-SIREN rolling windows,
+// the metrics of spec §5 and the segment rules of spec §6. It performs no I/O
+// (no Kafka, no Badger, no wall clock). Like etcd's raft, inputs go in
+// (Task.Step, Task.Sweep*) and outputs come out (Decision); the processor
+// applies them.
+//
+// CONTRACT FILE: the exported names in this file are what processor/ and
+// state/ program against. Keep them stable.
+package engine
+
+import "errors"
+
+// Kind is the input event type. Its numeric order is the tie-break order of
+// the event-time merge (spec §4): profiles, outages, claims, usage.
+type Kind uint8
+
+const (
+	KindProfile Kind = iota
+	KindOutage
+	KindClaim
+	KindUsage
+)
+
+// OutageStatus mirrors the Avro enum OutageStatus.
+type OutageStatus uint8
+
+const (
+	OutageStarted OutageStatus = iota
+	OutageResolved
+)
+
+// Event is one decoded input record: a tagged union (value type, so the hot
+// path allocates nothing). Times are Unix milliseconds UTC (Avro
+// timestamp-millis). Fields not used by Kind are ignored.
+type Event struct {
+	Kind      Kind
+	EventID   string
+	SIREN     string
+	EventTime int64 // ms
+
+	// usage + outage
+	SiteID     string
+	PostalCode string
+
+	// usage
+	BytesUp       int64
+	BytesDown     int64
+	ActiveSIMs    int32
+	HasActiveSIMs bool
+
+	// outage
+	OutageID     string
+	Status       OutageStatus
+	StartedAt    int64 // ms, valid when HasStartedAt
+	HasStartedAt bool
+
+	// claim (OutageID above is the claim's outage_id when HasOutageID)
+	ClaimID     string
+	HasOutageID bool
+	AmountCents int64
+
+	// profile
+	Workforce    int32
+	HasWorkforce bool
+	Plan         string
+}
+
+// Sentinel errors: they decide the dead-letter reason (DLQReason(err)).
+var (
+	ErrInvalidSIREN = errors.New("invalid SIREN")        // dlq reason "invalid_siren"
+	ErrLate         = errors.New("late")                 // dlq reason "late"
+	ErrInvalidEvent = errors.New("invalid event")        // dlq reason "invalid_event" (negative bytes, huge values, missing ids, resolved-before-start without started_at...)
+	ErrDuplicate    = errors.New("duplicate event_id")   // dlq reason "duplicate"
+	ErrFuture       = errors.New("event time in future") // dlq reason "future" (checked by processor against record timestamp + skew)
+)
+
+// Segments is a set of segment labels. Bits are in alphabetical label order so
+// iterating bits low→high yields sorted names (spec §3: arrays sorted).
+type Segments uint8
+
+const (
+	ChurnRisk       Segments = 1 << iota // "CHURN_RISK"
+	DataHungry                           // "DATA_HUNGRY"
+	HiddenGrowth                         // "HIDDEN_GROWTH"
+	MultiSite                            // "MULTI_SITE"
+	RecoveryExposed                      // "RECOVERY_EXPOSED"
+	SLASensitive                         // "SLA_SENSITIVE"
+)
+
+// Metrics are the spec §5 metrics of one SIREN at the task's stream time.
+// HasX=false means the Avro value is null.
+type Metrics struct {
+	Traffic30dBytes          int64
+	TrafficPrev30dBytes      int64
+	TrafficVelocity          float64
+	HasTrafficVelocity       bool
+	DigitalIntensity         float64
+	HasDigitalIntensity      bool
+	IntensityBasis           string // "workforce" | "active_sims" | "" (null)
+	IntensityPercentile      float64
+	HasIntensityPercentile   bool
+	Workforce                int32
+	HasWorkforce             bool
+	Outages90d               int32
+	OpenOutages              int32
+	RecoveryExposureHours90d float64
+	MaxRecoveryHours90d      float64
+	Claims365d               int32
+	ClaimAmount365dCents     int64
+	DistinctPostalCodes90d   int32
+}
+
+// Reason says why a held segment holds: metric value vs the threshold applied
+// (enter threshold when entering, exit threshold when kept).
+type Reason struct {
+	Segment   string
+	Metric    string
+	Value     float64
+	Threshold float64
+}
+
+// Decision is a segment change (spec §3 segment_change) or, from Task.View, the
+// current view of a SIREN. Slices are reused between calls by the owner of the
+// Decision: copy what you keep.
+type Decision struct {
+	EventID      string // "{siren}-{seq}"
+	SIREN        string
+	Seq          int64
+	EventTime    int64 // ms, stream time of the change
+	Segments     Segments
+	Previous     Segments
+	Added        Segments
+	Removed      Segments
+	Metrics      Metrics
+	Reasons      []Reason
+	Offers       []string // sorted
+	ControlGroup bool
+	RulesVersion string
+}

@@ -1,0 +1,358 @@
+package engine
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// StateVersion is the schema version written as the first byte of a state.
+const StateVersion = 1
+
+var errTruncated = errors.New("truncated")
+
+// reader decodes the varint formats of the state and meta encodings; the
+// first error sticks and later reads return zero values.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) fail(err error) {
+	if r.err == nil {
+		r.err = err
+	}
+}
+
+func (r *reader) byte() byte {
+	if r.err != nil {
+		return 0
+	}
+	if len(r.b) == 0 {
+		r.fail(errTruncated)
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail(errTruncated)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail(errTruncated)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) u64() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	if len(r.b) < 8 {
+		r.fail(errTruncated)
+		return 0
+	}
+	v := binary.LittleEndian.Uint64(r.b)
+	r.b = r.b[8:]
+	return v
+}
+
+// count reads an element count; each element takes at least minBytes, which
+// bounds the count by the remaining input (no huge allocation on bad input).
+func (r *reader) count(minBytes int) int {
+	v := r.uvarint()
+	if r.err == nil && v > uint64(len(r.b)/minBytes) {
+		r.fail(fmt.Errorf("count %d exceeds input", v))
+		return 0
+	}
+	return int(v)
+}
+
+func (r *reader) str() string {
+	n := r.count(1)
+	if r.err != nil {
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}
+
+func (r *reader) int32() int32 {
+	v := r.varint()
+	if v < -1<<31 || v > 1<<31-1 {
+		r.fail(fmt.Errorf("value %d overflows int32", v))
+		return 0
+	}
+	return int32(v)
+}
+
+func appendStr(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+const (
+	flagUsage     = 1 << 0
+	flagProfile   = 1 << 1
+	flagWorkforce = 1 << 2
+)
+
+// AppendBinary appends st's encoding (schema StateVersion) to dst. The
+// format is varint based, in a fixed field order, every list in its sorted
+// order, so the same state always yields the same bytes. The SIREN itself is
+// not encoded (it is the store key). About 7 bytes per usage day, 9-10 per
+// remembered event id; ~700 bytes for a SIREN with 90 days of daily usage.
+//
+//	version(1) seq(uv) segments(1) flags(1) [first_usage_day(v)]
+//	usage: n(uv) {day: first v, then uv gap-1; bytes uv; sims+1 uv}
+//	postal codes: n {code str, last_day v}
+//	open outages: n {id str, start v}
+//	resolved outages: n {id str, start v, end-start uv}
+//	claims: n {day: first v then uv delta; amount<<1|linked uv}
+//	[profile: time v, workforce v if known, plan str]
+//	workforce history: n {time delta v, workforce v}
+//	event ids: n {day delta v, fnv64a 8 bytes LE}
+func (s *State) AppendBinary(dst []byte) []byte {
+	dst = append(dst, StateVersion)
+	dst = binary.AppendUvarint(dst, uint64(s.seq))
+	dst = append(dst, byte(s.segs))
+	var flags byte
+	if s.hasUsage {
+		flags |= flagUsage
+	}
+	if s.hasProfile {
+		flags |= flagProfile
+	}
+	if s.hasWorkforce {
+		flags |= flagWorkforce
+	}
+	dst = append(dst, flags)
+	if s.hasUsage {
+		dst = binary.AppendVarint(dst, int64(s.firstUsageDay))
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(s.usage)))
+	for i, u := range s.usage {
+		if i == 0 {
+			dst = binary.AppendVarint(dst, int64(u.day))
+		} else {
+			dst = binary.AppendUvarint(dst, uint64(u.day-s.usage[i-1].day-1))
+		}
+		dst = binary.AppendUvarint(dst, uint64(u.bytes))
+		dst = binary.AppendUvarint(dst, uint64(u.sims+1))
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(s.postals)))
+	for _, p := range s.postals {
+		dst = appendStr(dst, p.code)
+		dst = binary.AppendVarint(dst, int64(p.lastDay))
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(s.open)))
+	for _, o := range s.open {
+		dst = appendStr(dst, o.id)
+		dst = binary.AppendVarint(dst, o.start)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(s.resolved)))
+	for _, o := range s.resolved {
+		dst = appendStr(dst, o.id)
+		dst = binary.AppendVarint(dst, o.start)
+		dst = binary.AppendUvarint(dst, uint64(o.end-o.start))
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(s.claims)))
+	for i, c := range s.claims {
+		if i == 0 {
+			dst = binary.AppendVarint(dst, int64(c.day))
+		} else {
+			dst = binary.AppendUvarint(dst, uint64(c.day-s.claims[i-1].day))
+		}
+		v := uint64(c.amount) << 1
+		if c.linked {
+			v |= 1
+		}
+		dst = binary.AppendUvarint(dst, v)
+	}
+	if s.hasProfile {
+		dst = binary.AppendVarint(dst, s.profileTime)
+		if s.hasWorkforce {
+			dst = binary.AppendVarint(dst, int64(s.workforce))
+		}
+		dst = appendStr(dst, s.plan)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(s.wfHist)))
+	var prevT int64
+	for _, o := range s.wfHist {
+		dst = binary.AppendVarint(dst, o.t-prevT)
+		dst = binary.AppendVarint(dst, int64(o.wf))
+		prevT = o.t
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(s.dedupHash)))
+	var prevD int32
+	for i, h := range s.dedupHash {
+		dst = binary.AppendVarint(dst, int64(s.dedupDay[i]-prevD))
+		dst = binary.LittleEndian.AppendUint64(dst, h)
+		prevD = s.dedupDay[i]
+	}
+	return dst
+}
+
+// UnmarshalState decodes an AppendBinary encoding for siren. It rejects an
+// unknown schema version, truncated or trailing bytes and broken ordering
+// invariants; it never panics on bad input.
+func UnmarshalState(siren string, b []byte) (*State, error) {
+	s, err := unmarshalState(siren, b)
+	if err != nil {
+		return nil, fmt.Errorf("engine: state of %s: %w", siren, err)
+	}
+	return s, nil
+}
+
+func unmarshalState(siren string, b []byte) (*State, error) {
+	r := reader{b: b}
+	v := r.byte()
+	if r.err != nil {
+		return nil, r.err
+	}
+	if v != StateVersion {
+		return nil, fmt.Errorf("unknown state version %d", v)
+	}
+	s := &State{SIREN: siren}
+	seq := r.uvarint()
+	if seq > 1<<62 {
+		r.fail(errors.New("bad seq"))
+	}
+	s.seq = int64(seq)
+	s.segs = Segments(r.byte())
+	if s.segs&^AllSegments != 0 {
+		r.fail(fmt.Errorf("unknown segment bits %#x", byte(s.segs)))
+	}
+	flags := r.byte()
+	if flags&^(flagUsage|flagProfile|flagWorkforce) != 0 || (flags&flagWorkforce != 0 && flags&flagProfile == 0) {
+		r.fail(fmt.Errorf("bad flags %#x", flags))
+	}
+	s.hasUsage = flags&flagUsage != 0
+	s.hasProfile = flags&flagProfile != 0
+	s.hasWorkforce = flags&flagWorkforce != 0
+	if s.hasUsage {
+		s.firstUsageDay = r.int32()
+	}
+
+	if n := r.count(3); n > 0 {
+		s.usage = make([]dayUsage, n, n+1)
+		var day int64
+		for i := range s.usage {
+			if i == 0 {
+				day = r.varint()
+			} else {
+				day += int64(r.uvarint()) + 1
+			}
+			by := r.uvarint()
+			sims := int64(r.uvarint()) - 1
+			if day < -1<<31 || day > 1<<31-1 || by > 1<<63-1 || sims > 1<<31-1 {
+				r.fail(errors.New("usage value out of range"))
+			}
+			s.usage[i] = dayUsage{day: int32(day), bytes: int64(by), sims: int32(sims)}
+		}
+	}
+	if n := r.count(2); n > 0 {
+		s.postals = make([]postal, n)
+		for i := range s.postals {
+			s.postals[i] = postal{code: r.str(), lastDay: r.int32()}
+			if i > 0 && s.postals[i-1].code >= s.postals[i].code {
+				r.fail(errors.New("postal codes not sorted"))
+			}
+		}
+	}
+	if n := r.count(2); n > 0 {
+		s.open = make([]openOutage, n)
+		for i := range s.open {
+			s.open[i] = openOutage{id: r.str(), start: r.varint()}
+			if i > 0 && s.open[i-1].id >= s.open[i].id {
+				r.fail(errors.New("open outages not sorted"))
+			}
+		}
+	}
+	if n := r.count(3); n > 0 {
+		s.resolved = make([]resolvedOutage, n)
+		for i := range s.resolved {
+			o := resolvedOutage{id: r.str(), start: r.varint()}
+			o.end = o.start + int64(r.uvarint())
+			s.resolved[i] = o
+			if i > 0 && s.resolved[i-1].id >= o.id {
+				r.fail(errors.New("resolved outages not sorted"))
+			}
+		}
+	}
+	if n := r.count(2); n > 0 {
+		s.claims = make([]claim, n)
+		var day int64
+		for i := range s.claims {
+			if i == 0 {
+				day = r.varint()
+			} else {
+				day += int64(r.uvarint())
+			}
+			v := r.uvarint()
+			if day < -1<<31 || day > 1<<31-1 {
+				r.fail(errors.New("claim day out of range"))
+			}
+			s.claims[i] = claim{day: int32(day), amount: int64(v >> 1), linked: v&1 != 0}
+		}
+	}
+	if s.hasProfile {
+		s.profileTime = r.varint()
+		if s.hasWorkforce {
+			s.workforce = r.int32()
+		}
+		s.plan = r.str()
+	}
+	if n := r.count(2); n > 0 {
+		s.wfHist = make([]wfObs, n)
+		var t int64
+		for i := range s.wfHist {
+			d := r.varint()
+			if i > 0 && d < 0 {
+				r.fail(errors.New("workforce history not sorted"))
+			}
+			t += d
+			s.wfHist[i] = wfObs{t: t, wf: r.int32()}
+		}
+	}
+	if n := r.count(9); n > 0 {
+		s.dedupHash = make([]uint64, n)
+		s.dedupDay = make([]int32, n)
+		var d int64
+		for i := range s.dedupHash {
+			d += r.varint()
+			if d < -1<<31 || d > 1<<31-1 {
+				r.fail(errors.New("event id day out of range"))
+			}
+			s.dedupDay[i] = int32(d)
+			s.dedupHash[i] = r.u64()
+		}
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.fail(fmt.Errorf("%d trailing bytes", len(r.b)))
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return s, nil
+}

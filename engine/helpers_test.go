@@ -1,0 +1,171 @@
+package engine
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+)
+
+// Times used by scenarios: day d0 = 2024-10-04 (UTC).
+const d0 int32 = 20000
+
+// at returns the Unix ms of day+hours (hours may be fractional via minutes).
+func at(day int32, hour int) int64 { return int64(day)*DayMs + int64(hour)*3_600_000 }
+
+// mkSIREN returns a valid SIREN built from n: 8 digits + Luhn check digit.
+func mkSIREN(n int) string {
+	p := fmt.Sprintf("%08d", n%100_000_000)
+	for c := byte('0'); c <= '9'; c++ {
+		if s := p + string(c); ValidSIREN(s) {
+			return s
+		}
+	}
+	panic("unreachable")
+}
+
+// filler is the SIREN of tick events: a profile without workforce never
+// scores nor holds a segment.
+var filler = mkSIREN(99_999_999)
+
+func cloneDec(d Decision) Decision {
+	d.Reasons = slices.Clone(d.Reasons)
+	d.Offers = slices.Clone(d.Offers)
+	return d
+}
+
+// harness drives a Task the way processor does: Check, day-change sweep in
+// SIREN order, Step. It records every decision (copied).
+type harness struct {
+	tb     testing.TB
+	task   *Task
+	states map[string]*State
+	out    []Decision
+	nextID int
+	dec    Decision // reused, like the processor does
+}
+
+func newHarness(tb testing.TB, r *Rules) *harness {
+	return &harness{tb: tb, task: NewTask(r, Config{}), states: map[string]*State{}}
+}
+
+func (h *harness) sirens() []string {
+	keys := make([]string, 0, len(h.states))
+	for k := range h.states {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func (h *harness) sweep(ms int64) {
+	h.task.AdvanceTo(ms)
+	keys := h.sirens()
+	var vals []float64
+	for _, k := range keys {
+		if v, ok := h.task.Intensity(h.states[k]); ok {
+			vals = append(vals, v)
+		}
+	}
+	h.task.SetSnapshot(vals)
+	for _, k := range keys {
+		if h.task.Evaluate(h.states[k], &h.dec) {
+			h.out = append(h.out, cloneDec(h.dec))
+		}
+	}
+}
+
+// feed processes ev; it fills an empty EventID with a fresh one.
+func (h *harness) feed(ev Event) error {
+	if ev.EventID == "" {
+		h.nextID++
+		ev.EventID = fmt.Sprintf("ev-%d", h.nextID)
+	}
+	if err := h.task.Check(&ev); err != nil {
+		return err
+	}
+	if h.task.NeedsSweep(&ev) {
+		h.sweep(ev.EventTime)
+	}
+	st := h.states[ev.SIREN]
+	if st == nil {
+		st = NewState(ev.SIREN)
+	}
+	changed, err := h.task.Step(st, &ev, &h.dec)
+	if err != nil {
+		return err
+	}
+	h.states[ev.SIREN] = st
+	if changed {
+		h.out = append(h.out, cloneDec(h.dec))
+	}
+	return nil
+}
+
+func (h *harness) must(evs ...Event) {
+	h.tb.Helper()
+	for _, ev := range evs {
+		if err := h.feed(ev); err != nil {
+			h.tb.Fatalf("feed %+v: %v", ev, err)
+		}
+	}
+}
+
+// tick moves stream time to ms with an event of another SIREN.
+func (h *harness) tick(ms int64) { h.must(profileEv(filler, ms, -1, "")) }
+
+func (h *harness) view(siren string) Decision {
+	var d Decision
+	st := h.states[siren]
+	if st == nil {
+		st = NewState(siren)
+	}
+	h.task.View(st, &d)
+	return d
+}
+
+// decisions returns the recorded decisions of siren and forgets all.
+func (h *harness) take(siren string) []Decision {
+	var r []Decision
+	for _, d := range h.out {
+		if d.SIREN == siren {
+			r = append(r, d)
+		}
+	}
+	h.out = nil
+	return r
+}
+
+func usageEv(siren string, ms int64, postal string, bytes int64, sims int32) Event {
+	ev := Event{Kind: KindUsage, SIREN: siren, EventTime: ms, SiteID: "site-" + postal, PostalCode: postal, BytesUp: bytes / 4, BytesDown: bytes - bytes/4}
+	if sims >= 0 {
+		ev.ActiveSIMs, ev.HasActiveSIMs = sims, true
+	}
+	return ev
+}
+
+func outageStartEv(siren, outage string, ms int64, postal string) Event {
+	return Event{Kind: KindOutage, SIREN: siren, OutageID: outage, Status: OutageStarted, EventTime: ms, PostalCode: postal}
+}
+
+// outageResolvedEv: startedAt < 0 means null.
+func outageResolvedEv(siren, outage string, ms, startedAt int64, postal string) Event {
+	ev := Event{Kind: KindOutage, SIREN: siren, OutageID: outage, Status: OutageResolved, EventTime: ms, PostalCode: postal}
+	if startedAt >= 0 {
+		ev.StartedAt, ev.HasStartedAt = startedAt, true
+	}
+	return ev
+}
+
+// claimEv: outage "" means null.
+func claimEv(siren string, ms int64, amount int64, outage string) Event {
+	return Event{Kind: KindClaim, SIREN: siren, ClaimID: fmt.Sprintf("c-%d", ms), EventTime: ms, AmountCents: amount, OutageID: outage, HasOutageID: outage != ""}
+}
+
+// profileEv: wf < 0 means null.
+func profileEv(siren string, ms int64, wf int32, plan string) Event {
+	ev := Event{Kind: KindProfile, SIREN: siren, EventTime: ms, Plan: plan}
+	if wf >= 0 {
+		ev.Workforce, ev.HasWorkforce = wf, true
+	}
+	return ev
+}

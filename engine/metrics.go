@@ -1,0 +1,142 @@
+package engine
+
+import "math"
+
+// evaluation is the metrics of one SIREN plus the inputs of the rules that
+// are not spec metrics.
+type evaluation struct {
+	m Metrics
+	// workforce flat test: (max-min)/min of the workforce values in effect
+	// during the window; valid when hasWfChange (latest workforce known).
+	wfChange    float64
+	hasWfChange bool
+	plan        string
+}
+
+const (
+	bytesPerGB = 1e9
+	msPerHour  = 3_600_000.0
+)
+
+// traffic returns traffic_30d, traffic_prev_30d and the max active_sims of
+// the 30-day window (-1: none) at stream day d.
+func (s *State) traffic(d int32) (t30, prev int64, maxSims int32) {
+	maxSims = -1
+	for i := len(s.usage) - 1; i >= 0; i-- {
+		u := &s.usage[i]
+		switch {
+		case u.day > d:
+			continue
+		case u.day >= d-29:
+			t30 = satAdd(t30, u.bytes)
+			if u.sims > maxSims {
+				maxSims = u.sims
+			}
+		case u.day >= d-59:
+			prev = satAdd(prev, u.bytes)
+		default:
+			return
+		}
+	}
+	return
+}
+
+func (s *State) intensity(t30 int64, maxSims int32) (v float64, basis string, ok bool) {
+	if s.hasWorkforce && s.workforce > 0 {
+		return float64(t30) / bytesPerGB / float64(s.workforce), "workforce", true
+	}
+	if maxSims > 0 {
+		return float64(t30) / bytesPerGB / float64(maxSims), "active_sims", true
+	}
+	return 0, "", false
+}
+
+// metrics computes the spec §5 metrics at stream time now (day d). It reads
+// only; the percentile comes from the task's snapshot.
+func (t *Task) metrics(s *State, e *evaluation) {
+	now := t.streamTime
+	d := Day(now)
+	m := &e.m
+	*m = Metrics{}
+	var maxSims int32
+	m.Traffic30dBytes, m.TrafficPrev30dBytes, maxSims = s.traffic(d)
+	if s.hasUsage && s.firstUsageDay <= d-59 && m.TrafficPrev30dBytes >= t.rules.MinPrevBytes && m.TrafficPrev30dBytes > 0 {
+		// Rounded to 1e-9 so that exactly 20 % growth compares >= 0.20
+		// despite binary floating point (1.2 - 1 = 0.19999999999999996).
+		v := float64(m.Traffic30dBytes)/float64(m.TrafficPrev30dBytes) - 1
+		m.TrafficVelocity = math.Round(v*1e9) / 1e9
+		m.HasTrafficVelocity = true
+	}
+	m.DigitalIntensity, m.IntensityBasis, m.HasDigitalIntensity = s.intensity(m.Traffic30dBytes, maxSims)
+	if m.HasDigitalIntensity {
+		m.IntensityPercentile, m.HasIntensityPercentile = t.Percentile(m.DigitalIntensity)
+	}
+	m.Workforce, m.HasWorkforce = s.workforce, s.hasWorkforce
+
+	// Durations are summed in ms and divided once, so whole hours stay exact.
+	var sumMs, maxMs int64
+	for i := range s.resolved {
+		o := &s.resolved[i]
+		if ed := Day(o.end); ed < d-89 || ed > d {
+			continue
+		}
+		ms := o.end - o.start
+		m.Outages90d++
+		sumMs += ms
+		maxMs = max(maxMs, ms)
+	}
+	for i := range s.open {
+		ms := max(now-s.open[i].start, 0)
+		m.Outages90d++
+		m.OpenOutages++
+		sumMs += ms
+		maxMs = max(maxMs, ms)
+	}
+	m.RecoveryExposureHours90d = float64(sumMs) / msPerHour
+	m.MaxRecoveryHours90d = float64(maxMs) / msPerHour
+	for i := len(s.claims) - 1; i >= 0; i-- {
+		c := &s.claims[i]
+		if c.day > d {
+			continue
+		}
+		if c.day < d-364 {
+			break
+		}
+		if c.linked {
+			m.Claims365d++
+			m.ClaimAmount365dCents = satAdd(m.ClaimAmount365dCents, c.amount)
+		}
+	}
+	for i := range s.postals {
+		if ld := s.postals[i].lastDay; ld >= d-(postalWindowDays-1) && ld <= d {
+			m.DistinctPostalCodes90d++
+		}
+	}
+
+	e.plan = s.plan
+	e.hasWfChange = false
+	e.wfChange = 0
+	if s.hasWorkforce {
+		from := int64(d-int32(t.rules.HiddenGrowth.WorkforceWindowDays)+1) * DayMs
+		lo, hi := s.workforce, s.workforce
+		for i := range s.wfHist {
+			o := &s.wfHist[i]
+			if o.t > now {
+				break
+			}
+			if o.t <= from && i+1 < len(s.wfHist) && s.wfHist[i+1].t <= from {
+				continue // superseded before the window started
+			}
+			lo, hi = min(lo, o.wf), max(hi, o.wf)
+		}
+		e.hasWfChange = true
+		switch {
+		case hi == lo:
+			e.wfChange = 0
+		case lo <= 0:
+			e.wfChange = math.Inf(1) // from zero: never flat
+		default:
+			e.wfChange = float64(hi-lo) / float64(lo)
+		}
+	}
+}

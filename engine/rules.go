@@ -1,0 +1,198 @@
+package engine
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Threshold is a hysteresis pair on one metric: a segment enters when the
+// metric is >= Enter and, once held, stays while the metric is >= Exit (it
+// leaves when the metric is < Exit). Exit must be <= Enter.
+type Threshold struct {
+	Enter float64 `yaml:"enter"`
+	Exit  float64 `yaml:"exit"`
+}
+
+// HiddenGrowthRule configures HIDDEN_GROWTH (spec §6).
+type HiddenGrowthRule struct {
+	// Velocity thresholds on traffic_velocity (default enter 0.20, exit 0.15).
+	Velocity Threshold `yaml:"velocity"`
+	// WorkforceFlatTolerance is the largest (max-min)/min of the workforce
+	// values in effect during the window that still counts as flat
+	// (default 0.05).
+	WorkforceFlatTolerance float64 `yaml:"workforce_flat_tolerance"`
+	// WorkforceWindowDays is the flat-test window, days D-(N-1)..D (default 60).
+	WorkforceWindowDays int `yaml:"workforce_window_days"`
+}
+
+// OfferRules are the settings of the offers (spec §6).
+type OfferRules struct {
+	// SDWanUpsellPlan is the plan that makes a DATA_HUNGRY SIREN eligible for
+	// SD_WAN_UPSELL (default "BASIC_SIM").
+	SDWanUpsellPlan string `yaml:"sd_wan_upsell_plan"`
+	// VIPBackupMaxWorkforce: LOGICAL_VIP_BACKUP needs a known workforce
+	// strictly below this (default 50).
+	VIPBackupMaxWorkforce int32 `yaml:"vip_backup_max_workforce"`
+}
+
+// ControlGroupRule configures the universal holdout.
+type ControlGroupRule struct {
+	// Percent of SIRENs in the control group, 0..100, resolution 0.01
+	// (default 5).
+	Percent float64 `yaml:"percent"`
+	// Salt mixed into the hash; changing it reshuffles the group
+	// (default "sirenstream").
+	Salt string `yaml:"salt"`
+}
+
+// Rules are the versioned thresholds of spec §6, loaded from YAML (see
+// testdata/rules-default.yaml for every key). Keys left out of a file take
+// the DefaultRules value; unknown keys are an error; `version` is required.
+// A *Rules is read-only once handed to a Task.
+type Rules struct {
+	// Version is copied into every decision's rules_version. Required.
+	Version string `yaml:"version"`
+	// MinPopulation is the least number of scored SIRENs in a task's
+	// snapshot for intensity_percentile to be non-null (default 100).
+	MinPopulation int `yaml:"min_population"`
+	// MinPrevBytes is the least traffic_prev_30d_bytes for traffic_velocity
+	// to be non-null (default 1e9).
+	MinPrevBytes int64 `yaml:"min_prev_bytes"`
+
+	DataHungry      Threshold        `yaml:"data_hungry"`      // on intensity_percentile (80 / 75)
+	HiddenGrowth    HiddenGrowthRule `yaml:"hidden_growth"`    // on traffic_velocity + flat workforce
+	SLASensitive    Threshold        `yaml:"sla_sensitive"`    // on claims_365d (1 / 1: leaves at 0)
+	RecoveryExposed Threshold        `yaml:"recovery_exposed"` // on recovery_exposure_hours_90d (4 / 2)
+	MultiSite       Threshold        `yaml:"multi_site"`       // on distinct_postal_codes_90d (2 / 2)
+
+	Offers       OfferRules       `yaml:"offers"`
+	ControlGroup ControlGroupRule `yaml:"control_group"`
+}
+
+// DefaultRulesVersion is the Version of DefaultRules.
+const DefaultRulesVersion = "default-1"
+
+// DefaultRules returns the spec §6 defaults. Each call returns a new value.
+func DefaultRules() *Rules {
+	return &Rules{
+		Version:         DefaultRulesVersion,
+		MinPopulation:   100,
+		MinPrevBytes:    1_000_000_000,
+		DataHungry:      Threshold{Enter: 80, Exit: 75},
+		HiddenGrowth:    HiddenGrowthRule{Velocity: Threshold{Enter: 0.20, Exit: 0.15}, WorkforceFlatTolerance: 0.05, WorkforceWindowDays: 60},
+		SLASensitive:    Threshold{Enter: 1, Exit: 1},
+		RecoveryExposed: Threshold{Enter: 4, Exit: 2},
+		MultiSite:       Threshold{Enter: 2, Exit: 2},
+		Offers:          OfferRules{SDWanUpsellPlan: "BASIC_SIM", VIPBackupMaxWorkforce: 50},
+		ControlGroup:    ControlGroupRule{Percent: 5, Salt: "sirenstream"},
+	}
+}
+
+// LoadRules reads and parses a rules file (see ParseRules).
+func LoadRules(path string) (*Rules, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	r, err := ParseRules(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return r, nil
+}
+
+// ParseRules parses YAML rules over the defaults, rejects unknown keys and
+// returns the result of Validate.
+func ParseRules(b []byte) (*Rules, error) {
+	r := DefaultRules()
+	r.Version = ""
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(r); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("rules: empty document: version is required")
+		}
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Validate checks every field and names the first bad one.
+func (r *Rules) Validate() error {
+	bad := func(field string, format string, args ...any) error {
+		return fmt.Errorf("rules: %s: %s", field, fmt.Sprintf(format, args...))
+	}
+	if r == nil {
+		return errors.New("rules: nil")
+	}
+	if r.Version == "" {
+		return bad("version", "required")
+	}
+	if r.MinPopulation < 1 {
+		return bad("min_population", "must be >= 1, got %d", r.MinPopulation)
+	}
+	if r.MinPrevBytes < 1 {
+		return bad("min_prev_bytes", "must be >= 1, got %d", r.MinPrevBytes)
+	}
+	check := func(name string, t Threshold, lo, hi float64) error {
+		if !(t.Enter >= lo && t.Enter <= hi) {
+			return bad(name+".enter", "must be in [%v, %v], got %v", lo, hi, t.Enter)
+		}
+		if !(t.Exit >= lo && t.Exit <= hi) {
+			return bad(name+".exit", "must be in [%v, %v], got %v", lo, hi, t.Exit)
+		}
+		if t.Exit > t.Enter {
+			return bad(name+".exit", "must be <= enter (%v), got %v", t.Enter, t.Exit)
+		}
+		return nil
+	}
+	inf := math.Inf(1)
+	if err := check("data_hungry", r.DataHungry, 0, 100); err != nil {
+		return err
+	}
+	if err := check("hidden_growth.velocity", r.HiddenGrowth.Velocity, -1, 1e6); err != nil {
+		return err
+	}
+	if err := check("sla_sensitive", r.SLASensitive, 0, inf); err != nil {
+		return err
+	}
+	if err := check("recovery_exposed", r.RecoveryExposed, 0, inf); err != nil {
+		return err
+	}
+	if err := check("multi_site", r.MultiSite, 0, inf); err != nil {
+		return err
+	}
+	if tol := r.HiddenGrowth.WorkforceFlatTolerance; !(tol >= 0 && tol < inf) {
+		return bad("hidden_growth.workforce_flat_tolerance", "must be >= 0, got %v", tol)
+	}
+	if w := r.HiddenGrowth.WorkforceWindowDays; w < 1 || w > 365 {
+		return bad("hidden_growth.workforce_window_days", "must be in [1, 365], got %d", w)
+	}
+	if r.Offers.SDWanUpsellPlan == "" {
+		return bad("offers.sd_wan_upsell_plan", "required")
+	}
+	if r.Offers.VIPBackupMaxWorkforce < 0 {
+		return bad("offers.vip_backup_max_workforce", "must be >= 0, got %d", r.Offers.VIPBackupMaxWorkforce)
+	}
+	if p := r.ControlGroup.Percent; !(p >= 0 && p <= 100) {
+		return bad("control_group.percent", "must be in [0, 100], got %v", p)
+	}
+	return nil
+}
+
+// InControlGroup reports whether siren is in the universal holdout:
+// FNV-1a-64(salt + ":" + siren) % 10000 < round(percent*100). Stable for a
+// SIREN as long as salt and percent do not change; allocates nothing.
+func (r *Rules) InControlGroup(siren string) bool {
+	h := fnv64a(r.ControlGroup.Salt, ":", siren)
+	return h%10000 < uint64(math.Round(r.ControlGroup.Percent*100))
+}

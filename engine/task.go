@@ -1,0 +1,402 @@
+package engine
+
+import (
+	"fmt"
+	"strconv"
+)
+
+// Task is the per-partition engine: stream time, percentile snapshot, rules.
+// One goroutine owns a Task and the States of its partition; nothing in it
+// is safe for concurrent use.
+type Task struct {
+	rules *Rules
+	cfg   Config
+
+	started    bool
+	streamTime int64
+
+	snapValid bool
+	snapN     int       // population size of the snapshot
+	snap      []float64 // sorted, all values (snapN <= snapMax) or a rank sample
+	scratch   []float64
+
+	dedupDays int32 // days of event ids remembered behind the stream day
+}
+
+// NewTask returns a task with no stream time yet. rules nil means
+// DefaultRules(); rules must be valid (Rules.Validate) and not modified
+// afterwards. cfg zero values take defaults.
+func NewTask(rules *Rules, cfg Config) *Task {
+	if rules == nil {
+		rules = DefaultRules()
+	}
+	cfg = cfg.withDefaults()
+	return &Task{
+		rules:     rules,
+		cfg:       cfg,
+		dedupDays: int32((cfg.AllowedLatenessMs+DayMs-1)/DayMs) + 1,
+	}
+}
+
+// Rules returns the task's rules (read-only).
+func (t *Task) Rules() *Rules { return t.rules }
+
+// Config returns the task's config with defaults applied.
+func (t *Task) Config() Config { return t.cfg }
+
+// StreamTime is the largest event_time processed (ms); 0 before the first
+// event.
+func (t *Task) StreamTime() int64 { return t.streamTime }
+
+// StreamDay is the UTC day of StreamTime.
+func (t *Task) StreamDay() int32 { return Day(t.streamTime) }
+
+// Started reports whether the task has a stream time (an event was Stepped
+// or AdvanceTo/UnmarshalMeta set one).
+func (t *Task) Started() bool { return t.started }
+
+const (
+	maxBytesPerRecord = 1_000_000_000_000_000 // 1e15
+	maxCount          = 10_000_000
+	maxAmountCents    = 1_000_000_000_000 // 1e12
+)
+
+// Check validates ev's fields and lateness without mutating anything. The
+// error wraps ErrInvalidSIREN, ErrInvalidEvent or ErrLate (checked in that
+// order). Checks that need the SIREN's state (a RESOLVED without any known
+// start, or resolved before its STARTED) are done by Step.
+func (t *Task) Check(ev *Event) error {
+	if !ValidSIREN(ev.SIREN) {
+		return fmt.Errorf("%w: %q", ErrInvalidSIREN, ev.SIREN)
+	}
+	if ev.EventID == "" {
+		return fmt.Errorf("%w: empty event_id", ErrInvalidEvent)
+	}
+	switch ev.Kind {
+	case KindUsage:
+		if ev.BytesUp < 0 || ev.BytesDown < 0 {
+			return fmt.Errorf("%w: negative bytes (up %d, down %d)", ErrInvalidEvent, ev.BytesUp, ev.BytesDown)
+		}
+		if ev.BytesUp > maxBytesPerRecord || ev.BytesDown > maxBytesPerRecord {
+			return fmt.Errorf("%w: huge bytes (up %d, down %d)", ErrInvalidEvent, ev.BytesUp, ev.BytesDown)
+		}
+		if ev.HasActiveSIMs && (ev.ActiveSIMs < 0 || ev.ActiveSIMs > maxCount) {
+			return fmt.Errorf("%w: active_sims %d out of range", ErrInvalidEvent, ev.ActiveSIMs)
+		}
+	case KindOutage:
+		if ev.OutageID == "" {
+			return fmt.Errorf("%w: empty outage_id", ErrInvalidEvent)
+		}
+		if ev.Status != OutageStarted && ev.Status != OutageResolved {
+			return fmt.Errorf("%w: unknown outage status %d", ErrInvalidEvent, ev.Status)
+		}
+		if ev.Status == OutageResolved && ev.HasStartedAt && ev.StartedAt > ev.EventTime {
+			return fmt.Errorf("%w: started_at %d after event_time %d", ErrInvalidEvent, ev.StartedAt, ev.EventTime)
+		}
+	case KindClaim:
+		if ev.ClaimID == "" {
+			return fmt.Errorf("%w: empty claim_id", ErrInvalidEvent)
+		}
+		if ev.HasOutageID && ev.OutageID == "" {
+			return fmt.Errorf("%w: empty outage_id", ErrInvalidEvent)
+		}
+		if ev.AmountCents < 0 || ev.AmountCents > maxAmountCents {
+			return fmt.Errorf("%w: amount_cents %d out of range", ErrInvalidEvent, ev.AmountCents)
+		}
+	case KindProfile:
+		if ev.HasWorkforce && (ev.Workforce < 0 || ev.Workforce > maxCount) {
+			return fmt.Errorf("%w: workforce %d out of range", ErrInvalidEvent, ev.Workforce)
+		}
+	default:
+		return fmt.Errorf("%w: unknown kind %d", ErrInvalidEvent, ev.Kind)
+	}
+	if t.started && ev.EventTime < t.streamTime-t.cfg.AllowedLatenessMs {
+		return fmt.Errorf("%w: event_time %d < stream time %d - lateness %d", ErrLate, ev.EventTime, t.streamTime, t.cfg.AllowedLatenessMs)
+	}
+	return nil
+}
+
+// NeedsSweep reports whether ev starts a new stream day, i.e. whether the
+// caller must run the day-change sweep (AdvanceTo, Intensity/SetSnapshot over
+// every state, Evaluate over every state in SIREN order) before Step(ev).
+// It is false before the first event: no SIREN exists yet, the first Step
+// sets the stream time.
+func (t *Task) NeedsSweep(ev *Event) bool {
+	return t.started && Day(ev.EventTime) > t.StreamDay()
+}
+
+// AdvanceTo moves stream time forward to ms (never back). When the day
+// changes the percentile snapshot is dropped until SetSnapshot.
+func (t *Task) AdvanceTo(ms int64) {
+	if t.started && ms <= t.streamTime {
+		return
+	}
+	newDay := !t.started || Day(ms) != t.StreamDay()
+	t.started = true
+	t.streamTime = ms
+	if newDay {
+		t.snapValid = false
+		t.snapN = 0
+		t.snap = t.snap[:0]
+	}
+}
+
+// Intensity returns st's digital_intensity at the current stream day (ok
+// false: null). Pass-1 of the sweep collects these for SetSnapshot. Reads
+// only; allocates nothing.
+func (t *Task) Intensity(st *State) (float64, bool) {
+	t30, _, sims := st.traffic(t.StreamDay())
+	v, _, ok := st.intensity(t30, sims)
+	return v, ok
+}
+
+func (t *Task) retention() retention {
+	d := t.StreamDay()
+	return retention{
+		usageMin:   d - int32(t.cfg.UsageDays) + 1,
+		postalMin:  d - postalWindowDays + 1,
+		historyMin: d - int32(t.cfg.HistoryDays) + 1,
+		wfFrom:     int64(d-int32(t.rules.HiddenGrowth.WorkforceWindowDays)+1) * DayMs,
+		dedupMin:   d - t.dedupDays,
+	}
+}
+
+// Step applies ev (which passed Check) to st and evaluates the rules. It
+// returns true when the segment set changed; dec then holds the decision and
+// st's seq and segments are updated. Errors (nothing changed): ErrDuplicate
+// when ev.EventID was already applied to this SIREN within the dedup window
+// (allowed lateness + 1 day), ErrInvalidEvent for a RESOLVED without a known
+// start or resolved before its start, or an event of another SIREN.
+// Otherwise Step always mutates st (stream time, windows, pruning).
+// A usage event on an existing SIREN allocates nothing in steady state.
+func (t *Task) Step(st *State, ev *Event, dec *Decision) (bool, error) {
+	if ev.SIREN != st.SIREN {
+		return false, fmt.Errorf("%w: event SIREN %q on state of %q", ErrInvalidEvent, ev.SIREN, st.SIREN)
+	}
+	h := fnv64aString(ev.EventID)
+	if st.seen(h) {
+		return false, fmt.Errorf("%w: %q", ErrDuplicate, ev.EventID)
+	}
+	var start int64
+	if ev.Kind == KindOutage && ev.Status == OutageResolved {
+		if _, done := st.resolvedIndex(ev.OutageID); !done {
+			var ok bool
+			if start, ok = st.outageStart(ev); !ok {
+				return false, fmt.Errorf("%w: RESOLVED outage %q without started_at nor STARTED", ErrInvalidEvent, ev.OutageID)
+			}
+			if ev.EventTime < start {
+				return false, fmt.Errorf("%w: outage %q resolved at %d before its start %d", ErrInvalidEvent, ev.OutageID, ev.EventTime, start)
+			}
+		}
+	}
+	if !t.started || ev.EventTime > t.streamTime {
+		if !t.started || Day(ev.EventTime) != t.StreamDay() {
+			// no sweep by the caller (first event, or protocol not followed):
+			// the snapshot belongs to another day.
+			t.snapValid, t.snapN, t.snap = false, 0, t.snap[:0]
+		}
+		t.started = true
+		t.streamTime = ev.EventTime
+	}
+	d := t.StreamDay()
+	if !st.pruned || st.prunedDay != d {
+		st.prune(t.retention())
+		st.pruned, st.prunedDay = true, d
+	}
+	evDay := Day(ev.EventTime)
+	switch ev.Kind {
+	case KindUsage:
+		st.applyUsage(ev, d-int32(t.cfg.UsageDays)+1)
+	case KindOutage:
+		st.applyOutage(ev, start)
+	case KindClaim:
+		st.applyClaim(ev)
+	case KindProfile:
+		st.applyProfile(ev)
+	}
+	st.remember(h, evDay)
+	return t.Evaluate(st, dec), nil
+}
+
+// Evaluate re-evaluates st's rules at the current stream time (the day-change
+// sweep, pass 2). When the segment set changes it fills dec, increments seq,
+// stores the new set and returns true; otherwise it changes nothing (not even
+// dec) and returns false. It never prunes, so a SIREN's bytes depend only on
+// the events Stepped.
+func (t *Task) Evaluate(st *State, dec *Decision) bool {
+	var e evaluation
+	t.metrics(st, &e)
+	prev := st.segs
+	next := t.decide(prev, &e)
+	if next == prev {
+		return false
+	}
+	st.seq++
+	st.segs = next
+	t.fill(st, dec, &e, prev, next)
+	return true
+}
+
+// View fills dec with st's current view (metrics now, the held segments,
+// reasons with exit thresholds, offers, seq of the last decision) without
+// mutating st. Previous = Segments and Added = Removed = 0. Reasons whose
+// metric is now null are left out.
+func (t *Task) View(st *State, dec *Decision) {
+	var e evaluation
+	t.metrics(st, &e)
+	t.fill(st, dec, &e, st.segs, st.segs)
+}
+
+func atLeast(held bool, v float64, th Threshold) bool {
+	if held {
+		return v >= th.Exit
+	}
+	return v >= th.Enter
+}
+
+// decide applies spec §6 to the metrics given the held segments prev.
+func (t *Task) decide(prev Segments, e *evaluation) Segments {
+	r := t.rules
+	m := &e.m
+	var next Segments
+	if m.HasIntensityPercentile && atLeast(prev&DataHungry != 0, m.IntensityPercentile, r.DataHungry) {
+		next |= DataHungry
+	}
+	if next&DataHungry == 0 && m.HasTrafficVelocity &&
+		atLeast(prev&HiddenGrowth != 0, m.TrafficVelocity, r.HiddenGrowth.Velocity) &&
+		(!e.hasWfChange || e.wfChange <= r.HiddenGrowth.WorkforceFlatTolerance) {
+		next |= HiddenGrowth
+	}
+	if atLeast(prev&SLASensitive != 0, float64(m.Claims365d), r.SLASensitive) {
+		next |= SLASensitive
+	}
+	if atLeast(prev&RecoveryExposed != 0, m.RecoveryExposureHours90d, r.RecoveryExposed) {
+		next |= RecoveryExposed
+	}
+	if atLeast(prev&MultiSite != 0, float64(m.DistinctPostalCodes90d), r.MultiSite) {
+		next |= MultiSite
+	}
+	if next&(SLASensitive|DataHungry) != 0 && next&RecoveryExposed != 0 {
+		next |= ChurnRisk
+	}
+	return next
+}
+
+// Offer labels, sorted.
+const (
+	OfferGoldenHourRepair  = "GOLDEN_HOUR_REPAIR"
+	OfferGrowthPartnership = "GROWTH_PARTNERSHIP"
+	OfferLogicalVIPBackup  = "LOGICAL_VIP_BACKUP"
+	OfferMultisiteVPN      = "MULTISITE_VPN"
+	OfferSDWanUpsell       = "SD_WAN_UPSELL"
+)
+
+// Reason metric names (spec §3 metrics field names).
+const (
+	MetricIntensityPercentile = "intensity_percentile"
+	MetricTrafficVelocity     = "traffic_velocity"
+	MetricClaims365d          = "claims_365d"
+	MetricRecoveryExposure    = "recovery_exposure_hours_90d"
+	MetricDistinctPostalCodes = "distinct_postal_codes_90d"
+	MetricWorkforceChange     = "workforce_change_60d"
+)
+
+func (t *Task) fill(st *State, dec *Decision, e *evaluation, prev, next Segments) {
+	r := t.rules
+	m := &e.m
+	if st.seq > 0 {
+		dec.EventID = eventID(st.SIREN, st.seq)
+	} else {
+		dec.EventID = ""
+	}
+	dec.SIREN = st.SIREN
+	dec.Seq = st.seq
+	dec.EventTime = t.streamTime
+	dec.Segments = next
+	dec.Previous = prev
+	dec.Added = next &^ prev
+	dec.Removed = prev &^ next
+	dec.Metrics = *m
+	dec.ControlGroup = r.InControlGroup(st.SIREN)
+	dec.RulesVersion = r.Version
+
+	th := func(seg Segments, t Threshold) float64 {
+		if prev&seg != 0 {
+			return t.Exit
+		}
+		return t.Enter
+	}
+	rs := dec.Reasons[:0]
+	add := func(seg, metric string, v float64, threshold float64) {
+		rs = append(rs, Reason{Segment: seg, Metric: metric, Value: v, Threshold: threshold})
+	}
+	pct := func(seg string) {
+		if m.HasIntensityPercentile {
+			add(seg, MetricIntensityPercentile, m.IntensityPercentile, th(DataHungry, r.DataHungry))
+		}
+	}
+	claims := func(seg string) {
+		add(seg, MetricClaims365d, float64(m.Claims365d), th(SLASensitive, r.SLASensitive))
+	}
+	exposure := func(seg string) {
+		add(seg, MetricRecoveryExposure, m.RecoveryExposureHours90d, th(RecoveryExposed, r.RecoveryExposed))
+	}
+	if next&ChurnRisk != 0 {
+		const s = "CHURN_RISK"
+		if next&SLASensitive != 0 {
+			claims(s)
+		}
+		if next&DataHungry != 0 {
+			pct(s)
+		}
+		exposure(s)
+	}
+	if next&DataHungry != 0 {
+		pct("DATA_HUNGRY")
+	}
+	if next&HiddenGrowth != 0 {
+		const s = "HIDDEN_GROWTH"
+		if m.HasTrafficVelocity {
+			add(s, MetricTrafficVelocity, m.TrafficVelocity, th(HiddenGrowth, r.HiddenGrowth.Velocity))
+		}
+		if e.hasWfChange {
+			add(s, MetricWorkforceChange, e.wfChange, r.HiddenGrowth.WorkforceFlatTolerance)
+		}
+	}
+	if next&MultiSite != 0 {
+		add("MULTI_SITE", MetricDistinctPostalCodes, float64(m.DistinctPostalCodes90d), th(MultiSite, r.MultiSite))
+	}
+	if next&RecoveryExposed != 0 {
+		exposure("RECOVERY_EXPOSED")
+	}
+	if next&SLASensitive != 0 {
+		claims("SLA_SENSITIVE")
+	}
+	dec.Reasons = rs
+
+	of := dec.Offers[:0]
+	if next&RecoveryExposed != 0 {
+		of = append(of, OfferGoldenHourRepair)
+	}
+	if next&HiddenGrowth != 0 {
+		of = append(of, OfferGrowthPartnership)
+	}
+	if next&SLASensitive != 0 && m.HasWorkforce && m.Workforce < r.Offers.VIPBackupMaxWorkforce {
+		of = append(of, OfferLogicalVIPBackup)
+	}
+	if next&MultiSite != 0 {
+		of = append(of, OfferMultisiteVPN)
+	}
+	if next&DataHungry != 0 && e.plan == r.Offers.SDWanUpsellPlan {
+		of = append(of, OfferSDWanUpsell)
+	}
+	dec.Offers = of
+}
+
+func eventID(siren string, seq int64) string {
+	var buf [48]byte
+	b := append(buf[:0], siren...)
+	b = append(b, '-')
+	b = strconv.AppendInt(b, seq, 10)
+	return string(b)
+}

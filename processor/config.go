@@ -1,0 +1,200 @@
+package processor
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
+	"go.uber.org/zap"
+
+	"github.com/sirenstream/sirenstream/engine"
+	"github.com/sirenstream/sirenstream/schemas"
+	"github.com/sirenstream/sirenstream/state"
+)
+
+// Topics names every topic of the topology (spec §2-3). Zero values take the
+// spec defaults.
+type Topics struct {
+	Usage          string // default "usage"
+	Outages        string // default "outages"
+	Claims         string // default "claims"
+	Profiles       string // default "profiles"
+	SegmentChanges string // default "segment-changes"
+	ChurnAlerts    string // default "churn-alerts"
+	DLQ            string // default "sirenstream-dlq"
+}
+
+func (t *Topics) setDefaults() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&t.Usage, "usage")
+	def(&t.Outages, "outages")
+	def(&t.Claims, "claims")
+	def(&t.Profiles, "profiles")
+	def(&t.SegmentChanges, "segment-changes")
+	def(&t.ChurnAlerts, "churn-alerts")
+	def(&t.DLQ, "sirenstream-dlq")
+}
+
+// Inputs returns the input topics in merge tie-break order (engine.Kind order:
+// profiles, outages, claims, usage).
+func (t Topics) Inputs() [numInputs]string {
+	return [numInputs]string{t.Profiles, t.Outages, t.Claims, t.Usage}
+}
+
+// Kafka holds connection settings shared by the consumer group, the partition
+// readers, the writer and the admin client. TLS and SASL are applied to both
+// the Dialer and the Transport (kafka-go needs them twice).
+type Kafka struct {
+	Brokers  []string
+	ClientID string         // default "sirenstream"
+	TLS      *tls.Config    // nil: plaintext
+	SASL     sasl.Mechanism // nil: no SASL
+}
+
+// Config configures a Processor. Zero values take documented defaults;
+// Validate names the bad field.
+type Config struct {
+	Kafka  Kafka
+	Topics Topics
+	// Group is the consumer group id (default "sirenstream"). Only used by Run.
+	Group string
+	// Partitions is the partition count used when creating missing topics
+	// (default: the count of existing input topics, else 6).
+	Partitions int
+	// ReplicationFactor for created topics (default 1).
+	ReplicationFactor int
+
+	Rules  *engine.Rules // default engine.DefaultRules()
+	Engine engine.Config
+
+	// MaxFutureSkew: an event whose event_time is later than its Kafka record
+	// timestamp plus this skew is dead-lettered with reason "future"
+	// (deterministic on replay: both times are in the record). Default 24h.
+	MaxFutureSkew time.Duration
+
+	// CommitInterval bounds how long processed records wait before their
+	// outputs are flushed and their state+offsets committed (default 100ms:
+	// this is also the output latency floor). CommitRecords bounds the records
+	// per commit (default 20000).
+	CommitInterval time.Duration
+	CommitRecords  int
+	// GroupCommitInterval: how often durable offsets are also committed to the
+	// consumer group for lag tools (default 1s). Restart trusts Badger, not these.
+	GroupCommitInterval time.Duration
+	// CacheSIRENs bounds decoded SIREN states kept in memory per partition
+	// (default 50000).
+	CacheSIRENs int
+
+	Logger *zap.Logger
+	Codec  *schemas.Codec // required
+	Store  *state.Store   // required
+	// Metrics receives counters; default a no-op.
+	Metrics Metrics
+}
+
+func (c *Config) setDefaults() {
+	c.Topics.setDefaults()
+	if c.Kafka.ClientID == "" {
+		c.Kafka.ClientID = "sirenstream"
+	}
+	if c.Group == "" {
+		c.Group = "sirenstream"
+	}
+	if c.ReplicationFactor == 0 {
+		c.ReplicationFactor = 1
+	}
+	if c.Rules == nil {
+		c.Rules = engine.DefaultRules()
+	}
+	if c.MaxFutureSkew == 0 {
+		c.MaxFutureSkew = 24 * time.Hour
+	}
+	if c.CommitInterval == 0 {
+		c.CommitInterval = 100 * time.Millisecond
+	}
+	if c.CommitRecords == 0 {
+		c.CommitRecords = 20000
+	}
+	if c.GroupCommitInterval == 0 {
+		c.GroupCommitInterval = time.Second
+	}
+	if c.CacheSIRENs == 0 {
+		c.CacheSIRENs = 50000
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.Metrics == nil {
+		c.Metrics = nopMetrics{}
+	}
+}
+
+// Validate reports the first invalid field.
+func (c *Config) Validate() error {
+	if len(c.Kafka.Brokers) == 0 {
+		return errors.New("processor: Kafka.Brokers is empty")
+	}
+	if c.Codec == nil {
+		return errors.New("processor: Codec is nil")
+	}
+	if c.Store == nil {
+		return errors.New("processor: Store is nil")
+	}
+	if c.Partitions < 0 {
+		return fmt.Errorf("processor: Partitions %d < 0", c.Partitions)
+	}
+	if c.CommitRecords < 0 || c.CommitInterval < 0 {
+		return errors.New("processor: CommitRecords and CommitInterval must be >= 0")
+	}
+	if err := c.Rules.Validate(); err != nil {
+		return fmt.Errorf("processor: Rules: %w", err)
+	}
+	seen := map[string]string{}
+	for name, t := range map[string]string{
+		"Usage": c.Topics.Usage, "Outages": c.Topics.Outages, "Claims": c.Topics.Claims,
+		"Profiles": c.Topics.Profiles, "SegmentChanges": c.Topics.SegmentChanges,
+		"ChurnAlerts": c.Topics.ChurnAlerts, "DLQ": c.Topics.DLQ,
+	} {
+		if other, ok := seen[t]; ok {
+			return fmt.Errorf("processor: Topics.%s and Topics.%s are both %q", name, other, t)
+		}
+		seen[t] = name
+	}
+	return nil
+}
+
+func (k Kafka) dialer() *kafka.Dialer {
+	return &kafka.Dialer{
+		ClientID:      k.ClientID,
+		Timeout:       10 * time.Second,
+		DualStack:     true,
+		TLS:           k.TLS,
+		SASLMechanism: k.SASL,
+	}
+}
+
+func (k Kafka) transport() *kafka.Transport {
+	return &kafka.Transport{
+		ClientID:    k.ClientID,
+		TLS:         k.TLS,
+		SASL:        k.SASL,
+		DialTimeout: 10 * time.Second,
+		IdleTimeout: 30 * time.Second,
+		MetadataTTL: 10 * time.Second,
+	}
+}
+
+// Transport returns a kafka-go Transport with k's TLS and SASL settings.
+func Transport(k Kafka) *kafka.Transport {
+	if k.ClientID == "" {
+		k.ClientID = "sirenstream"
+	}
+	return k.transport()
+}

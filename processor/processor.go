@@ -1,0 +1,410 @@
+// Package processor is sirenstream's runtime: a kafka-go consumer group whose
+// members own partition numbers of the co-partitioned inputs, one task per
+// partition merging usage, outages, claims and profiles in event-time order,
+// the engine applied to each record, and the commit protocol that makes state
+// exactly-once (outputs acked → Badger txn with state+offsets → group commit).
+//
+// Topology (the whole graph, in one place):
+//
+//	inputs   profiles, outages, claims, usage   (co-partitioned, key = SIREN)
+//	   │ task p: merge by (event_time, input order, offset)
+//	   ▼
+//	engine   Check → sweep on day change → Step → Decision
+//	   │
+//	state    Badger: SIREN state + checkpoint{offsets, meta} of p, one txn
+//	   │
+//	outputs  segment-changes (+ churn-alerts when CHURN_RISK is added),
+//	         sirenstream-dlq (bad input, with reason and source coordinates)
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+)
+
+// Processor runs partition tasks. Construct with New; Run (live, consumer
+// group) or Replay (bounded backfill). Constructors start no goroutines.
+type Processor struct {
+	cfg    Config
+	log    *zap.Logger
+	client *kafka.Client
+
+	mu    sync.Mutex
+	tasks map[int32]*task
+	owned []int32
+	final map[int32]TaskProgress // progress of finished tasks
+}
+
+// New validates cfg and builds a Processor.
+func New(cfg Config) (*Processor, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Processor{
+		cfg: cfg,
+		log: cfg.Logger,
+		client: &kafka.Client{
+			Addr:      kafka.TCP(cfg.Kafka.Brokers...),
+			Timeout:   15 * time.Second,
+			Transport: cfg.Kafka.transport(),
+		},
+		tasks: map[int32]*task{},
+		final: map[int32]TaskProgress{},
+	}, nil
+}
+
+func (p *Processor) newWriter() *kafka.Writer {
+	return &kafka.Writer{
+		Addr: kafka.TCP(p.cfg.Kafka.Brokers...),
+		// Java-compatible key partitioning; Consistent hashes a nil key too
+		// (DLQ records without key) so placement is deterministic.
+		Balancer:     &kafka.Murmur2Balancer{Consistent: true},
+		RequiredAcks: kafka.RequireAll,
+		// kafka-go's default BatchTimeout is 1s; a task writes a whole commit
+		// batch at once and waits, so a short timeout only cuts latency.
+		BatchTimeout: 2 * time.Millisecond,
+		BatchSize:    5000,
+		BatchBytes:   4 << 20,
+		MaxAttempts:  5,
+		Transport:    p.cfg.Kafka.transport(),
+		ErrorLogger:  kafka.LoggerFunc(p.log.Sugar().Debugf),
+	}
+}
+
+// Run is the live processor: it joins the consumer group, runs a task per
+// owned partition, follows rebalances and returns nil when ctx ends (after a
+// clean flush) or the first fatal error (storage, configuration).
+func (p *Processor) Run(ctx context.Context) error {
+	n, err := p.EnsureTopics(ctx)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	writer := p.newWriter()
+	defer writer.Close()
+
+	inputs := p.cfg.Topics.Inputs()
+	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                p.cfg.Group,
+		Brokers:           p.cfg.Kafka.Brokers,
+		Dialer:            p.cfg.Kafka.dialer(),
+		Topics:            inputs[:],
+		GroupBalancers:    []kafka.GroupBalancer{coPartitionBalancer{}},
+		HeartbeatInterval: time.Second,
+		SessionTimeout:    10 * time.Second,
+		RebalanceTimeout:  30 * time.Second,
+		JoinGroupBackoff:  time.Second,
+		StartOffset:       kafka.FirstOffset,
+		Logger:            kafka.LoggerFunc(p.log.Sugar().Debugf),
+		ErrorLogger:       kafka.LoggerFunc(p.log.Sugar().Infof),
+	})
+	if err != nil {
+		return fmt.Errorf("consumer group %q: %w", p.cfg.Group, err)
+	}
+	p.log.Info("processor started", zap.String("group", p.cfg.Group), zap.Int("partitions", n),
+		zap.Strings("inputs", inputs[:]), zap.String("rules_version", p.cfg.Rules.Version))
+
+	var wg sync.WaitGroup
+	for ctx.Err() == nil {
+		gen, err := cg.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			p.log.Warn("consumer group: waiting for next generation", zap.Error(err))
+			sleepCtx(ctx, time.Second)
+			continue
+		}
+		owned := ownedPartitions(gen.Assignments, inputs[:])
+		p.setOwned(owned)
+		p.log.Info("partitions assigned", zap.Int32("generation", gen.ID), zap.Int32s("partitions", owned))
+		for _, part := range owned {
+			part := part
+			groupOffsets := map[string]int64{}
+			for topic, as := range gen.Assignments {
+				for _, a := range as {
+					if int32(a.ID) == part {
+						groupOffsets[topic] = a.Offset
+					}
+				}
+			}
+			wg.Add(1)
+			gen.Start(func(gctx context.Context) {
+				defer wg.Done()
+				opt := taskOptions{
+					partition:    part,
+					churnTopic:   p.cfg.Topics.ChurnAlerts,
+					groupCommit:  gen.CommitOffsets,
+					groupOffsets: groupOffsets,
+				}
+				if err := p.runTask(gctx, opt, writer); err != nil {
+					cancel(err)
+				}
+			})
+		}
+	}
+	closeErr := cg.Close()
+	wg.Wait()
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return errors.Join(cause, closeErr)
+	}
+	return nil
+}
+
+func (p *Processor) runTask(ctx context.Context, opt taskOptions, writer *kafka.Writer) error {
+	t := newTask(&p.cfg, opt, writer)
+	p.mu.Lock()
+	p.tasks[opt.partition] = t
+	p.mu.Unlock()
+	err := t.run(ctx, p.client)
+	p.mu.Lock()
+	delete(p.tasks, opt.partition)
+	p.final[opt.partition] = t.snapshot()
+	p.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("partition %d: %w", opt.partition, err)
+	}
+	p.log.Info("task stopped", zap.Int32("partition", opt.partition))
+	return nil
+}
+
+func ownedPartitions(as map[string][]kafka.PartitionAssignment, inputs []string) []int32 {
+	set := map[int32]bool{}
+	for _, topic := range inputs {
+		for _, a := range as[topic] {
+			set[int32(a.ID)] = true
+		}
+	}
+	out := make([]int32, 0, len(set))
+	for id := range set {
+		out = append(out, id)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+func (p *Processor) setOwned(owned []int32) {
+	p.mu.Lock()
+	p.owned = owned
+	p.mu.Unlock()
+	p.cfg.Metrics.Owned(owned)
+}
+
+// Owned returns the partition numbers this instance owns now.
+func (p *Processor) Owned() []int32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]int32(nil), p.owned...)
+}
+
+// Progress returns per-partition accounting of running and finished tasks,
+// sorted by partition.
+func (p *Processor) Progress() []TaskProgress {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := map[int32]TaskProgress{}
+	for k, v := range p.final {
+		m[k] = v
+	}
+	for k, t := range p.tasks {
+		m[k] = t.snapshot()
+	}
+	out := make([]TaskProgress, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Partition < out[j].Partition })
+	return out
+}
+
+// ReplayOptions bound a replay.
+type ReplayOptions struct {
+	// OutputTopic receives the segment changes (required; never the live topic
+	// unless the caller insists).
+	OutputTopic string
+	// ChurnTopic: "" writes no churn alerts.
+	ChurnTopic string
+	// DLQTopic receives the replay's dead letters (default OutputTopic+"-dlq",
+	// so a replay never duplicates the live dead-letter topic).
+	DLQTopic string
+	// From/To bound event time (zero: unbounded). Records outside are skipped
+	// and counted.
+	From, To time.Time
+	// Partitions to replay; nil = all.
+	Partitions []int32
+}
+
+// Replay processes every partition from the store's checkpoint (or the
+// beginning) up to the end offsets taken at its start, then returns. It uses
+// no consumer group, so it never disturbs the live group.
+func (p *Processor) Replay(ctx context.Context, ro ReplayOptions) error {
+	if ro.OutputTopic == "" {
+		return errors.New("replay: OutputTopic is required")
+	}
+	if ro.DLQTopic == "" {
+		ro.DLQTopic = ro.OutputTopic + "-dlq"
+	}
+	extra := []string{ro.OutputTopic, ro.DLQTopic}
+	if ro.ChurnTopic != "" {
+		extra = append(extra, ro.ChurnTopic)
+	}
+	n, err := p.EnsureTopics(ctx, extra...)
+	if err != nil {
+		return err
+	}
+	parts := ro.Partitions
+	if parts == nil {
+		for i := 0; i < n; i++ {
+			parts = append(parts, int32(i))
+		}
+	}
+	p.setOwned(parts)
+	writer := p.newWriter()
+	defer writer.Close()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	for _, part := range parts {
+		opt := taskOptions{partition: part, bounded: true, segmentTopic: ro.OutputTopic, churnTopic: ro.ChurnTopic, dlqTopic: ro.DLQTopic}
+		if !ro.From.IsZero() {
+			opt.fromMs = ro.From.UnixMilli()
+		}
+		if !ro.To.IsZero() {
+			opt.toMs = ro.To.UnixMilli()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.runTask(ctx, opt, writer); err != nil {
+				cancel(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if cause := context.Cause(ctx); cause != nil {
+		return cause
+	}
+	for _, tp := range p.Progress() {
+		if !tp.Done {
+			return fmt.Errorf("replay: partition %d did not complete", tp.Partition)
+		}
+	}
+	return nil
+}
+
+// EnsureTopics checks the input topics are co-partitioned, creates missing
+// topics (inputs with the inputs' partition count, outputs likewise) and
+// returns the input partition count. Extra names are created as outputs.
+func (p *Processor) EnsureTopics(ctx context.Context, extra ...string) (int, error) {
+	return EnsureTopics(ctx, p.cfg.Kafka, p.cfg.Topics, p.cfg.Partitions, p.cfg.ReplicationFactor, p.log, extra...)
+}
+
+// EnsureTopics is Processor.EnsureTopics for tools that have no Processor
+// (generate, bench). partitions 0 means "as existing, else 6".
+func EnsureTopics(ctx context.Context, k Kafka, t Topics, partitions, rf int, log *zap.Logger, extra ...string) (int, error) {
+	t.setDefaults()
+	if k.ClientID == "" {
+		k.ClientID = "sirenstream"
+	}
+	if rf == 0 {
+		rf = 1
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	client := &kafka.Client{Addr: kafka.TCP(k.Brokers...), Timeout: 15 * time.Second, Transport: k.transport()}
+	inputs := t.Inputs()
+	all := append(inputs[:], t.SegmentChanges, t.ChurnAlerts, t.DLQ)
+	all = append(all, extra...)
+	return ensureTopics(ctx, client, log, inputs[:], all, partitions, rf)
+}
+
+func ensureTopics(ctx context.Context, client *kafka.Client, log *zap.Logger, inputs, all []string, want, rf int) (int, error) {
+	var meta *kafka.MetadataResponse
+	var err error
+	for attempt := 0; ; attempt++ {
+		meta, err = client.Metadata(ctx, &kafka.MetadataRequest{})
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil || attempt >= 10 {
+			return 0, fmt.Errorf("kafka metadata from %s: %w", client.Addr, err)
+		}
+		sleepCtx(ctx, backoff(attempt))
+	}
+	counts := map[string]int{}
+	for _, t := range meta.Topics {
+		if t.Error == nil {
+			counts[t.Name] = len(t.Partitions)
+		}
+	}
+	n := 0
+	var have []string
+	for _, t := range inputs {
+		if c, ok := counts[t]; ok {
+			have = append(have, fmt.Sprintf("%s=%d", t, c))
+			if n == 0 {
+				n = c
+			} else if c != n {
+				return 0, fmt.Errorf("input topics are not co-partitioned (%v): usage, outages, claims and profiles must have the same partition count, keyed by SIREN with the murmur2 partitioner", have)
+			}
+		}
+	}
+	if n == 0 {
+		n = want
+		if n == 0 {
+			n = 6
+		}
+	} else if want != 0 && want != n {
+		return 0, fmt.Errorf("configured partitions %d differ from the existing input topics (%v)", want, have)
+	}
+	var create []kafka.TopicConfig
+	for _, t := range all {
+		if _, ok := counts[t]; !ok {
+			create = append(create, kafka.TopicConfig{Topic: t, NumPartitions: n, ReplicationFactor: rf})
+		}
+	}
+	if len(create) > 0 {
+		resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: create})
+		if err != nil {
+			return 0, fmt.Errorf("create topics: %w", err)
+		}
+		for name, e := range resp.Errors {
+			if e != nil && !errors.Is(e, kafka.TopicAlreadyExists) {
+				return 0, fmt.Errorf("create topic %s: %w", name, e)
+			}
+		}
+		names := make([]string, 0, len(create))
+		for _, c := range create {
+			names = append(names, c.Topic)
+		}
+		log.Info("created topics", zap.Strings("topics", names), zap.Int("partitions", n))
+		// Wait until the metadata shows them, so readers find leaders.
+		for attempt := 0; attempt < 50; attempt++ {
+			m, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
+			if err == nil {
+				ok := true
+				for _, t := range m.Topics {
+					if t.Error != nil || len(t.Partitions) != n {
+						ok = false
+					}
+				}
+				if ok && len(m.Topics) == len(names) {
+					break
+				}
+			}
+			sleepCtx(ctx, 100*time.Millisecond)
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,767 @@
+package processor
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/sirenstream/sirenstream/engine"
+	"github.com/sirenstream/sirenstream/schemas"
+	"github.com/sirenstream/sirenstream/state"
+)
+
+const numInputs = 4
+
+// item is one fetched input record, decoded by its reader goroutine.
+type item struct {
+	msg kafka.Message
+	ev  engine.Event
+	err error // decode error: the record goes to the DLQ
+}
+
+// key orders items in the event-time merge: bad records first (they change
+// nothing), then event time; ties are broken by input index (profiles,
+// outages, claims, usage) by the caller.
+func (it *item) key() int64 {
+	if it.err != nil {
+		return math.MinInt64
+	}
+	return it.ev.EventTime
+}
+
+// taskOptions are what differ between a live task (Run) and a bounded one
+// (Replay).
+type taskOptions struct {
+	partition int32
+	// bounded: stop once every input reached end (offsets taken at start).
+	bounded bool
+	// fromMs/toMs filter by event time in replays (0 = unbounded); records
+	// outside are counted as skipped.
+	fromMs, toMs int64
+	// segmentTopic overrides the segment-changes topic (replay --output-topic);
+	// churnTopic "" disables churn alerts.
+	segmentTopic string
+	churnTopic   string
+	// dlqTopic overrides the dead-letter topic (replays use their own).
+	dlqTopic string
+	// groupCommit, when set, receives durable offsets (rate limited).
+	groupCommit func(offsets map[string]map[int]int64) error
+	// groupOffsets are the consumer group's committed offsets, used only when
+	// the store has no checkpoint for the partition (-2/-1 = none).
+	groupOffsets map[string]int64
+}
+
+// task processes one partition number over all co-partitioned inputs. It is
+// owned by one goroutine: no locks on the hot path.
+type task struct {
+	cfg    *Config
+	opt    taskOptions
+	log    *zap.Logger
+	inputs [numInputs]string
+	eng    *engine.Task
+	cache  *state.Cache[*engine.State]
+	writer *kafka.Writer
+
+	next [numInputs]int64 // next offset to process per input
+	end  [numInputs]int64 // bounded: stop offsets
+	hwm  [numInputs]int64 // latest known high watermark
+	buf  [numInputs][]item
+
+	sweeping    bool
+	sweepCursor string
+
+	outputs      []kafka.Message
+	uncommitted  int // records processed since the last commit
+	dirtyOffsets bool
+	lastCommit   time.Time
+	lastGroup    time.Time
+	dec          engine.Decision
+	vals         []float64
+	meta         []byte
+
+	// counters, read by Progress via atomic snapshot under mu
+	mu       sync.Mutex
+	progress TaskProgress
+}
+
+// TaskProgress is a snapshot of one task's accounting: records in =
+// processed + dead-lettered (+ skipped by replay bounds).
+type TaskProgress struct {
+	Partition    int32
+	Consumed     int64
+	Processed    int64
+	DeadLettered int64
+	Skipped      int64
+	Changes      int64
+	StreamTime   int64
+	Lag          int64 // sum over inputs of hwm - next
+	CaughtUp     bool
+	Done         bool
+}
+
+func newTask(cfg *Config, opt taskOptions, writer *kafka.Writer) *task {
+	t := &task{
+		cfg:    cfg,
+		opt:    opt,
+		log:    cfg.Logger.With(zap.Int32("partition", opt.partition)),
+		inputs: cfg.Topics.Inputs(),
+		eng:    engine.NewTask(cfg.Rules, cfg.Engine),
+		writer: writer,
+	}
+	t.cache = state.NewCache[*engine.State](cfg.Store, opt.partition, stateCodec{}, cfg.CacheSIRENs)
+	if t.opt.segmentTopic == "" {
+		t.opt.segmentTopic = cfg.Topics.SegmentChanges
+	}
+	if t.opt.dlqTopic == "" {
+		t.opt.dlqTopic = cfg.Topics.DLQ
+	}
+	t.progress.Partition = opt.partition
+	return t
+}
+
+// stateCodec adapts engine.State to the state cache.
+type stateCodec struct{}
+
+func (stateCodec) Marshal(dst []byte, v *engine.State) []byte { return v.AppendBinary(dst) }
+func (stateCodec) Unmarshal(siren string, b []byte) (*engine.State, error) {
+	return engine.UnmarshalState(siren, b)
+}
+
+// Checkpoint meta layout (version 1): [1][flags][uvarint len][sweep cursor][engine meta].
+const metaVersion = 1
+
+func (t *task) appendMeta(dst []byte) []byte {
+	dst = append(dst, metaVersion)
+	var flags byte
+	if t.sweeping {
+		flags |= 1
+	}
+	dst = append(dst, flags)
+	dst = binary.AppendUvarint(dst, uint64(len(t.sweepCursor)))
+	dst = append(dst, t.sweepCursor...)
+	return t.eng.AppendMeta(dst)
+}
+
+func (t *task) loadMeta(b []byte) error {
+	if len(b) < 2 || b[0] != metaVersion {
+		return fmt.Errorf("checkpoint meta: unknown version or short (%d bytes)", len(b))
+	}
+	t.sweeping = b[1]&1 != 0
+	n, k := binary.Uvarint(b[2:])
+	if k <= 0 || uint64(len(b)-2-k) < n {
+		return errors.New("checkpoint meta: bad sweep cursor")
+	}
+	t.sweepCursor = string(b[2+k : 2+k+int(n)])
+	return t.eng.UnmarshalMeta(b[2+k+int(n):])
+}
+
+// load restores offsets and engine meta from the store. Without a checkpoint
+// the task starts from the earliest offsets: state is a function of the whole
+// input history, so starting from the group's offsets without state would be
+// wrong (the changelog restore covers moved partitions).
+func (t *task) load(ctx context.Context, client *kafka.Client) error {
+	cp, ok, err := t.cfg.Store.Checkpoint(t.opt.partition)
+	if err != nil {
+		return fmt.Errorf("partition %d: load checkpoint: %w", t.opt.partition, err)
+	}
+	first, last, err := listOffsets(ctx, client, t.inputs[:], t.opt.partition)
+	if err != nil {
+		return err
+	}
+	for i, topic := range t.inputs {
+		t.next[i] = first[i]
+		if ok {
+			if off, has := cp.Offsets[topic]; has {
+				t.next[i] = off
+			}
+		}
+		if t.next[i] < first[i] {
+			// Retention deleted records we never processed: say so loudly.
+			t.log.Warn("stored offset is before the log start: records were deleted before processing",
+				zap.String("topic", topic), zap.Int64("stored", t.next[i]), zap.Int64("log_start", first[i]))
+			t.next[i] = first[i]
+		}
+		t.hwm[i] = last[i]
+		t.end[i] = last[i]
+	}
+	if ok {
+		if err := t.loadMeta(cp.Meta); err != nil {
+			return fmt.Errorf("partition %d: %w", t.opt.partition, err)
+		}
+	}
+	t.log.Info("task loaded",
+		zap.Bool("checkpoint", ok),
+		zap.Int64s("next_offsets", t.next[:]),
+		zap.Int64s("end_offsets", t.end[:]),
+		zap.Time("stream_time", time.UnixMilli(t.eng.StreamTime()).UTC()),
+		zap.Bool("resume_sweep", t.sweeping))
+	return nil
+}
+
+func listOffsets(ctx context.Context, client *kafka.Client, topics []string, p int32) (first, last []int64, err error) {
+	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	for _, t := range topics {
+		req.Topics[t] = []kafka.OffsetRequest{kafka.FirstOffsetOf(int(p)), kafka.LastOffsetOf(int(p))}
+	}
+	var resp *kafka.ListOffsetsResponse
+	for attempt := 0; ; attempt++ {
+		resp, err = client.ListOffsets(ctx, req)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil || attempt >= 20 {
+			return nil, nil, fmt.Errorf("partition %d: list offsets: %w", p, err)
+		}
+		sleepCtx(ctx, backoff(attempt))
+	}
+	first = make([]int64, len(topics))
+	last = make([]int64, len(topics))
+	for i, t := range topics {
+		found := false
+		for _, po := range resp.Topics[t] {
+			if int32(po.Partition) != p {
+				continue
+			}
+			if po.Error != nil {
+				return nil, nil, fmt.Errorf("list offsets %s/%d: %w", t, p, po.Error)
+			}
+			first[i], last[i] = po.FirstOffset, po.LastOffset
+			found = true
+		}
+		if !found {
+			return nil, nil, fmt.Errorf("list offsets %s/%d: partition missing from answer", t, p)
+		}
+	}
+	return first, last, nil
+}
+
+// run processes the partition until ctx ends (live) or the end offsets are
+// reached (bounded). It flushes and commits before returning. Errors are
+// fatal (storage, output); a nil return after ctx ended is a clean stop.
+func (t *task) run(ctx context.Context, client *kafka.Client) (err error) {
+	if err := t.load(ctx, client); err != nil {
+		return err
+	}
+	t.lastCommit = time.Now()
+	defer func() {
+		// Revocation or shutdown: flush what was processed, with a fresh
+		// deadline since ctx may be done.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if cerr := t.commit(fctx, true); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+		t.cache.Reset()
+		t.setDone()
+	}()
+	if t.sweeping {
+		if err := t.sweepEvaluate(ctx); err != nil {
+			return err
+		}
+	}
+
+	items := make(chan readerItem, 4096)
+	rctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	for i := range t.inputs {
+		if t.opt.bounded && t.next[i] >= t.end[i] {
+			continue
+		}
+		stop := int64(-1)
+		if t.opt.bounded {
+			stop = t.end[i]
+		}
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			t.read(rctx, i, t.next[i], stop, items)
+		}(i)
+	}
+
+	ticker := time.NewTicker(t.cfg.CommitInterval / 2)
+	defer ticker.Stop()
+	for {
+		if err := t.drain(ctx); err != nil {
+			return err
+		}
+		if t.opt.bounded && t.allDone() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case ri := <-items:
+			t.accept(ri)
+			// Take whatever else is already waiting without blocking.
+			for more := true; more; {
+				select {
+				case ri := <-items:
+					t.accept(ri)
+				default:
+					more = false
+				}
+			}
+		case <-ticker.C:
+			if time.Since(t.lastCommit) >= t.cfg.CommitInterval {
+				if err := t.commit(ctx, false); err != nil {
+					return err
+				}
+			}
+			t.updateProgress()
+		}
+	}
+}
+
+type readerItem struct {
+	in int
+	it item
+}
+
+func (t *task) accept(ri readerItem) {
+	in := ri.in
+	if hw := ri.it.msg.HighWaterMark; hw > t.hwm[in] {
+		t.hwm[in] = hw
+	}
+	if t.opt.bounded && ri.it.msg.Offset >= t.end[in] {
+		return
+	}
+	if ri.it.msg.Offset < t.next[in] {
+		return // already processed (reader restarted before our offset)
+	}
+	t.buf[in] = append(t.buf[in], ri.it)
+}
+
+func (t *task) allDone() bool {
+	for i := range t.next {
+		if t.next[i] < t.end[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// pick returns the input whose head record is next in event-time order, or -1
+// when the merge must wait: an input with nothing buffered that is not caught
+// up to its high watermark may still hold an earlier record (spec §4).
+func (t *task) pick() int {
+	best := -1
+	var bestKey int64
+	for i := range t.buf {
+		if len(t.buf[i]) == 0 {
+			if t.opt.bounded {
+				if t.next[i] >= t.end[i] {
+					continue
+				}
+				return -1
+			}
+			if t.next[i] >= t.hwm[i] {
+				continue // caught up: do not wait for it
+			}
+			return -1
+		}
+		k := t.buf[i][0].key()
+		if best < 0 || k < bestKey {
+			best, bestKey = i, k
+		}
+	}
+	return best
+}
+
+// drain processes every record the merge can decide now.
+func (t *task) drain(ctx context.Context) error {
+	for n := 0; ; n++ {
+		in := t.pick()
+		if in < 0 {
+			return nil
+		}
+		it := &t.buf[in][0]
+		if err := t.process(ctx, in, it); err != nil {
+			return err
+		}
+		t.buf[in][0] = item{}
+		t.buf[in] = t.buf[in][1:]
+		if len(t.buf[in]) == 0 {
+			t.buf[in] = t.buf[in][:0:0]
+		}
+		if t.uncommitted >= t.cfg.CommitRecords ||
+			(n&255 == 255 && time.Since(t.lastCommit) >= t.cfg.CommitInterval) ||
+			t.cache.DirtyBytesEstimate() >= t.cfg.Store.MaxCommitBytes()/2 {
+			if err := t.commit(ctx, false); err != nil {
+				return err
+			}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// process applies one record: DLQ, skip, sweep, step. It sets the input's
+// next offset only once the record's effects are in the pending batch.
+func (t *task) process(ctx context.Context, in int, it *item) error {
+	topic := t.inputs[in]
+	t.cfg.Metrics.Consumed(topic, t.opt.partition)
+	t.count(func(p *TaskProgress) { p.Consumed++ })
+	done := func() {
+		t.next[in] = it.msg.Offset + 1
+		t.uncommitted++
+		t.dirtyOffsets = true
+	}
+	if it.err != nil {
+		t.deadLetter(in, it, schemas.DLQReason(it.err), it.err)
+		done()
+		return nil
+	}
+	ev := &it.ev
+	if (t.opt.fromMs != 0 && ev.EventTime < t.opt.fromMs) || (t.opt.toMs != 0 && ev.EventTime >= t.opt.toMs) {
+		t.count(func(p *TaskProgress) { p.Skipped++ })
+		done()
+		return nil
+	}
+	if err := t.eng.Check(ev); err != nil {
+		t.deadLetter(in, it, engine.DLQReason(err), err)
+		done()
+		return nil
+	}
+	if string(it.msg.Key) != ev.SIREN {
+		t.deadLetter(in, it, "key_mismatch",
+			fmt.Errorf("record key %q is not the event's SIREN %q: co-partitioning needs key = SIREN", it.msg.Key, ev.SIREN))
+		done()
+		return nil
+	}
+	if ts := it.msg.Time; !ts.IsZero() && ev.EventTime > ts.UnixMilli()+t.cfg.MaxFutureSkew.Milliseconds() {
+		t.deadLetter(in, it, "future", fmt.Errorf("%w: event_time %s is more than %s after the record timestamp %s",
+			engine.ErrFuture, time.UnixMilli(ev.EventTime).UTC().Format(time.RFC3339), t.cfg.MaxFutureSkew, ts.UTC().Format(time.RFC3339)))
+		done()
+		return nil
+	}
+	if t.eng.NeedsSweep(ev) {
+		if err := t.sweep(ctx, ev.EventTime); err != nil {
+			return err
+		}
+	}
+	st, found, err := t.cache.Get(ev.SIREN)
+	if err != nil {
+		return fmt.Errorf("%s/%d@%d: load state of %s: %w", topic, t.opt.partition, it.msg.Offset, ev.SIREN, err)
+	}
+	if !found {
+		st = engine.NewState(ev.SIREN)
+	}
+	changed, err := t.eng.Step(st, ev, &t.dec)
+	if err != nil {
+		t.deadLetter(in, it, engine.DLQReason(err), err)
+		done()
+		return nil
+	}
+	t.cache.Put(ev.SIREN, st)
+	if changed {
+		t.emit(&t.dec)
+	}
+	t.cfg.Metrics.Processed(topic, t.opt.partition)
+	t.count(func(p *TaskProgress) { p.Processed++ })
+	done()
+	return nil
+}
+
+func (t *task) deadLetter(in int, it *item, reason string, cause error) {
+	topic := t.inputs[in]
+	t.cfg.Metrics.DeadLettered(topic, t.opt.partition, reason)
+	t.count(func(p *TaskProgress) { p.DeadLettered++ })
+	t.outputs = append(t.outputs, kafka.Message{
+		Topic: t.opt.dlqTopic,
+		Key:   it.msg.Key,
+		Value: it.msg.Value,
+		Headers: []kafka.Header{
+			{Key: "error", Value: []byte(reason)},
+			{Key: "error.detail", Value: []byte(cause.Error())},
+			{Key: "source.topic", Value: []byte(topic)},
+			{Key: "source.partition", Value: []byte(strconv.Itoa(int(t.opt.partition)))},
+			{Key: "source.offset", Value: []byte(strconv.FormatInt(it.msg.Offset, 10))},
+		},
+	})
+}
+
+func (t *task) emit(d *engine.Decision) {
+	val := schemas.AppendSegmentChange(nil, d)
+	key := []byte(d.SIREN)
+	t.outputs = append(t.outputs, kafka.Message{Topic: t.opt.segmentTopic, Key: key, Value: val})
+	if d.Added&engine.ChurnRisk != 0 && t.opt.churnTopic != "" {
+		t.outputs = append(t.outputs, kafka.Message{Topic: t.opt.churnTopic, Key: key, Value: val})
+	}
+	for _, s := range d.Added.Names() {
+		t.cfg.Metrics.Transition(s, true)
+	}
+	for _, s := range d.Removed.Names() {
+		t.cfg.Metrics.Transition(s, false)
+	}
+	t.count(func(p *TaskProgress) { p.Changes++ })
+}
+
+// sweep starts a new stream day: every SIREN of the partition is re-evaluated
+// so windows slide without new events (spec §4). Pass 1 builds the percentile
+// snapshot; pass 2 evaluates in SIREN order and commits in chunks with a
+// cursor, so a crash resumes the sweep exactly where it stopped.
+func (t *task) sweep(ctx context.Context, newTime int64) error {
+	if err := t.commit(ctx, true); err != nil {
+		return err
+	}
+	t.eng.AdvanceTo(newTime)
+	t.vals = t.vals[:0]
+	err := t.cfg.Store.Scan(t.opt.partition, func(siren string, val []byte) error {
+		st, err := engine.UnmarshalState(siren, val)
+		if err != nil {
+			return fmt.Errorf("partition %d: decode state of %s: %w", t.opt.partition, siren, err)
+		}
+		if v, ok := t.eng.Intensity(st); ok {
+			t.vals = append(t.vals, v)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	t.eng.SetSnapshot(t.vals)
+	t.sweeping, t.sweepCursor = true, ""
+	t.dirtyOffsets = true
+	return t.sweepEvaluate(ctx)
+}
+
+var errChunkFull = errors.New("sweep chunk full")
+
+func (t *task) sweepEvaluate(ctx context.Context) error {
+	chunk := t.cfg.CommitRecords
+	for {
+		n := 0
+		err := t.cfg.Store.ScanFrom(t.opt.partition, t.sweepCursor, func(siren string, val []byte) error {
+			st, err := engine.UnmarshalState(siren, val)
+			if err != nil {
+				return fmt.Errorf("partition %d: decode state of %s: %w", t.opt.partition, siren, err)
+			}
+			if t.eng.Evaluate(st, &t.dec) {
+				t.cache.Put(siren, st)
+				t.emit(&t.dec)
+			}
+			t.sweepCursor = siren
+			n++
+			if t.cache.DirtyCount() >= chunk || t.cache.DirtyBytesEstimate() >= t.cfg.Store.MaxCommitBytes()/2 {
+				return errChunkFull
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errChunkFull) {
+			return err
+		}
+		if err == nil {
+			t.sweeping, t.sweepCursor = false, ""
+		}
+		t.dirtyOffsets = true
+		if cerr := t.commit(ctx, true); cerr != nil {
+			return cerr
+		}
+		if err == nil {
+			return nil
+		}
+	}
+}
+
+// commit runs the commit protocol of design.md: (1) outputs flushed and
+// acknowledged, (2) one Badger transaction with dirty states, input offsets
+// and task meta, (3) offsets to the consumer group (lag tools only).
+func (t *task) commit(ctx context.Context, force bool) error {
+	if len(t.outputs) == 0 && t.cache.DirtyCount() == 0 && !t.dirtyOffsets {
+		t.lastCommit = time.Now()
+		return nil
+	}
+	start := time.Now()
+	if len(t.outputs) > 0 {
+		if err := t.write(ctx, t.outputs); err != nil {
+			return err
+		}
+		for i := range t.outputs {
+			t.outputs[i] = kafka.Message{}
+		}
+		t.outputs = t.outputs[:0]
+	}
+	offsets := make(map[string]int64, numInputs)
+	for i, topic := range t.inputs {
+		offsets[topic] = t.next[i]
+	}
+	t.meta = t.appendMeta(t.meta[:0])
+	states := t.cache.DirtyCount()
+	if _, err := t.cache.Flush(state.Checkpoint{Offsets: offsets, Meta: append([]byte(nil), t.meta...)}); err != nil {
+		return fmt.Errorf("partition %d: commit state: %w", t.opt.partition, err)
+	}
+	t.uncommitted = 0
+	t.dirtyOffsets = false
+	t.lastCommit = time.Now()
+	t.cfg.Metrics.Commit(t.opt.partition, time.Since(start), states)
+	t.updateProgress()
+	if t.opt.groupCommit != nil && (force || time.Since(t.lastGroup) >= t.cfg.GroupCommitInterval) {
+		g := map[string]map[int]int64{}
+		for topic, off := range offsets {
+			g[topic] = map[int]int64{int(t.opt.partition): off}
+		}
+		if err := t.opt.groupCommit(g); err != nil {
+			// Not fatal: restart trusts Badger. Lag tools see stale offsets.
+			t.log.Warn("group offset commit failed", zap.Error(err))
+		}
+		t.lastGroup = time.Now()
+	}
+	return nil
+}
+
+// write sends outputs and waits for acks=all, retrying until ctx ends: an
+// output or DLQ topic that cannot be written stops progress instead of
+// dropping data (nothing is committed past it).
+func (t *task) write(ctx context.Context, msgs []kafka.Message) error {
+	for attempt := 0; ; attempt++ {
+		err := t.writer.WriteMessages(ctx, msgs...)
+		if err == nil {
+			return nil
+		}
+		var werr kafka.WriteErrors
+		if errors.As(err, &werr) {
+			// Keep only the failed messages for the retry, in order.
+			var failed []kafka.Message
+			for i, e := range werr {
+				if e != nil {
+					failed = append(failed, msgs[i])
+				}
+			}
+			if len(failed) > 0 {
+				msgs = failed
+			}
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("partition %d: write %d outputs: %w (state not committed; they will be re-produced)", t.opt.partition, len(msgs), err)
+		}
+		t.log.Warn("output write failed; retrying (progress is paused)", zap.Error(err), zap.Int("attempt", attempt+1))
+		sleepCtx(ctx, backoff(attempt))
+	}
+}
+
+// read feeds one input partition into the merge, decoding in this goroutine.
+func (t *task) read(ctx context.Context, in int, from, stop int64, out chan<- readerItem) {
+	topic := t.inputs[in]
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:        t.cfg.Kafka.Brokers,
+		Topic:          topic,
+		Partition:      int(t.opt.partition),
+		Dialer:         t.cfg.Kafka.dialer(),
+		MinBytes:       1,
+		MaxBytes:       8 << 20,
+		MaxWait:        250 * time.Millisecond,
+		QueueCapacity:  1000,
+		ReadBackoffMin: 50 * time.Millisecond,
+		ReadBackoffMax: 2 * time.Second,
+		ErrorLogger:    kafka.LoggerFunc(t.log.Sugar().With("topic", topic).Debugf),
+	})
+	defer r.Close()
+	if err := r.SetOffset(from); err != nil {
+		t.log.Error("set reader offset", zap.String("topic", topic), zap.Error(err))
+		return
+	}
+	kind := engine.Kind(in)
+	for attempt := 0; ; {
+		msg, err := r.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			t.log.Warn("fetch failed; retrying", zap.String("topic", topic), zap.Error(err))
+			sleepCtx(ctx, backoff(attempt))
+			attempt++
+			continue
+		}
+		attempt = 0
+		ri := readerItem{in: in, it: item{msg: msg}}
+		if stop < 0 || msg.Offset < stop {
+			t.decode(ctx, kind, &ri.it)
+		}
+		select {
+		case out <- ri:
+		case <-ctx.Done():
+			return
+		}
+		if stop >= 0 && msg.Offset+1 >= stop {
+			return
+		}
+	}
+}
+
+// decode fills it.ev or it.err. A schema-registry outage is not the record's
+// fault: retry until it answers instead of dead-lettering.
+func (t *task) decode(ctx context.Context, kind engine.Kind, it *item) {
+	for attempt := 0; ; attempt++ {
+		err := t.cfg.Codec.Decode(ctx, kind, it.msg.Value, &it.ev)
+		if err == nil || !errors.Is(err, schemas.ErrRegistry) || ctx.Err() != nil {
+			it.err = err
+			return
+		}
+		t.log.Warn("schema registry unavailable; retrying", zap.Error(err))
+		sleepCtx(ctx, backoff(attempt))
+	}
+}
+
+func (t *task) count(f func(p *TaskProgress)) {
+	t.mu.Lock()
+	f(&t.progress)
+	t.mu.Unlock()
+}
+
+func (t *task) updateProgress() {
+	var lag int64
+	caught := true
+	for i := range t.next {
+		l := t.hwm[i] - t.next[i] - int64(len(t.buf[i]))
+		if l < 0 {
+			l = 0
+		}
+		if t.hwm[i] > t.next[i] {
+			caught = false
+		}
+		t.cfg.Metrics.Lag(t.inputs[i], t.opt.partition, t.hwm[i]-t.next[i])
+		lag += l
+	}
+	st := t.eng.StreamTime()
+	t.cfg.Metrics.StreamTime(t.opt.partition, st)
+	t.count(func(p *TaskProgress) {
+		p.Lag, p.CaughtUp, p.StreamTime = lag, caught && len(t.outputs) == 0 && t.cache.DirtyCount() == 0, st
+	})
+}
+
+func (t *task) setDone() {
+	t.count(func(p *TaskProgress) { p.Done = true })
+}
+
+func (t *task) snapshot() TaskProgress {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.progress
+}
+
+func backoff(attempt int) time.Duration {
+	d := 50 * time.Millisecond << min(attempt, 6)
+	return min(d, 3*time.Second)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-ctx.Done():
+	case <-tm.C:
+	}
+}

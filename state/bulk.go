@@ -1,0 +1,109 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Bulk writes many states of one partition fast and NON-atomically (Badger WriteBatch), for
+// restoring a partition from its changelog. The checkpoint of the partition is deleted before the
+// first state is written and written again only by Finish, in its own transaction after every
+// state is durable: an interrupted restore leaves no checkpoint, which the task reads as "restore
+// again". Call DropPartition first if the partition may hold stale states. Not safe for
+// concurrent use.
+type Bulk struct {
+	s       *Store
+	p       int32
+	wb      *badger.WriteBatch
+	started bool
+	done    bool
+	err     error
+}
+
+// BulkWriter starts a bulk restore of partition p.
+func (s *Store) BulkWriter(p int32) *Bulk {
+	return &Bulk{s: s, p: p}
+}
+
+func (b *Bulk) start() error {
+	if b.err != nil {
+		return b.err
+	}
+	if b.done {
+		return fmt.Errorf("state: bulk restore of partition %d already finished or cancelled", b.p)
+	}
+	if b.started {
+		return nil
+	}
+	if err := checkPartition(b.p); err != nil {
+		b.err = err
+		return err
+	}
+	if b.s.opts.ReadOnly {
+		b.err = b.s.wrap("bulk restore", b.p, ErrReadOnly)
+		return b.err
+	}
+	if err := b.s.db.Update(func(txn *badger.Txn) error { return txn.Delete(checkpointKey(b.p)) }); err != nil {
+		b.err = b.s.wrap("bulk restore: delete checkpoint of", b.p, err)
+		return b.err
+	}
+	b.wb = b.s.db.NewWriteBatch()
+	b.started = true
+	return nil
+}
+
+// Put queues one state (nil val deletes the SIREN). val is copied. Errors are sticky.
+func (b *Bulk) Put(siren string, val []byte) error {
+	if err := b.start(); err != nil {
+		return err
+	}
+	if err := checkSIREN(b.p, siren); err != nil {
+		return err
+	}
+	key := stateKey(make([]byte, 0, 1+partitionLen+len(siren)), b.p, siren)
+	var err error
+	if val == nil {
+		err = b.wb.Delete(key)
+	} else {
+		err = b.wb.Set(key, append([]byte(nil), val...))
+	}
+	if err != nil {
+		b.err = b.s.wrap("bulk restore", b.p, err)
+		return b.err
+	}
+	return nil
+}
+
+// Finish flushes the queued states, then commits cp as the partition's checkpoint.
+func (b *Bulk) Finish(cp Checkpoint) error {
+	if err := b.start(); err != nil {
+		return err
+	}
+	b.done = true
+	if err := b.wb.Flush(); err != nil {
+		b.err = b.s.wrap("bulk restore: flush states of", b.p, err)
+		return b.err
+	}
+	if err := b.s.Commit(b.p, nil, cp); err != nil {
+		b.err = err
+		return err
+	}
+	return nil
+}
+
+// Cancel discards queued states not yet written (some may already be). The partition is left
+// without a checkpoint. Safe to call after Finish (no-op).
+func (b *Bulk) Cancel() {
+	if b.done {
+		return
+	}
+	if b.wb != nil {
+		b.wb.Cancel()
+	}
+	b.done = true
+	if b.err == nil {
+		b.err = errors.New("state: bulk restore cancelled")
+	}
+}

@@ -1,0 +1,348 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Codec encodes the states held by a Cache. It is the caller's (engine-specific) type.
+type Codec[V any] interface {
+	// Marshal appends the encoding of v to dst and returns the extended slice.
+	Marshal(dst []byte, v V) []byte
+	// Unmarshal decodes the state of siren. b is only valid during the call: do not retain it.
+	Unmarshal(siren string, b []byte) (V, error)
+}
+
+// Cache is the write-behind cache of one partition's states: reads hit memory first, writes
+// only mark the entry dirty, and Flush (or Encode + CommitEncoded) writes each dirty SIREN once
+// per commit, together with the checkpoint, in one Store transaction.
+//
+// At most maxClean clean entries are kept (least recently used evicted first); dirty entries are
+// never evicted, so the caller bounds them by flushing when DirtyCount / DirtyBytesEstimate
+// approach Store.MaxCommitEntries / MaxCommitBytes.
+//
+// Contract for mutable V (pointers): the cache holds v itself, not a copy. After mutating a
+// value obtained from Get, call Put (or the change may be lost when the clean entry is evicted).
+//
+// Not safe for concurrent use: one task goroutine owns it.
+type Cache[V any] struct {
+	store    *Store
+	p        int32
+	codec    Codec[V]
+	maxClean int
+
+	m          map[string]*cacheEntry[V]
+	dirty      []*cacheEntry[V] // entries with dirty set, unordered
+	dirtyBytes int64
+	lru        cacheEntry[V] // sentinel of the ring of clean entries, most recent first
+	clean      int
+	avgSize    int64 // moving average of encoded sizes, for estimates
+
+	pending []pendingEntry[V] // what the last Encode returned, for CommitEncoded
+}
+
+type cacheEntry[V any] struct {
+	siren      string
+	v          V
+	gen        uint64 // bumped by every Put/Delete: detects a change between Encode and commit
+	size       int64  // last known encoded size, -1 if unknown
+	dirtyCost  int64  // what this entry added to dirtyBytes
+	dirty      bool
+	deleted    bool // dirty tombstone
+	prev, next *cacheEntry[V]
+}
+
+type pendingEntry[V any] struct {
+	e   *cacheEntry[V]
+	gen uint64
+}
+
+const initialAvgSize = 256
+
+// NewCache returns an empty cache for partition p of store. maxClean < 0 is treated as 0.
+func NewCache[V any](store *Store, p int32, codec Codec[V], maxClean int) *Cache[V] {
+	c := &Cache[V]{store: store, p: p, codec: codec, maxClean: max(maxClean, 0)}
+	c.Reset()
+	return c
+}
+
+// Get returns the state of siren: from memory if cached, else decoded from the store (and cached
+// clean), else found=false. Cost of a hit: one map lookup; of a miss: a Badger read and a decode.
+func (c *Cache[V]) Get(siren string) (v V, found bool, err error) {
+	if e := c.m[siren]; e != nil {
+		if e.deleted {
+			return v, false, nil
+		}
+		if !e.dirty {
+			c.unlink(e)
+			c.pushFront(e)
+		}
+		return e.v, true, nil
+	}
+	b, err := c.store.Get(c.p, siren)
+	if err != nil || b == nil {
+		return v, false, err
+	}
+	v, err = c.codec.Unmarshal(siren, b)
+	if err != nil {
+		return v, false, fmt.Errorf("state: decode partition %d SIREN %s: %w", c.p, siren, err)
+	}
+	c.observeSize(int64(len(b)))
+	e := &cacheEntry[V]{siren: siren, v: v, size: int64(len(b))}
+	c.m[siren] = e
+	c.pushFront(e)
+	c.clean++
+	c.evict()
+	return v, true, nil
+}
+
+// Put stores v as the state of siren and marks it dirty. v is retained, not copied.
+func (c *Cache[V]) Put(siren string, v V) {
+	e := c.touch(siren)
+	e.v = v
+	e.deleted = false
+}
+
+// Delete marks siren deleted; the next flush writes a deletion.
+func (c *Cache[V]) Delete(siren string) {
+	e := c.touch(siren)
+	var zero V
+	e.v = zero
+	e.deleted = true
+}
+
+// touch returns the entry of siren, created if needed, marked dirty.
+func (c *Cache[V]) touch(siren string) *cacheEntry[V] {
+	e := c.m[siren]
+	if e == nil {
+		e = &cacheEntry[V]{siren: siren, size: -1}
+		c.m[siren] = e
+	} else if !e.dirty {
+		c.unlink(e)
+		c.clean--
+	}
+	e.gen++
+	if !e.dirty {
+		e.dirty = true
+		est := e.size
+		if est < 0 {
+			est = c.avgSize
+		}
+		e.dirtyCost = int64(len(siren)) + est
+		c.dirtyBytes += e.dirtyCost
+		c.dirty = append(c.dirty, e)
+	}
+	return e
+}
+
+// DirtyCount returns the number of dirty SIRENs (the puts of the next flush).
+func (c *Cache[V]) DirtyCount() int { return len(c.dirty) }
+
+// DirtyBytesEstimate estimates the PutCost sum of the next flush, from each entry's last known
+// encoded size or, for entries never encoded, a moving average. Encode gives the exact figure.
+func (c *Cache[V]) DirtyBytesEstimate() int64 { return c.dirtyBytes }
+
+// Len returns the number of cached entries, dirty and clean.
+func (c *Cache[V]) Len() int { return len(c.m) }
+
+// Flush encodes the dirty entries and commits them with cp in one Store transaction (Encode then
+// CommitEncoded), returning the puts written. On error nothing is marked clean.
+func (c *Cache[V]) Flush(cp Checkpoint) ([]KV, error) {
+	puts := c.Encode()
+	if err := c.CommitEncoded(puts, cp); err != nil {
+		return nil, err
+	}
+	return puts, nil
+}
+
+// Encode returns the dirty entries encoded, in ascending SIREN order, without committing (so the
+// caller can produce them to a changelog first). The values share one freshly allocated buffer
+// and stay valid after the call. A deletion has a nil Value. Each call replaces the previous one
+// as the batch that CommitEncoded accepts.
+func (c *Cache[V]) Encode() []KV {
+	slices.SortFunc(c.dirty, func(a, b *cacheEntry[V]) int { return strings.Compare(a.siren, b.siren) })
+	puts := make([]KV, len(c.dirty))
+	c.pending = c.pending[:0]
+	arena := make([]byte, 0, c.dirtyBytes+64)
+	var exact int64
+	for i, e := range c.dirty {
+		puts[i].SIREN = e.siren
+		c.pending = append(c.pending, pendingEntry[V]{e: e, gen: e.gen})
+		if e.deleted {
+			exact += int64(len(e.siren))
+			continue
+		}
+		start := len(arena)
+		arena = c.codec.Marshal(arena, e.v)
+		val := arena[start:len(arena):len(arena)]
+		if val == nil {
+			val = []byte{} // an empty encoding is not a deletion
+		}
+		puts[i].Value = val
+		e.size = int64(len(val))
+		c.observeSize(e.size)
+		exact += PutCost(e.siren, val)
+	}
+	c.dirtyBytes = exact
+	for _, e := range c.dirty {
+		e.dirtyCost = PutCost(e.siren, nil) + max(e.size, 0)
+		if e.deleted {
+			e.dirtyCost = int64(len(e.siren))
+		}
+	}
+	return puts
+}
+
+// CommitEncoded commits puts, which must be the result of the last Encode, with cp in one Store
+// transaction, then marks those entries clean (unless Put/Delete touched them since Encode) and
+// evicts clean entries beyond maxClean. On error the entries stay dirty.
+func (c *Cache[V]) CommitEncoded(puts []KV, cp Checkpoint) error {
+	if len(puts) != len(c.pending) {
+		return fmt.Errorf("state: partition %d: CommitEncoded got %d puts, last Encode returned %d",
+			c.p, len(puts), len(c.pending))
+	}
+	for i := range puts {
+		if puts[i].SIREN != c.pending[i].e.siren {
+			return fmt.Errorf("state: partition %d: CommitEncoded puts differ from the last Encode at %d (%s)",
+				c.p, i, puts[i].SIREN)
+		}
+	}
+	if err := c.store.Commit(c.p, puts, cp); err != nil {
+		return err
+	}
+	for _, pe := range c.pending {
+		e := pe.e
+		if c.m[e.siren] != e || e.gen != pe.gen || !e.dirty {
+			continue // touched since Encode (or dropped by Reset): stays as is
+		}
+		e.dirty = false
+		c.dirtyBytes -= e.dirtyCost
+		e.dirtyCost = 0
+		if e.deleted {
+			delete(c.m, e.siren)
+			continue
+		}
+		c.pushFront(e)
+		c.clean++
+	}
+	c.pending = c.pending[:0]
+	kept := c.dirty[:0]
+	for _, e := range c.dirty {
+		if e.dirty && c.m[e.siren] == e {
+			kept = append(kept, e)
+		}
+	}
+	clear(c.dirty[len(kept):])
+	c.dirty = kept
+	c.evict()
+	return nil
+}
+
+// Scan calls fn for every live SIREN of the partition, in ascending SIREN order, merging the
+// store with the cache (a cached value, dirty or clean, wins over the stored one; dirty
+// deletions are skipped; new dirty SIRENs are included). Values not cached are decoded but not
+// inserted into the cache: call Put to change one. fn may call Get, Put and Delete, but not
+// Flush, CommitEncoded or Reset.
+func (c *Cache[V]) Scan(fn func(siren string, v V) error) error {
+	keys := make([]string, 0, len(c.m))
+	for k := range c.m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	ci := 0
+	visitCached := func(k string) (handled bool, err error) {
+		e := c.m[k]
+		if e == nil {
+			return false, nil // evicted since the snapshot: fall back to the store
+		}
+		if e.deleted {
+			return true, nil
+		}
+		return true, fn(k, e.v)
+	}
+	errStop := errors.New("stop")
+	var fnErr error
+	err := c.store.Scan(c.p, func(siren string, val []byte) error {
+		for ci < len(keys) && keys[ci] < siren {
+			if _, err := visitCached(keys[ci]); err != nil {
+				fnErr = err
+				return errStop
+			}
+			ci++
+		}
+		if ci < len(keys) && keys[ci] == siren {
+			ci++
+			handled, err := visitCached(siren)
+			if err != nil {
+				fnErr = err
+				return errStop
+			}
+			if handled {
+				return nil
+			}
+		}
+		v, err := c.codec.Unmarshal(siren, val)
+		if err != nil {
+			fnErr = fmt.Errorf("state: decode partition %d SIREN %s: %w", c.p, siren, err)
+			return errStop
+		}
+		if err := fn(siren, v); err != nil {
+			fnErr = err
+			return errStop
+		}
+		return nil
+	})
+	if fnErr != nil {
+		return fnErr
+	}
+	if err != nil {
+		return err
+	}
+	for ; ci < len(keys); ci++ {
+		if _, err := visitCached(keys[ci]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Reset drops every entry, dirty ones included (on partition revoke, after the final flush).
+func (c *Cache[V]) Reset() {
+	c.m = make(map[string]*cacheEntry[V])
+	clear(c.dirty)
+	c.dirty = c.dirty[:0]
+	c.dirtyBytes = 0
+	c.lru.prev, c.lru.next = &c.lru, &c.lru
+	c.clean = 0
+	if c.avgSize == 0 {
+		c.avgSize = initialAvgSize
+	}
+	clear(c.pending)
+	c.pending = c.pending[:0]
+}
+
+func (c *Cache[V]) observeSize(n int64) { c.avgSize += (n - c.avgSize) / 8 }
+
+func (c *Cache[V]) pushFront(e *cacheEntry[V]) {
+	e.prev, e.next = &c.lru, c.lru.next
+	c.lru.next.prev = e
+	c.lru.next = e
+}
+
+func (c *Cache[V]) unlink(e *cacheEntry[V]) {
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
+}
+
+// evict drops least recently used clean entries beyond maxClean. Dirty entries are not in the
+// clean ring, so they can never be evicted.
+func (c *Cache[V]) evict() {
+	for c.clean > c.maxClean {
+		e := c.lru.prev
+		c.unlink(e)
+		delete(c.m, e.siren)
+		c.clean--
+	}
+}

@@ -1,0 +1,573 @@
+// Package state persists SIREN states and the input offsets they correspond to.
+//
+// Role in the data path (design.md): after a task has flushed its outputs, it commits ONE Badger
+// transaction holding the dirty SIREN states of its partition and the next input offsets of that
+// partition (Store.Commit). On restart the task trusts only this checkpoint: states and offsets
+// are always from the same commit, so replaying from the offsets rebuilds exactly the state that
+// the lost records would have produced. The write-behind Cache keeps hot states decoded in memory
+// and turns many updates of a SIREN into one write per commit.
+//
+// The Store deals in bytes; encoding is the caller's (Codec). It never imports the engine.
+//
+// Key layout (one Badger key per SIREN, so a commit writes only what changed):
+//
+//	's' | partition (4 bytes, big-endian uint32) | SIREN bytes  →  encoded state
+//	'c' | partition (4 bytes, big-endian uint32)                 →  encoded Checkpoint
+//
+// Big-endian partition numbers make every partition one contiguous, SIREN-ordered key range, so
+// Scan is a prefix iteration and DropPartition deletes a range without touching other partitions.
+//
+// Checkpoint value encoding (deterministic, version 1):
+//
+//	0x01 | uvarint n | n × (uvarint len(topic) | topic | varint offset), topics sorted | uvarint len(meta) | meta
+package state
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/skl"
+	"go.uber.org/zap"
+)
+
+var (
+	// ErrLocked is returned by Open when another Store (in this or another process) holds the
+	// directory's lock.
+	ErrLocked = errors.New("state: directory locked by another store")
+	// ErrCorrupt is returned when files in the directory, or a checkpoint record, cannot be
+	// decoded. The partition should be restored from its changelog (or the directory wiped).
+	ErrCorrupt = errors.New("state: corrupt data")
+	// ErrTxnTooBig is returned by Commit when the puts do not fit in one Badger transaction.
+	// Nothing was written. It wraps badger.ErrTxnTooBig. Keep batches under MaxCommitBytes and
+	// MaxCommitEntries.
+	ErrTxnTooBig = fmt.Errorf("state: commit exceeds one transaction: %w", badger.ErrTxnTooBig)
+	// ErrReadOnly is returned by writing methods of a Store opened with Options.ReadOnly.
+	ErrReadOnly = errors.New("state: store opened read-only")
+)
+
+const (
+	prefixState      byte = 's'
+	prefixCheckpoint byte = 'c'
+	partitionLen          = 4
+	// maxSIRENLen keeps keys far below Badger's 65000-byte key limit.
+	maxSIRENLen = 1024
+	// putOverhead is what Badger counts per entry beyond key and value bytes (metas, version),
+	// plus our 5-byte key prefix.
+	putOverhead = 2 + 10 + 1 + partitionLen
+	// checkpointVersion is the first byte of an encoded Checkpoint.
+	checkpointVersion byte = 1
+)
+
+// Store is a Badger database holding the states and checkpoints of any number of partitions.
+// All methods are safe for concurrent use; each partition is expected to be written by one task.
+type Store struct {
+	db       *badger.DB
+	opts     Options
+	lock     *os.File
+	log      *zap.Logger
+	maxBytes int64
+	maxCount int
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// KV is one state write. A nil Value deletes the SIREN.
+type KV struct {
+	SIREN string
+	Value []byte
+}
+
+// Checkpoint is what a task needs to resume a partition, committed atomically with its states.
+type Checkpoint struct {
+	// Offsets maps input topic → next offset to read in this partition.
+	Offsets map[string]int64
+	// Meta is opaque task metadata (engine stream time, percentile snapshot, sweep cursor).
+	Meta []byte
+}
+
+// Open opens (creating if needed) the store in o.Dir. It takes an exclusive flock on Dir/LOCK
+// (shared when ReadOnly); if another store holds it, the error wraps ErrLocked. Errors that look
+// like damaged files wrap ErrCorrupt. Open starts no goroutine of ours (Badger starts its own
+// compactors and flushers, stopped by Close).
+func Open(o Options) (*Store, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	o.setDefaults()
+	if !o.ReadOnly {
+		if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+			return nil, fmt.Errorf("state: create dir %q: %w", o.Dir, err)
+		}
+	}
+	lock, err := lockDir(o.Dir, o.ReadOnly)
+	if err != nil {
+		return nil, err
+	}
+	db, err := openBadger(o)
+	if err != nil {
+		return nil, errors.Join(err, unlockDir(lock))
+	}
+	maxBatch := badgerMaxBatchSize(o.MemTableSize)
+	s := &Store{
+		db:   db,
+		opts: o,
+		lock: lock,
+		log:  o.Logger,
+		// 10 % of MemTableSize against Badger's 15 % limit: headroom for the checkpoint entry
+		// and Badger's per-entry accounting.
+		maxBytes: o.MemTableSize / 10,
+		maxCount: int(maxBatch/int64(skl.MaxNodeSize)) * 2 / 3,
+	}
+	return s, nil
+}
+
+func badgerMaxBatchSize(memTableSize int64) int64 { return 15 * memTableSize / 100 }
+
+// openBadger opens Badger, turning its panics (it asserts on some malformed files) into errors.
+func openBadger(o Options) (db *badger.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("state: open %q: badger panicked: %v: %w", o.Dir, r, ErrCorrupt)
+		}
+	}()
+	db, err = badger.Open(o.badgerOptions())
+	if err != nil {
+		if looksCorrupt(err) {
+			return nil, fmt.Errorf("state: open %q: %w: %w", o.Dir, ErrCorrupt, err)
+		}
+		return nil, fmt.Errorf("state: open %q: %w", o.Dir, err)
+	}
+	return db, nil
+}
+
+// looksCorrupt classifies Badger open errors caused by damaged files (Badger has few sentinels
+// for them, so part of this is by message).
+func looksCorrupt(err error) bool {
+	if errors.Is(err, badger.ErrTruncateNeeded) || errors.Is(err, badger.ErrEncryptionKeyMismatch) {
+		return true
+	}
+	msg := strings.ToLower(err.Error())
+	for _, s := range []string{
+		"bad magic", "checksum", "corrupt", "manifest", "unsupported version",
+		"truncate", "invalid", "unexpected eof", "while opening tables", "while opening memtables",
+		"failed to read", "decode", "magic",
+	} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// Close closes Badger (flushing memtables) and releases the directory lock. Later calls return
+// the first call's result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		if err := s.db.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("state: close %q: %w", s.opts.Dir, err))
+		}
+		if err := unlockDir(s.lock); err != nil {
+			errs = append(errs, err)
+		}
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
+
+// Dir returns the directory of the store.
+func (s *Store) Dir() string { return s.opts.Dir }
+
+func stateKey(dst []byte, p int32, siren string) []byte {
+	dst = append(dst, prefixState)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(p))
+	return append(dst, siren...)
+}
+
+func statePrefix(p int32) []byte {
+	return binary.BigEndian.AppendUint32([]byte{prefixState}, uint32(p))
+}
+
+func checkpointKey(p int32) []byte {
+	return binary.BigEndian.AppendUint32([]byte{prefixCheckpoint}, uint32(p))
+}
+
+func checkPartition(p int32) error {
+	if p < 0 {
+		return fmt.Errorf("state: invalid partition %d", p)
+	}
+	return nil
+}
+
+func checkSIREN(p int32, siren string) error {
+	if siren == "" || len(siren) > maxSIRENLen {
+		return fmt.Errorf("state: partition %d: invalid SIREN key of %d bytes", p, len(siren))
+	}
+	return nil
+}
+
+func (s *Store) wrap(op string, p int32, err error) error {
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		return fmt.Errorf("state: %s %q partition %d: %w", op, s.opts.Dir, p, ErrTxnTooBig)
+	}
+	return fmt.Errorf("state: %s %q partition %d: %w", op, s.opts.Dir, p, err)
+}
+
+// Get returns a copy of the stored state of siren in partition p, or nil, nil when missing.
+// Cost: one Badger point read and one allocation for the copy.
+func (s *Store) Get(p int32, siren string) ([]byte, error) {
+	if err := checkPartition(p); err != nil {
+		return nil, err
+	}
+	var kbuf [64]byte
+	key := stateKey(kbuf[:0], p, siren)
+	var out []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(key)
+		if err != nil {
+			return err
+		}
+		out, err = item.ValueCopy(nil)
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state: get %q partition %d SIREN %s: %w", s.opts.Dir, p, siren, err)
+	}
+	return out, nil
+}
+
+// Commit writes puts and the checkpoint of p in ONE Badger transaction: after a crash either all
+// of them are visible or none. Durable across a process kill once it returns (see
+// Options.SyncWrites). If the batch does not fit in one transaction the error wraps ErrTxnTooBig
+// and nothing is written; keep batches under MaxCommitBytes / MaxCommitEntries. Puts must be
+// for distinct SIRENs (a repeated SIREN: the last one wins). Commit does not retain puts.
+func (s *Store) Commit(p int32, puts []KV, cp Checkpoint) error {
+	if err := checkPartition(p); err != nil {
+		return err
+	}
+	if s.opts.ReadOnly {
+		return s.wrap("commit", p, ErrReadOnly)
+	}
+	for i := range puts {
+		if err := checkSIREN(p, puts[i].SIREN); err != nil {
+			return err
+		}
+	}
+	cpVal := encodeCheckpoint(nil, cp)
+	// One buffer for all keys: Badger keeps references to keys and values until the txn ends.
+	n := 0
+	for i := range puts {
+		n += 1 + partitionLen + len(puts[i].SIREN)
+	}
+	keys := make([]byte, 0, n)
+	err := s.db.Update(func(txn *badger.Txn) error {
+		for i := range puts {
+			start := len(keys)
+			keys = stateKey(keys, p, puts[i].SIREN)
+			k := keys[start:len(keys):len(keys)]
+			var err error
+			if puts[i].Value == nil {
+				err = txn.Delete(k)
+			} else {
+				err = txn.Set(k, puts[i].Value)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return txn.Set(checkpointKey(p), cpVal)
+	})
+	if err != nil {
+		return s.wrap(fmt.Sprintf("commit of %d puts to", len(puts)), p, err)
+	}
+	return nil
+}
+
+// Checkpoint returns the last committed checkpoint of p; false when p has none (never committed,
+// dropped, or a restore that did not finish).
+func (s *Store) Checkpoint(p int32) (Checkpoint, bool, error) {
+	if err := checkPartition(p); err != nil {
+		return Checkpoint{}, false, err
+	}
+	var cp Checkpoint
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(checkpointKey(p))
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			var derr error
+			cp, derr = decodeCheckpoint(v)
+			return derr
+		})
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return Checkpoint{}, false, nil
+	}
+	if err != nil {
+		return Checkpoint{}, false, s.wrap("read checkpoint from", p, err)
+	}
+	return cp, true, nil
+}
+
+// Scan calls fn for every SIREN of partition p in ascending SIREN (byte) order, from one
+// consistent snapshot. val is valid only during fn: copy it to keep it. fn must not call
+// methods of the same Store that write (Commit, DropPartition, Bulk) — reads are fine — because
+// a long-lived snapshot delays Badger's cleanup; an error from fn stops the scan and is returned.
+func (s *Store) Scan(p int32, fn func(siren string, val []byte) error) error {
+	return s.scan(p, "", false, fn)
+}
+
+// ScanFrom is Scan restricted to SIRENs strictly greater than after (to resume a sweep).
+func (s *Store) ScanFrom(p int32, after string, fn func(siren string, val []byte) error) error {
+	return s.scan(p, after, true, fn)
+}
+
+func (s *Store) scan(p int32, after string, useAfter bool, fn func(string, []byte) error) error {
+	if err := checkPartition(p); err != nil {
+		return err
+	}
+	prefix := statePrefix(p)
+	var fnErr error
+	err := s.db.View(func(txn *badger.Txn) error {
+		io := badger.DefaultIteratorOptions
+		io.Prefix = prefix
+		io.PrefetchValues = false // values are inline (< ValueThreshold): prefetch only copies
+		it := txn.NewIterator(io)
+		defer it.Close()
+		seek := prefix
+		if useAfter {
+			seek = stateKey(nil, p, after)
+		}
+		for it.Seek(seek); it.ValidForPrefix(prefix); it.Next() {
+			item := it.Item()
+			k := item.Key()
+			if useAfter && bytes.Equal(k, seek) {
+				continue
+			}
+			siren := string(k[len(prefix):])
+			if err := item.Value(func(v []byte) error {
+				fnErr = fn(siren, v)
+				return fnErr
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if fnErr != nil {
+		return fnErr
+	}
+	if err != nil {
+		return s.wrap("scan", p, err)
+	}
+	return nil
+}
+
+// Count returns the number of SIRENs stored for p. Cost: a key-only iteration of the partition.
+func (s *Store) Count(p int32) (int, error) {
+	if err := checkPartition(p); err != nil {
+		return 0, err
+	}
+	n := 0
+	prefix := statePrefix(p)
+	err := s.db.View(func(txn *badger.Txn) error {
+		io := badger.DefaultIteratorOptions
+		io.Prefix = prefix
+		io.PrefetchValues = false
+		it := txn.NewIterator(io)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, s.wrap("count", p, err)
+	}
+	return n, nil
+}
+
+// DropPartition deletes every key of p: its checkpoint first (in its own transaction, so an
+// interrupted drop never leaves a checkpoint that disagrees with the states), then its states in
+// non-atomic batches. Other partitions are not affected and may keep committing concurrently
+// (unlike badger.DB.DropPrefix, which blocks all writes).
+func (s *Store) DropPartition(p int32) error {
+	if err := checkPartition(p); err != nil {
+		return err
+	}
+	if s.opts.ReadOnly {
+		return s.wrap("drop", p, ErrReadOnly)
+	}
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(checkpointKey(p)) }); err != nil {
+		return s.wrap("drop checkpoint of", p, err)
+	}
+	prefix := statePrefix(p)
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	err := s.db.View(func(txn *badger.Txn) error {
+		io := badger.DefaultIteratorOptions
+		io.Prefix = prefix
+		io.PrefetchValues = false
+		it := txn.NewIterator(io)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := wb.Delete(it.Item().KeyCopy(nil)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		err = wb.Flush()
+	}
+	if err != nil {
+		return s.wrap("drop states of", p, err)
+	}
+	return nil
+}
+
+// Partitions returns, in ascending order, the partitions that have a checkpoint.
+func (s *Store) Partitions() ([]int32, error) {
+	var ps []int32
+	err := s.db.View(func(txn *badger.Txn) error {
+		io := badger.DefaultIteratorOptions
+		io.Prefix = []byte{prefixCheckpoint}
+		io.PrefetchValues = false
+		it := txn.NewIterator(io)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if len(k) != 1+partitionLen {
+				return fmt.Errorf("checkpoint key %x: %w", k, ErrCorrupt)
+			}
+			ps = append(ps, int32(binary.BigEndian.Uint32(k[1:])))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("state: list partitions %q: %w", s.opts.Dir, err)
+	}
+	return ps, nil
+}
+
+// Size returns Badger's estimate of the LSM tree and value log sizes in bytes (refreshed by
+// Badger about once a minute).
+func (s *Store) Size() (lsm, vlog int64) { return s.db.Size() }
+
+// RunGC runs Badger's value-log garbage collection (discard ratio 0.5) every interval until ctx
+// ends, then returns nil. Each round repeats while GC rewrites files. GC failures are logged as
+// warnings and retried next round: they never corrupt data, and real I/O failures also surface
+// in Commit, which is where processing stops.
+func (s *Store) RunGC(ctx context.Context, every time.Duration) error {
+	if every <= 0 {
+		return fmt.Errorf("state: RunGC interval must be positive, got %v", every)
+	}
+	if s.opts.ReadOnly {
+		<-ctx.Done()
+		return nil
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		for ctx.Err() == nil {
+			err := s.db.RunValueLogGC(0.5)
+			if err == nil {
+				continue // rewrote a file; try the next one
+			}
+			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+				s.log.Warn("state: value log GC failed", zap.String("dir", s.opts.Dir), zap.Error(err))
+			}
+			break
+		}
+	}
+}
+
+// MaxCommitBytes is a safe upper bound on the sum of len(SIREN)+len(Value) over the puts of one
+// Commit (10 % of MemTableSize; Badger's limit is 15 % counted with per-entry overheads). With
+// the defaults: 1.6 MiB.
+func (s *Store) MaxCommitBytes() int64 { return s.maxBytes }
+
+// MaxCommitEntries is a safe upper bound on the number of puts of one Commit (Badger also limits
+// the entry count of a txn to 15 % of MemTableSize divided by a skiplist node size). With the
+// defaults: about 17,000.
+func (s *Store) MaxCommitEntries() int { return s.maxCount }
+
+// PutCost is what one put counts against MaxCommitBytes: SIREN and value bytes. The bound
+// reserves room for Badger's per-entry overheads of up to MaxCommitEntries puts.
+func PutCost(siren string, val []byte) int64 { return int64(len(siren) + len(val)) }
+
+// --- checkpoint encoding ---
+
+func encodeCheckpoint(dst []byte, cp Checkpoint) []byte {
+	topics := make([]string, 0, len(cp.Offsets))
+	for t := range cp.Offsets {
+		topics = append(topics, t)
+	}
+	sort.Strings(topics)
+	dst = append(dst, checkpointVersion)
+	dst = binary.AppendUvarint(dst, uint64(len(topics)))
+	for _, t := range topics {
+		dst = binary.AppendUvarint(dst, uint64(len(t)))
+		dst = append(dst, t...)
+		dst = binary.AppendVarint(dst, cp.Offsets[t])
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(cp.Meta)))
+	return append(dst, cp.Meta...)
+}
+
+func decodeCheckpoint(b []byte) (Checkpoint, error) {
+	bad := func(what string) (Checkpoint, error) {
+		return Checkpoint{}, fmt.Errorf("checkpoint record: %s: %w", what, ErrCorrupt)
+	}
+	if len(b) == 0 || b[0] != checkpointVersion {
+		return bad("unknown version")
+	}
+	b = b[1:]
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)) {
+		return bad("topic count")
+	}
+	b = b[k:]
+	cp := Checkpoint{Offsets: make(map[string]int64, n)}
+	for i := uint64(0); i < n; i++ {
+		l, k := binary.Uvarint(b)
+		if k <= 0 || l > uint64(len(b)-k) {
+			return bad("topic length")
+		}
+		t := string(b[k : k+int(l)])
+		b = b[k+int(l):]
+		off, k2 := binary.Varint(b)
+		if k2 <= 0 {
+			return bad("offset")
+		}
+		b = b[k2:]
+		cp.Offsets[t] = off
+	}
+	l, k := binary.Uvarint(b)
+	if k <= 0 || l != uint64(len(b)-k) {
+		return bad("meta length")
+	}
+	if l > 0 {
+		cp.Meta = append([]byte(nil), b[k:]...)
+	}
+	return cp, nil
+}
