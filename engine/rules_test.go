@@ -105,6 +105,9 @@ func TestControlGroupIsStableAndAboutFivePercent(t *testing.T) {
 	if diff == 0 {
 		t.Fatal("salt does not change the group")
 	}
+	if a := testing.AllocsPerRun(100, func() { r.InControlGroup(s) }); a != 0 {
+		t.Fatalf("InControlGroup allocates %v", a)
+	}
 }
 
 func TestValidSIREN(t *testing.T) {

@@ -395,9 +395,8 @@ func (t *task) drain(ctx context.Context) error {
 		if len(t.buf[in]) == 0 {
 			t.buf[in] = t.buf[in][:0:0]
 		}
-		if t.uncommitted >= t.cfg.CommitRecords ||
-			(n&255 == 255 && time.Since(t.lastCommit) >= t.cfg.CommitInterval) ||
-			t.cache.DirtyBytesEstimate() >= t.cfg.Store.MaxCommitBytes()/2 {
+		if t.uncommitted >= t.cfg.CommitRecords || t.batchFull() ||
+			(n&255 == 255 && time.Since(t.lastCommit) >= t.cfg.CommitInterval) {
 			if err := t.commit(ctx, false); err != nil {
 				return err
 			}
@@ -540,6 +539,13 @@ func (t *task) sweep(ctx context.Context, newTime int64) error {
 
 var errChunkFull = errors.New("sweep chunk full")
 
+// batchFull keeps one commit well inside Badger's transaction limits (bytes
+// and entries): half of each, since estimates are approximate.
+func (t *task) batchFull() bool {
+	return t.cache.DirtyCount() >= t.cfg.Store.MaxCommitEntries()/2 ||
+		t.cache.DirtyBytesEstimate() >= t.cfg.Store.MaxCommitBytes()/2
+}
+
 func (t *task) sweepEvaluate(ctx context.Context) error {
 	chunk := t.cfg.CommitRecords
 	for {
@@ -555,7 +561,7 @@ func (t *task) sweepEvaluate(ctx context.Context) error {
 			}
 			t.sweepCursor = siren
 			n++
-			if t.cache.DirtyCount() >= chunk || t.cache.DirtyBytesEstimate() >= t.cfg.Store.MaxCommitBytes()/2 {
+			if t.cache.DirtyCount() >= chunk || t.batchFull() {
 				return errChunkFull
 			}
 			return nil

@@ -230,6 +230,10 @@ func (c *Codec) lookup(ctx context.Context, id int) (*entry, error) {
 		return e, nil
 	}
 	v, err, _ := c.group.Do(strconv.Itoa(id), func() (any, error) {
+		// A flight that ended between our cache miss and Do has stored it.
+		if e, ok := (*c.cache.Load())[id]; ok && e.notFoundUntil.IsZero() {
+			return e, nil
+		}
 		e, err := c.fetch(ctx, id)
 		if err != nil {
 			return nil, err
@@ -281,8 +285,10 @@ func (c *Codec) fetch(ctx context.Context, id int) (*entry, error) {
 	e := c.classify(id, s)
 	if e.err != nil {
 		c.log.Warn("registry schema unusable", zap.Int("schema_id", id), zap.Error(e.err))
+	} else if e.fast {
+		c.log.Info("registry schema loaded: project schema, fast path", zap.Int("schema_id", id), zap.Stringer("kind", kindStringer(e.kind)))
 	} else {
-		c.log.Info("registry schema loaded", zap.Int("schema_id", id), zap.Bool("fast_path", e.fast), zap.Stringer("kind", kindStringer(e.kind)))
+		c.log.Info("registry schema loaded: resolved by field name (slow path)", zap.Int("schema_id", id))
 	}
 	return e, nil
 }

@@ -12,13 +12,17 @@ func BenchmarkCommit1000(b *testing.B) {
 	defer s.Close()
 	val := bytes.Repeat([]byte{'v'}, 300)
 	puts := make([]KV, 1000)
+	keys := make([]string, 100_000)
+	for i := range keys {
+		keys[i] = siren(i)
+	}
 	cp := Checkpoint{Offsets: map[string]int64{"usage": 0, "outages": 0, "claims": 0, "profiles": 0}, Meta: make([]byte, 64)}
 	b.SetBytes(int64(len(puts) * (len(val) + 9)))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		for j := range puts {
-			puts[j] = KV{siren((i*1000 + j) % 100_000), val}
+			puts[j] = KV{keys[(i*1000+j)%len(keys)], val}
 		}
 		cp.Offsets["usage"] = int64(i)
 		if err := s.Commit(0, puts, cp); err != nil {

@@ -178,11 +178,11 @@ func (o *Options) setDefaults() {
 //   - BlockCacheSize 0: Badger only needs a block cache when compression or encryption is on;
 //     hot states live in our write-behind Cache anyway.
 //   - BypassLockGuard: we take the same Dir/LOCK flock ourselves, to report ErrLocked clearly.
-//   - Logging level WARNING through a zap adapter.
+//   - Logging: WARNING and ERROR through a zap adapter (badgerLogger drops info and debug).
 func (o *Options) badgerOptions() badger.Options {
 	return badger.DefaultOptions(o.Dir).
+		// Not WithLoggingLevel: it would replace our logger with Badger's stderr logger.
 		WithLogger(badgerLogger{o.Logger.Sugar()}).
-		WithLoggingLevel(badger.WARNING).
 		WithSyncWrites(o.SyncWrites).
 		WithReadOnly(o.ReadOnly).
 		WithMemTableSize(o.MemTableSize).
@@ -211,5 +211,5 @@ func (l badgerLogger) Errorf(f string, a ...any) {
 func (l badgerLogger) Warningf(f string, a ...any) {
 	l.s.Warn("badger: " + strings.TrimRight(fmt.Sprintf(f, a...), "\n"))
 }
-func (badgerLogger) Infof(string, ...any)          {}
-func (badgerLogger) Debugf(string, ...any)         {}
+func (badgerLogger) Infof(string, ...any)  {}
+func (badgerLogger) Debugf(string, ...any) {}

@@ -140,6 +140,9 @@ func openBadger(o Options) (db *badger.DB, err error) {
 			db, err = nil, fmt.Errorf("state: open %q: badger panicked: %v: %w", o.Dir, r, ErrCorrupt)
 		}
 	}()
+	if err := checkTables(o.Dir); err != nil {
+		return nil, err
+	}
 	db, err = badger.Open(o.badgerOptions())
 	if err != nil {
 		if looksCorrupt(err) {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -374,11 +375,29 @@ func childCommitForever() {
 	}
 }
 
-func startChild(t *testing.T, mode, dir string) (*exec.Cmd, *bytes.Buffer) {
+// lockedBuffer is a bytes.Buffer safe to read while os/exec's goroutine writes the child's output.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) Bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]byte(nil), l.b.Bytes()...)
+}
+
+func startChild(t *testing.T, mode, dir string) (*exec.Cmd, *lockedBuffer) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), stateChildEnv+"="+mode, stateDirEnv+"="+dir)
-	out := &bytes.Buffer{}
+	out := &lockedBuffer{}
 	cmd.Stdout = out
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -400,16 +419,13 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestLockAcrossProcessesAndReleasedOnKill(t *testing.T) {
 	dir := t.TempDir()
-	cmd, _ := startChild(t, "hold", dir)
-	// The child holds the lock once its Open returns; poll from here.
+	cmd, out := startChild(t, "hold", dir)
 	waitFor(t, "the child to take the lock", func() bool {
-		s, err := Open(Options{Dir: dir})
-		if err == nil {
-			_ = s.Close()
-			return false
-		}
-		return errors.Is(err, ErrLocked)
+		return bytes.Contains(out.Bytes(), []byte("LOCKED")) || cmd.ProcessState != nil
 	})
+	if _, err := Open(Options{Dir: dir}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("Open while another process holds the store: %v, want ErrLocked", err)
+	}
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	_ = cmd.Wait()
 	s := openT(t, dir) // the kernel released the dead process's flock
@@ -527,9 +543,34 @@ func TestReadOnlyStore(t *testing.T) {
 	}
 }
 
+// copyDir copies the regular files of src (but LOCK) into a new temp dir: a snapshot of a store
+// as a kill -9 would leave it when src is open.
+func copyDir(t *testing.T, src string) string {
+	t.Helper()
+	dst := t.TempDir()
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.Name() == lockFileName || !e.Type().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
 func TestOpenGarbageDirectoryFailsCleanly(t *testing.T) {
 	// Build a real store with data in every kind of file, then damage one kind at a time.
-	build := func(t *testing.T) string {
+	// "closed": after Close (tables, vlog, manifest); "killed": copied while open (WAL .mem files).
+	build := func(t *testing.T, closed bool) string {
 		dir := t.TempDir()
 		s, err := Open(Options{Dir: dir, ValueThreshold: 64})
 		if err != nil {
@@ -544,48 +585,61 @@ func TestOpenGarbageDirectoryFailsCleanly(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		if !closed {
+			dir = copyDir(t, dir)
+		}
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
 		return dir
 	}
 	r := rand.New(rand.NewSource(7))
-	for _, pattern := range []string{"MANIFEST", "*.vlog", "*.sst", "*.mem", "KEYREGISTRY"} {
-		t.Run(pattern, func(t *testing.T) {
-			dir := build(t)
-			files, _ := filepath.Glob(filepath.Join(dir, pattern))
-			if len(files) == 0 {
-				t.Skipf("no %s file in %s", pattern, dir)
-			}
-			for _, f := range files {
-				st, _ := os.Stat(f)
-				junk := make([]byte, max(st.Size(), 4096))
-				r.Read(junk)
-				if err := os.WriteFile(f, junk, 0o644); err != nil {
-					t.Fatal(err)
+	for _, closed := range []bool{true, false} {
+		for _, pattern := range []string{"MANIFEST", "*.vlog", "*.sst", "*.mem", "KEYREGISTRY"} {
+			t.Run(fmt.Sprintf("closed=%v/%s", closed, pattern), func(t *testing.T) {
+				dir := build(t, closed)
+				files, _ := filepath.Glob(filepath.Join(dir, pattern))
+				if len(files) == 0 {
+					t.Skipf("no %s file", pattern)
 				}
-			}
-			s, err := Open(Options{Dir: dir, ValueThreshold: 64})
-			if err == nil {
-				// Damage Badger cannot see at open time must surface on read, not panic.
-				_, _, cerr := s.Checkpoint(0)
-				serr := s.Scan(0, func(string, []byte) error { return nil })
-				_ = s.Close()
-				if cerr == nil && serr == nil {
-					t.Fatalf("garbage %s: Open, Checkpoint and Scan all succeeded", pattern)
+				for _, f := range files {
+					st, _ := os.Stat(f)
+					junk := make([]byte, max(st.Size(), 4096))
+					r.Read(junk)
+					if err := os.WriteFile(f, junk, 0o644); err != nil {
+						t.Fatal(err)
+					}
 				}
-				t.Logf("garbage %s: opened; read errors: %v / %v", pattern, cerr, serr)
-				return
-			}
-			t.Logf("garbage %s: %v (corrupt=%v)", pattern, err, errors.Is(err, ErrCorrupt))
-			if !bytes.Contains([]byte(err.Error()), []byte(dir)) {
-				t.Fatalf("error does not name the dir: %v", err)
-			}
-			// The lock must have been released.
-			if _, err2 := Open(Options{Dir: dir}); errors.Is(err2, ErrLocked) {
-				t.Fatal("failed Open kept the lock")
-			}
-		})
+				s, err := Open(Options{Dir: dir, ValueThreshold: 64})
+				if err == nil {
+					// Badger replays a WAL up to its first bad entry: garbage there loses the
+					// unflushed txns, whole. What remains must still agree with its checkpoint.
+					defer s.Close()
+					cp, ok, cerr := s.Checkpoint(0)
+					var bad int
+					serr := s.Scan(0, func(_ string, v []byte) error {
+						if !ok || int64(v[0]) != cp.Offsets["usage"] {
+							bad++
+						}
+						return nil
+					})
+					t.Logf("garbage %s: opened; checkpoint %v %v, %d states disagree; errors %v / %v",
+						pattern, cp.Offsets, ok, bad, cerr, serr)
+					if cerr == nil && serr == nil && bad > 0 {
+						t.Fatal("states disagree with the checkpoint")
+					}
+					return
+				}
+				t.Logf("garbage %s: %v (corrupt=%v)", pattern, err, errors.Is(err, ErrCorrupt))
+				if !bytes.Contains([]byte(err.Error()), []byte(dir)) {
+					t.Fatalf("error does not name the dir: %v", err)
+				}
+				// The lock must have been released.
+				if _, err2 := Open(Options{Dir: dir}); errors.Is(err2, ErrLocked) {
+					t.Fatal("failed Open kept the lock")
+				}
+			})
+		}
 	}
 }
 

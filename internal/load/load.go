@@ -24,15 +24,18 @@ type Stats struct {
 
 // Writer builds a producer with the settings every sirenstream producer uses.
 func Writer(brokers []string, transport *kafka.Transport) *kafka.Writer {
-	return &kafka.Writer{
+	w := &kafka.Writer{
 		Addr:         kafka.TCP(brokers...),
 		Balancer:     &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll,
 		BatchTimeout: 5 * time.Millisecond,
 		BatchSize:    5000,
 		BatchBytes:   4 << 20,
-		Transport:    transport,
 	}
+	if transport != nil { // a typed nil in the interface would crash kafka-go
+		w.Transport = transport
+	}
+	return w
 }
 
 // Produce generates cfg's events and writes them with w in batches of batch

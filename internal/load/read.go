@@ -12,7 +12,10 @@ import (
 // offset at the time of the call, partition by partition (ascending), in
 // offset order.
 func ReadAll(ctx context.Context, brokers []string, transport *kafka.Transport, dialer *kafka.Dialer, topic string) ([]kafka.Message, error) {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: transport}
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	if transport != nil { // a typed nil in the interface would crash kafka-go
+		client.Transport = transport
+	}
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return nil, fmt.Errorf("metadata %s: %w", topic, err)

@@ -1,0 +1,75 @@
+// # Day-change protocol
+//
+// The caller (processor) owns the States of its partition and drives a Task:
+//
+//	if err := task.Check(ev); err != nil { dead-letter(DLQReason(err)) }
+//	if task.NeedsSweep(ev) {
+//		task.AdvanceTo(ev.EventTime)
+//		pass 1: for every state: if v, ok := task.Intensity(st); ok { values = append(values, v) }
+//		task.SetSnapshot(values)
+//		pass 2: for every state in SIREN order: if task.Evaluate(st, &dec) { emit(dec) }
+//	}
+//	changed, err := task.Step(st, ev, &dec) // err: dead-letter, state unchanged
+//	if changed { emit(dec) }
+//
+// Persist AppendBinary of every state touched (Step, or Evaluate returning
+// true) and AppendMeta of the task with the offsets.
+//
+// # Choices where the spec is silent
+//
+//   - Before its first event a task has no stream time; NeedsSweep is false
+//     for the first event (no SIREN exists yet) and Step sets the stream time.
+//     Lateness is not checked before the first event.
+//   - Check order: SIREN, then fields, then lateness. Late means
+//     event_time < stream time - AllowedLatenessMs (an event exactly at the
+//     limit is accepted).
+//   - Dedup is per SIREN on a 64-bit FNV-1a hash of event_id (false-positive
+//     odds ~n²/2⁶⁴), remembered for AllowedLateness + 1 day by event day:
+//     anything older is late anyway. Claims are deduplicated by event_id
+//     only, not claim_id.
+//   - A RESOLVED takes its start from started_at when present, else from the
+//     open STARTED; neither ⇒ ErrInvalidEvent, and so is a resolution before
+//     its start. A STARTED or RESOLVED for an outage already resolved (and
+//     still retained, 365 days) is a no-op; a repeated STARTED keeps the
+//     earliest start. Open outages never expire.
+//   - An empty postal code is not a site. Postal codes are remembered 90 days
+//     after they were last seen (usage and outage events alike).
+//   - Usage buckets are per UTC day of event_time: bytes_up + bytes_down
+//     (saturating) and the max active_sims. A usage record older than the
+//     usage retention (only possible when lateness exceeds it) still counts
+//     for the first usage day and postal codes, not for traffic.
+//   - traffic_velocity is rounded to 1e-9 so that exactly 20 % growth
+//     compares >= 0.20 (binary floating point gives 0.19999999999999996).
+//     Recovery hours are summed in ms and divided once.
+//   - digital_intensity uses the latest profile's workforce when known and
+//     > 0 (workforce 0 falls back to SIMs: no division by zero); else the
+//     max active_sims over D-29..D when > 0; else null. A known workforce
+//     with no traffic gives intensity 0 (scored).
+//   - intensity_percentile = 100 * #(snapshot values strictly below x) / n:
+//     the top SIREN of 100 gets 99, SIREN rank i of 100 gets i. The
+//     snapshot is exact up to SnapshotMax (1024) values, above that a rank
+//     sample (error < 0.1 percentile points). It is null until SetSnapshot
+//     after a day change and when n < Rules.MinPopulation.
+//   - Workforce flat test: the known workforce values in effect during days
+//     D-59..D (the observation in effect at the window start plus every later
+//     one, by event_time); flat when (max-min)/min <= tolerance. A latest
+//     profile with null workforce counts as unknown (flat).
+//   - Hysteresis is uniform: enter when metric >= enter, stay while
+//     metric >= exit. SLA_SENSITIVE uses enter = exit = 1 ("leaves at 0").
+//   - Reasons: one per held segment (CHURN_RISK: one per satisfied side),
+//     sorted by segment then metric. Threshold = enter if that segment was
+//     just added, exit if kept; CHURN_RISK's side reasons use the threshold
+//     the side's own segment applied. HIDDEN_GROWTH adds
+//     workforce_change_60d (threshold = tolerance) when workforce is known.
+//     View uses exit thresholds and leaves out reasons whose metric became
+//     null.
+//   - Decision.EventID = "{siren}-{seq}"; EventTime = stream time; building
+//     the EventID is the only allocation of a decision once Reasons/Offers
+//     have capacity.
+//   - State encoding carries no SIREN (it is the store key). Pruning happens
+//     in Step only, once per stream day per SIREN; it is idempotent, so the
+//     bytes of a SIREN depend only on the task's event sequence (tested:
+//     replays and restarts from encoded state give identical bytes).
+//   - Config values below what the metrics need are raised: UsageDays >= 60,
+//     HistoryDays >= 365.
+package engine
