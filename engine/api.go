@@ -1,7 +1,7 @@
 // Package engine is sirenstream's pure domain core: per-SIREN rolling windows,
 // the metrics of spec §5 and the segment rules of spec §6. It performs no I/O
 // (no Kafka, no Badger, no wall clock). Like etcd's raft, inputs go in
-// (Task.Step, Task.Sweep*) and outputs come out (Decision); the processor
+// (Task.Check, Task.Step; on a new stream day Task.AdvanceTo, Task.Intensity, Task.SetSnapshot, Task.Evaluate) and outputs come out (Decision); the processor
 // applies them.
 //
 // CONTRACT FILE: the exported names in this file are what processor/ and

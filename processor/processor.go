@@ -36,8 +36,9 @@ type Processor struct {
 	log    *zap.Logger
 	client *kafka.Client
 
-	mu    sync.Mutex
-	tasks map[int32]*task
+	mu         sync.Mutex
+	partitions int // input partition count, known after EnsureTopics
+	tasks      map[int32]*task
 	owned []int32
 	final map[int32]TaskProgress // progress of finished tasks
 }
@@ -161,7 +162,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	return nil
 }
 
-func (p *Processor) runTask(ctx context.Context, opt taskOptions, writer *kafka.Writer) error {
+func (p *Processor) runTask(ctx context.Context, opt taskOptions, writer MessageWriter) error {
 	t := newTask(&p.cfg, opt, writer)
 	p.mu.Lock()
 	p.tasks[opt.partition] = t
@@ -242,6 +243,17 @@ type ReplayOptions struct {
 	From, To time.Time
 	// Partitions to replay; nil = all.
 	Partitions []int32
+	// Output, when set, receives every output message (segment changes,
+	// churn alerts, dead letters) instead of Kafka: what-if replays write
+	// nothing to any topic.
+	Output MessageWriter
+}
+
+// MessageWriter is what a task needs from its output: write and wait for
+// acknowledgement (kafka.Writer with acks=all satisfies it). It must keep
+// the order of msgs.
+type MessageWriter interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
 }
 
 // Replay processes every partition from the store's checkpoint (or the
@@ -258,6 +270,9 @@ func (p *Processor) Replay(ctx context.Context, ro ReplayOptions) error {
 	if ro.ChurnTopic != "" {
 		extra = append(extra, ro.ChurnTopic)
 	}
+	if ro.Output != nil {
+		extra = nil
+	}
 	n, err := p.EnsureTopics(ctx, extra...)
 	if err != nil {
 		return err
@@ -269,8 +284,12 @@ func (p *Processor) Replay(ctx context.Context, ro ReplayOptions) error {
 		}
 	}
 	p.setOwned(parts)
-	writer := p.newWriter()
-	defer writer.Close()
+	var writer MessageWriter = ro.Output
+	if writer == nil {
+		kw := p.newWriter()
+		defer kw.Close()
+		writer = kw
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
@@ -306,7 +325,20 @@ func (p *Processor) Replay(ctx context.Context, ro ReplayOptions) error {
 // topics (inputs with the inputs' partition count, outputs likewise) and
 // returns the input partition count. Extra names are created as outputs.
 func (p *Processor) EnsureTopics(ctx context.Context, extra ...string) (int, error) {
-	return EnsureTopics(ctx, p.cfg.Kafka, p.cfg.Topics, p.cfg.Partitions, p.cfg.ReplicationFactor, p.log, extra...)
+	n, err := EnsureTopics(ctx, p.cfg.Kafka, p.cfg.Topics, p.cfg.Partitions, p.cfg.ReplicationFactor, p.log, extra...)
+	if err == nil {
+		p.mu.Lock()
+		p.partitions = n
+		p.mu.Unlock()
+	}
+	return n, err
+}
+
+// Partitions returns the input partition count (0 before Run/Replay started).
+func (p *Processor) Partitions() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.partitions
 }
 
 // EnsureTopics is Processor.EnsureTopics for tools that have no Processor

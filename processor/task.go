@@ -68,7 +68,7 @@ type task struct {
 	inputs [numInputs]string
 	eng    *engine.Task
 	cache  *state.Cache[*engine.State]
-	writer *kafka.Writer
+	writer MessageWriter
 
 	next [numInputs]int64 // next offset to process per input
 	end  [numInputs]int64 // bounded: stop offsets
@@ -107,7 +107,7 @@ type TaskProgress struct {
 	Done         bool
 }
 
-func newTask(cfg *Config, opt taskOptions, writer *kafka.Writer) *task {
+func newTask(cfg *Config, opt taskOptions, writer MessageWriter) *task {
 	t := &task{
 		cfg:    cfg,
 		opt:    opt,
