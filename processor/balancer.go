@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"encoding/json"
 	"sort"
 
 	"github.com/segmentio/kafka-go"
@@ -13,10 +14,28 @@ import (
 //
 // Members are sorted by ID and partition numbers are dealt in contiguous
 // ranges: deterministic for a given membership.
-type coPartitionBalancer struct{}
+//
+// Each member publishes memberInfo as its JoinGroup user data, so that any
+// member can name another one's HTTP address (Processor.Members).
+type coPartitionBalancer struct {
+	advertise string // this member's HTTP base URL; "" publishes none
+}
 
-func (coPartitionBalancer) ProtocolName() string      { return "sirenstream-copartition" }
-func (coPartitionBalancer) UserData() ([]byte, error) { return nil, nil }
+func (coPartitionBalancer) ProtocolName() string { return "sirenstream-copartition" }
+
+func (b coPartitionBalancer) UserData() ([]byte, error) {
+	if b.advertise == "" {
+		return nil, nil
+	}
+	return json.Marshal(memberInfo{Version: 1, HTTP: b.advertise})
+}
+
+// memberInfo is the JoinGroup user data of a sirenstream member (JSON, so
+// that later fields stay readable by older members).
+type memberInfo struct {
+	Version int    `json:"v"`
+	HTTP    string `json:"http,omitempty"`
+}
 
 func (coPartitionBalancer) AssignGroups(members []kafka.GroupMember, partitions []kafka.Partition) kafka.GroupMemberAssignments {
 	out := kafka.GroupMemberAssignments{}

@@ -25,6 +25,10 @@ type Topics struct {
 	SegmentChanges string // default "segment-changes"
 	ChurnAlerts    string // default "churn-alerts"
 	DLQ            string // default "sirenstream-dlq"
+	// Changelog is the compacted state changelog (default
+	// "sirenstream-changelog"); "-" disables it (single-instance deployments
+	// that never move partitions).
+	Changelog string
 }
 
 func (t *Topics) setDefaults() {
@@ -40,6 +44,7 @@ func (t *Topics) setDefaults() {
 	def(&t.SegmentChanges, "segment-changes")
 	def(&t.ChurnAlerts, "churn-alerts")
 	def(&t.DLQ, "sirenstream-dlq")
+	def(&t.Changelog, "sirenstream-changelog")
 }
 
 // Inputs returns the input topics in merge tie-break order (engine.Kind order:
@@ -88,6 +93,9 @@ type Config struct {
 	// GroupCommitInterval: how often durable offsets are also committed to the
 	// consumer group for lag tools (default 1s). Restart trusts Badger, not these.
 	GroupCommitInterval time.Duration
+	// SessionTimeout of the consumer group (default 10s): how long a crashed
+	// instance keeps its partitions before they move.
+	SessionTimeout time.Duration
 	// CacheSIRENs bounds decoded SIREN states kept in memory per partition
 	// (default 50000).
 	CacheSIRENs int
@@ -97,6 +105,11 @@ type Config struct {
 	Store  *state.Store   // required
 	// Metrics receives counters; default a no-op.
 	Metrics Metrics
+	// HTTPAdvertise is this instance's HTTP base URL (e.g.
+	// "http://10.0.0.7:8080"), published to the other consumer-group members
+	// in the JoinGroup user data so that a query for a SIREN owned elsewhere
+	// can name the owner's URL (Processor.Members). "" publishes nothing.
+	HTTPAdvertise string
 }
 
 func (c *Config) setDefaults() {
@@ -124,6 +137,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.GroupCommitInterval == 0 {
 		c.GroupCommitInterval = time.Second
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 10 * time.Second
 	}
 	if c.CacheSIRENs == 0 {
 		c.CacheSIRENs = 50000

@@ -1,6 +1,10 @@
 package processor
 
-import "time"
+import (
+	"time"
+
+	"github.com/sirenstream/sirenstream/engine"
+)
 
 // Metrics receives the processor's counters and gauges. The ops layer
 // implements it with Prometheus; the default does nothing. Implementations
@@ -14,15 +18,30 @@ type Metrics interface {
 	Lag(topic string, partition int32, lag int64)
 	Commit(partition int32, d time.Duration, states int)
 	Owned(partitions []int32)
+	// RestoreProgress reports a changelog restore of a partition: records
+	// read so far of total.
+	RestoreProgress(partition int32, read, total int64)
+	// Loaded reports that a partition's task has loaded its state (checkpoint
+	// and restore) and is about to process: segments counts the SIRENs per
+	// segment label in that state (nil when it could not be scanned). Called
+	// once per task start, before any SegmentChange of the task. Cost: one
+	// scan of the partition's state (skipped with the no-op Metrics).
+	Loaded(partition int32, segments map[string]int64)
+	// SegmentChange reports a segment change emitted by a partition's task.
+	// d is reused by the task after the call returns: copy what you keep.
+	SegmentChange(partition int32, d *engine.Decision)
 }
 
 type nopMetrics struct{}
 
-func (nopMetrics) Consumed(string, int32)             {}
-func (nopMetrics) Processed(string, int32)            {}
-func (nopMetrics) DeadLettered(string, int32, string) {}
-func (nopMetrics) Transition(string, bool)            {}
-func (nopMetrics) StreamTime(int32, int64)            {}
-func (nopMetrics) Lag(string, int32, int64)           {}
-func (nopMetrics) Commit(int32, time.Duration, int)   {}
-func (nopMetrics) Owned([]int32)                      {}
+func (nopMetrics) Consumed(string, int32)                {}
+func (nopMetrics) Processed(string, int32)               {}
+func (nopMetrics) DeadLettered(string, int32, string)    {}
+func (nopMetrics) Transition(string, bool)               {}
+func (nopMetrics) StreamTime(int32, int64)               {}
+func (nopMetrics) Lag(string, int32, int64)              {}
+func (nopMetrics) Commit(int32, time.Duration, int)      {}
+func (nopMetrics) Owned([]int32)                         {}
+func (nopMetrics) RestoreProgress(int32, int64, int64)   {}
+func (nopMetrics) Loaded(int32, map[string]int64)        {}
+func (nopMetrics) SegmentChange(int32, *engine.Decision) {}

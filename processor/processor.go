@@ -100,9 +100,9 @@ func (p *Processor) Run(ctx context.Context) error {
 		Brokers:           p.cfg.Kafka.Brokers,
 		Dialer:            p.cfg.Kafka.dialer(),
 		Topics:            inputs[:],
-		GroupBalancers:    []kafka.GroupBalancer{coPartitionBalancer{}},
+		GroupBalancers:    []kafka.GroupBalancer{coPartitionBalancer{advertise: p.cfg.HTTPAdvertise}},
 		HeartbeatInterval: time.Second,
-		SessionTimeout:    10 * time.Second,
+		SessionTimeout:    p.cfg.SessionTimeout,
 		RebalanceTimeout:  30 * time.Second,
 		JoinGroupBackoff:  time.Second,
 		StartOffset:       kafka.FirstOffset,
@@ -147,6 +147,7 @@ func (p *Processor) Run(ctx context.Context) error {
 					churnTopic:   p.cfg.Topics.ChurnAlerts,
 					groupCommit:  gen.CommitOffsets,
 					groupOffsets: groupOffsets,
+					changelog:    p.cfg.Topics.Changelog != "-",
 				}
 				if err := p.runTask(gctx, opt, writer); err != nil {
 					cancel(err)
@@ -358,10 +359,15 @@ func EnsureTopics(ctx context.Context, k Kafka, t Topics, partitions, rf int, lo
 	inputs := t.Inputs()
 	all := append(inputs[:], t.SegmentChanges, t.ChurnAlerts, t.DLQ)
 	all = append(all, extra...)
-	return ensureTopics(ctx, client, log, inputs[:], all, partitions, rf)
+	var compacted []string
+	if t.Changelog != "-" {
+		all = append(all, t.Changelog)
+		compacted = append(compacted, t.Changelog)
+	}
+	return ensureTopics(ctx, client, log, inputs[:], all, compacted, partitions, rf)
 }
 
-func ensureTopics(ctx context.Context, client *kafka.Client, log *zap.Logger, inputs, all []string, want, rf int) (int, error) {
+func ensureTopics(ctx context.Context, client *kafka.Client, log *zap.Logger, inputs, all, compacted []string, want, rf int) (int, error) {
 	var meta *kafka.MetadataResponse
 	var err error
 	for attempt := 0; ; attempt++ {
@@ -403,7 +409,24 @@ func ensureTopics(ctx context.Context, client *kafka.Client, log *zap.Logger, in
 	var create []kafka.TopicConfig
 	for _, t := range all {
 		if _, ok := counts[t]; !ok {
-			create = append(create, kafka.TopicConfig{Topic: t, NumPartitions: n, ReplicationFactor: rf})
+			tc := kafka.TopicConfig{Topic: t, NumPartitions: n, ReplicationFactor: rf}
+			for _, c := range compacted {
+				if c == t {
+					// min.compaction.lag.ms keeps records of a commit that did
+					// not finish from compacting away older versions before the
+					// restarted task rewrites them (see changelog.go).
+					tc.ConfigEntries = []kafka.ConfigEntry{
+						{ConfigName: "cleanup.policy", ConfigValue: "compact"},
+						{ConfigName: "min.compaction.lag.ms", ConfigValue: "3600000"},
+					}
+				}
+			}
+			create = append(create, tc)
+		}
+	}
+	for _, c := range compacted {
+		if cn, ok := counts[c]; ok && cn != n {
+			return 0, fmt.Errorf("changelog topic %s has %d partitions, the inputs %d: it must have one partition per input partition", c, cn, n)
 		}
 	}
 	if len(create) > 0 {

@@ -52,6 +52,8 @@ type taskOptions struct {
 	churnTopic   string
 	// dlqTopic overrides the dead-letter topic (replays use their own).
 	dlqTopic string
+	// changelog: write state changes to the changelog and restore from it.
+	changelog bool
 	// groupCommit, when set, receives durable offsets (rate limited).
 	groupCommit func(offsets map[string]map[int]int64) error
 	// groupOffsets are the consumer group's committed offsets, used only when
@@ -78,11 +80,16 @@ type task struct {
 	sweeping    bool
 	sweepCursor string
 
+	changelog *changelog // nil: disabled (replays)
+	clNext    int64      // changelog offset after this task's last checkpoint record
+
 	outputs      []kafka.Message
 	uncommitted  int // records processed since the last commit
 	dirtyOffsets bool
 	lastCommit   time.Time
 	lastGroup    time.Time
+	groupPending bool             // durable offsets not yet sent to the group
+	durable      map[string]int64 // offsets of the last Badger checkpoint
 	dec          engine.Decision
 	vals         []float64
 	meta         []byte
@@ -97,6 +104,7 @@ type task struct {
 type TaskProgress struct {
 	Partition    int32
 	Consumed     int64
+	Total        int64 // backlog at load: Σ inputs (end offset − first offset to process); 0 before load
 	Processed    int64
 	DeadLettered int64
 	Skipped      int64
@@ -104,7 +112,11 @@ type TaskProgress struct {
 	StreamTime   int64
 	Lag          int64 // sum over inputs of hwm - next
 	CaughtUp     bool
+	Loaded       bool // state loaded (checkpoint, changelog restore): Processor.Ready
 	Done         bool
+	// Restore is the changelog restore done when the task started (zero
+	// when the local state was up to date).
+	Restore RestoreStats
 }
 
 func newTask(cfg *Config, opt taskOptions, writer MessageWriter) *task {
@@ -115,6 +127,12 @@ func newTask(cfg *Config, opt taskOptions, writer MessageWriter) *task {
 		inputs: cfg.Topics.Inputs(),
 		eng:    engine.NewTask(cfg.Rules, cfg.Engine),
 		writer: writer,
+	}
+	if opt.changelog {
+		t.changelog = &changelog{
+			client: &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Timeout: 30 * time.Second, Transport: cfg.Kafka.transport()},
+			topic:  cfg.Topics.Changelog,
+		}
 	}
 	t.cache = state.NewCache[*engine.State](cfg.Store, opt.partition, stateCodec{}, cfg.CacheSIRENs)
 	if t.opt.segmentTopic == "" {
@@ -168,6 +186,14 @@ func (t *task) loadMeta(b []byte) error {
 // input history, so starting from the group's offsets without state would be
 // wrong (the changelog restore covers moved partitions).
 func (t *task) load(ctx context.Context, client *kafka.Client) error {
+	if t.changelog != nil {
+		if err := t.restore(ctx, client); err != nil {
+			return err
+		}
+		if err := t.markStart(ctx, client); err != nil {
+			return err
+		}
+	}
 	cp, ok, err := t.cfg.Store.Checkpoint(t.opt.partition)
 	if err != nil {
 		return fmt.Errorf("partition %d: load checkpoint: %w", t.opt.partition, err)
@@ -192,6 +218,11 @@ func (t *task) load(ctx context.Context, client *kafka.Client) error {
 		t.hwm[i] = last[i]
 		t.end[i] = last[i]
 	}
+	var total int64
+	for i := range t.next {
+		total += max(t.end[i]-t.next[i], 0)
+	}
+	t.count(func(p *TaskProgress) { p.Total = total })
 	if ok {
 		if err := t.loadMeta(cp.Meta); err != nil {
 			return fmt.Errorf("partition %d: %w", t.opt.partition, err)
@@ -250,6 +281,7 @@ func (t *task) run(ctx context.Context, client *kafka.Client) (err error) {
 	if err := t.load(ctx, client); err != nil {
 		return err
 	}
+	t.loaded()
 	t.lastCommit = time.Now()
 	defer func() {
 		// Revocation or shutdown: flush what was processed, with a fresh
@@ -264,7 +296,7 @@ func (t *task) run(ctx context.Context, client *kafka.Client) (err error) {
 	}()
 	if t.sweeping {
 		if err := t.sweepEvaluate(ctx); err != nil {
-			return err
+			return t.stopErr(ctx, err)
 		}
 	}
 
@@ -294,7 +326,7 @@ func (t *task) run(ctx context.Context, client *kafka.Client) (err error) {
 	defer ticker.Stop()
 	for {
 		if err := t.drain(ctx); err != nil {
-			return err
+			return t.stopErr(ctx, err)
 		}
 		if t.opt.bounded && t.allDone() {
 			return nil
@@ -316,12 +348,23 @@ func (t *task) run(ctx context.Context, client *kafka.Client) (err error) {
 		case <-ticker.C:
 			if time.Since(t.lastCommit) >= t.cfg.CommitInterval {
 				if err := t.commit(ctx, false); err != nil {
-					return err
+					return t.stopErr(ctx, err)
 				}
 			}
 			t.updateProgress()
 		}
 	}
+}
+
+// stopErr: an error caused by ctx ending (revocation, shutdown) is not fatal —
+// the batch simply was not committed, and run's deferred flush commits it
+// with a fresh deadline (or reports the real error again).
+func (t *task) stopErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		t.log.Info("task interrupted mid-commit; flushing on the way out", zap.Error(err))
+		return nil
+	}
+	return err
 }
 
 type readerItem struct {
@@ -505,6 +548,7 @@ func (t *task) emit(d *engine.Decision) {
 	for _, s := range d.Removed.Names() {
 		t.cfg.Metrics.Transition(s, false)
 	}
+	t.cfg.Metrics.SegmentChange(t.opt.partition, d)
 	t.count(func(p *TaskProgress) { p.Changes++ })
 }
 
@@ -588,6 +632,9 @@ func (t *task) sweepEvaluate(ctx context.Context) error {
 func (t *task) commit(ctx context.Context, force bool) error {
 	if len(t.outputs) == 0 && t.cache.DirtyCount() == 0 && !t.dirtyOffsets {
 		t.lastCommit = time.Now()
+		// An idle task still owes the group its last durable offsets when
+		// the rate limit skipped them.
+		t.commitGroup(force)
 		return nil
 	}
 	start := time.Now()
@@ -606,7 +653,17 @@ func (t *task) commit(ctx context.Context, force bool) error {
 	}
 	t.meta = t.appendMeta(t.meta[:0])
 	states := t.cache.DirtyCount()
-	if _, err := t.cache.Flush(state.Checkpoint{Offsets: offsets, Meta: append([]byte(nil), t.meta...)}); err != nil {
+	cp := state.Checkpoint{Offsets: offsets, Meta: append([]byte(nil), t.meta...)}
+	puts := t.cache.Encode()
+	if t.changelog != nil {
+		next, err := t.writeChangelog(ctx, puts, cp)
+		if err != nil {
+			return err
+		}
+		t.clNext = next
+		offsets[t.changelog.topic] = next
+	}
+	if err := t.cache.CommitEncoded(puts, cp); err != nil {
 		return fmt.Errorf("partition %d: commit state: %w", t.opt.partition, err)
 	}
 	t.uncommitted = 0
@@ -614,18 +671,32 @@ func (t *task) commit(ctx context.Context, force bool) error {
 	t.lastCommit = time.Now()
 	t.cfg.Metrics.Commit(t.opt.partition, time.Since(start), states)
 	t.updateProgress()
-	if t.opt.groupCommit != nil && (force || time.Since(t.lastGroup) >= t.cfg.GroupCommitInterval) {
-		g := map[string]map[int]int64{}
-		for topic, off := range offsets {
+	t.durable, t.groupPending = offsets, true
+	t.commitGroup(force)
+	return nil
+}
+
+// commitGroup sends the offsets of the last Badger checkpoint to the
+// consumer group, at most every GroupCommitInterval unless
+// forced. A skipped commit stays pending, so a task that goes idle still
+// reports its final offsets to lag tools one interval later.
+func (t *task) commitGroup(force bool) {
+	if t.opt.groupCommit == nil || !t.groupPending || (!force && time.Since(t.lastGroup) < t.cfg.GroupCommitInterval) {
+		return
+	}
+	g := map[string]map[int]int64{}
+	for _, topic := range t.inputs { // input topics only, not the changelog position
+		if off, ok := t.durable[topic]; ok {
 			g[topic] = map[int]int64{int(t.opt.partition): off}
 		}
-		if err := t.opt.groupCommit(g); err != nil {
-			// Not fatal: restart trusts Badger. Lag tools see stale offsets.
-			t.log.Warn("group offset commit failed", zap.Error(err))
-		}
-		t.lastGroup = time.Now()
 	}
-	return nil
+	if err := t.opt.groupCommit(g); err != nil {
+		// Not fatal: restart trusts Badger. Lag tools see stale offsets.
+		t.log.Warn("group offset commit failed", zap.Error(err))
+	} else {
+		t.groupPending = false
+	}
+	t.lastGroup = time.Now()
 }
 
 // write sends outputs and waits for acks=all, retrying until ctx ends: an

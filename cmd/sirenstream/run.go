@@ -60,6 +60,7 @@ func (f *procFlags) register(fs *flag.FlagSet, defaultLog string) {
 	fs.StringVar(&f.topics.SegmentChanges, "topic-segment-changes", "segment-changes", "segment change output topic")
 	fs.StringVar(&f.topics.ChurnAlerts, "topic-churn-alerts", "churn-alerts", "churn alert output topic")
 	fs.StringVar(&f.topics.DLQ, "topic-dlq", "sirenstream-dlq", "dead-letter topic")
+	fs.StringVar(&f.topics.Changelog, "topic-changelog", "sirenstream-changelog", "compacted state changelog topic (restores moved partitions); - disables it")
 }
 
 // components are what run and replay build from procFlags, closed in reverse.
@@ -141,6 +142,7 @@ state (the group's offsets are committed too, for lag tools).`, stdout)
 	var f procFlags
 	f.register(fs, "json")
 	group := fs.String("group", "sirenstream", "consumer group id")
+	session := fs.Duration("session-timeout", 10*time.Second, "consumer group session timeout: how long a crashed instance keeps its partitions")
 	httpAddr := fs.String("http", "", "serve /metrics, /healthz, /readyz and the query API on this address (e.g. 127.0.0.1:8080)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -151,6 +153,7 @@ state (the group's offsets are committed too, for lag tools).`, stdout)
 	}
 	defer func() { err = errors.Join(err, c.Close()) }()
 	c.cfg.Group = *group
+	c.cfg.SessionTimeout = *session
 	return runLive(ctx, c, *httpAddr)
 }
 
