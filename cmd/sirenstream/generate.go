@@ -26,6 +26,7 @@ Missing topics are created (--partitions).`, stdout)
 	seed := fs.Int64("seed", 1, "random seed")
 	bad := fs.Float64("bad-rate", 0, "fraction of deliberately bad records (invalid SIRENs, negative bytes, ...)")
 	partitions := fs.Int("partitions", 0, "partition count for created topics (default: as existing, else 6)")
+	registry := fs.String("schema-registry", "", "register the schemas with this Confluent schema registry (subjects <topic>-value) and frame records with the ids it assigns; needed when the processor runs with --schema-registry")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -47,7 +48,14 @@ Missing topics are created (--partitions).`, stdout)
 	}
 	w := load.Writer(k.Brokers, processor.Transport(k))
 	defer func() { err = errors.Join(err, w.Close()) }()
-	st, err := load.Produce(ctx, w, cfg, nil, 0)
+	var opts load.Options
+	if *registry != "" {
+		if opts.SchemaIDs, err = load.Register(ctx, *registry, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "registered schemas with %s: ids %v (profile, outage, claim, usage kinds)\n", *registry, opts.SchemaIDs)
+	}
+	st, err := load.ProduceWith(ctx, w, cfg, opts)
 	if err != nil {
 		return err
 	}

@@ -5,11 +5,13 @@ package load
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/sirenstream/sirenstream/engine"
 	"github.com/sirenstream/sirenstream/gen"
 	"github.com/sirenstream/sirenstream/schemas"
 )
@@ -43,6 +45,21 @@ func Writer(brokers []string, transport *kafka.Transport) *kafka.Writer {
 // names). The Kafka record timestamp is the event time, as a backfill
 // producer would set it.
 func Produce(ctx context.Context, w *kafka.Writer, cfg gen.Config, topicOf func(string) string, batch int) (Stats, error) {
+	return ProduceWith(ctx, w, cfg, Options{TopicOf: topicOf, Batch: batch})
+}
+
+// Options tune ProduceWith.
+type Options struct {
+	TopicOf func(string) string // nil: gen's topic names
+	Batch   int                 // records per write (default 20000)
+	// SchemaIDs frames records with registry-assigned ids (see Register)
+	// instead of the fixed ids 1-4.
+	SchemaIDs map[engine.Kind]uint32
+}
+
+// ProduceWith is Produce with options.
+func ProduceWith(ctx context.Context, w *kafka.Writer, cfg gen.Config, o Options) (Stats, error) {
+	topicOf, batch := o.TopicOf, o.Batch
 	if batch <= 0 {
 		batch = 20000
 	}
@@ -67,6 +84,9 @@ func Produce(ctx context.Context, w *kafka.Writer, cfg gen.Config, topicOf func(
 		val, err := codec.EncodeEvent(nil, &r.Event)
 		if err != nil {
 			return fmt.Errorf("encode %s %s: %w", r.Topic, r.Event.EventID, err)
+		}
+		if id, ok := o.SchemaIDs[r.Event.Kind]; ok {
+			binary.BigEndian.PutUint32(val[1:5], id)
 		}
 		topic := r.Topic
 		if topicOf != nil {
