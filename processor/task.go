@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -227,6 +228,9 @@ func (t *task) load(ctx context.Context, client *kafka.Client) error {
 		if err := t.loadMeta(cp.Meta); err != nil {
 			return fmt.Errorf("partition %d: %w", t.opt.partition, err)
 		}
+		// Report the checkpoint to the group once even if nothing is left
+		// to process: after a kill -9 the group may lag behind Badger.
+		t.durable, t.groupPending = cp.Offsets, true
 	}
 	t.log.Info("task loaded",
 		zap.Bool("checkpoint", ok),
@@ -499,7 +503,9 @@ func (t *task) process(ctx context.Context, in int, it *item) error {
 		return fmt.Errorf("%s/%d@%d: load state of %s: %w", topic, t.opt.partition, it.msg.Offset, ev.SIREN, err)
 	}
 	if !found {
-		st = engine.NewState(ev.SIREN)
+		// Clone: decoded strings share the record's buffer, which a cached
+		// state must not pin.
+		st = engine.NewState(strings.Clone(ev.SIREN))
 	}
 	changed, err := t.eng.Step(st, ev, &t.dec)
 	if err != nil {
@@ -507,7 +513,7 @@ func (t *task) process(ctx context.Context, in int, it *item) error {
 		done()
 		return nil
 	}
-	t.cache.Put(ev.SIREN, st)
+	t.cache.Put(st.SIREN, st)
 	if changed {
 		t.emit(&t.dec)
 	}
@@ -515,6 +521,19 @@ func (t *task) process(ctx context.Context, in int, it *item) error {
 	t.count(func(p *TaskProgress) { p.Processed++ })
 	done()
 	return nil
+}
+
+// maxDetail caps the error.detail header: a detail quotes the bad value,
+// and a dead letter must stay within the broker's record size limit
+// (max.message.bytes) like the input record it carries.
+const maxDetail = 512
+
+func detailHeader(cause error) []byte {
+	d := cause.Error()
+	if len(d) > maxDetail {
+		d = d[:maxDetail] + "…(truncated)"
+	}
+	return []byte(d)
 }
 
 func (t *task) deadLetter(in int, it *item, reason string, cause error) {
@@ -527,7 +546,7 @@ func (t *task) deadLetter(in int, it *item, reason string, cause error) {
 		Value: it.msg.Value,
 		Headers: []kafka.Header{
 			{Key: "error", Value: []byte(reason)},
-			{Key: "error.detail", Value: []byte(cause.Error())},
+			{Key: "error.detail", Value: detailHeader(cause)},
 			{Key: "source.topic", Value: []byte(topic)},
 			{Key: "source.partition", Value: []byte(strconv.Itoa(int(t.opt.partition)))},
 			{Key: "source.offset", Value: []byte(strconv.FormatInt(it.msg.Offset, 10))},
@@ -562,11 +581,9 @@ func (t *task) sweep(ctx context.Context, newTime int64) error {
 	}
 	t.eng.AdvanceTo(newTime)
 	t.vals = t.vals[:0]
-	err := t.cfg.Store.Scan(t.opt.partition, func(siren string, val []byte) error {
-		st, err := engine.UnmarshalState(siren, val)
-		if err != nil {
-			return fmt.Errorf("partition %d: decode state of %s: %w", t.opt.partition, siren, err)
-		}
+	// Cache.Each reads memory only once the partition's states all fit in
+	// the cache (complete); otherwise it scans Badger and decodes.
+	err := t.cache.Each("", func(siren string, st *engine.State) error {
 		if v, ok := t.eng.Intensity(st); ok {
 			t.vals = append(t.vals, v)
 		}
@@ -594,11 +611,7 @@ func (t *task) sweepEvaluate(ctx context.Context) error {
 	chunk := t.cfg.CommitRecords
 	for {
 		n := 0
-		err := t.cfg.Store.ScanFrom(t.opt.partition, t.sweepCursor, func(siren string, val []byte) error {
-			st, err := engine.UnmarshalState(siren, val)
-			if err != nil {
-				return fmt.Errorf("partition %d: decode state of %s: %w", t.opt.partition, siren, err)
-			}
+		err := t.cache.Each(t.sweepCursor, func(siren string, st *engine.State) error {
 			if t.eng.Evaluate(st, &t.dec) {
 				t.cache.Put(siren, st)
 				t.emit(&t.dec)

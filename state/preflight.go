@@ -20,6 +20,22 @@ import (
 //
 // Table footer (badger v4 table/builder.go): … | index | u32 index len | checksum proto | u32 checksum len.
 func checkTables(dir string) error {
+	// A process killed right after Badger created a new memtable WAL leaves a
+	// zero-length .mem file; Badger's reopen then fails with "while opening
+	// fid: N err: Create a new file" (openMemTables treats z.NewFile as an
+	// error). The file holds no data: removing it is safe and lets a store
+	// reopen after kill -9.
+	mems, err := filepath.Glob(filepath.Join(dir, "*.mem"))
+	if err != nil {
+		return err
+	}
+	for _, m := range mems {
+		if fi, err := os.Stat(m); err == nil && fi.Size() == 0 {
+			if err := os.Remove(m); err != nil {
+				return fmt.Errorf("state: open %q: remove empty memtable file %s: %w", dir, filepath.Base(m), err)
+			}
+		}
+	}
 	files, err := filepath.Glob(filepath.Join(dir, "*.sst"))
 	if err != nil {
 		return err
