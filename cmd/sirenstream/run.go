@@ -6,12 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/sirenstream/sirenstream/engine"
+	"github.com/sirenstream/sirenstream/ops"
 	"github.com/sirenstream/sirenstream/processor"
 	"github.com/sirenstream/sirenstream/schemas"
 	"github.com/sirenstream/sirenstream/state"
@@ -143,7 +144,8 @@ state (the group's offsets are committed too, for lag tools).`, stdout)
 	f.register(fs, "json")
 	group := fs.String("group", "sirenstream", "consumer group id")
 	session := fs.Duration("session-timeout", 10*time.Second, "consumer group session timeout: how long a crashed instance keeps its partitions")
-	httpAddr := fs.String("http", "", "serve /metrics, /healthz, /readyz and the query API on this address (e.g. 127.0.0.1:8080)")
+	var hf httpFlags
+	hf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -154,31 +156,49 @@ state (the group's offsets are committed too, for lag tools).`, stdout)
 	defer func() { err = errors.Join(err, c.Close()) }()
 	c.cfg.Group = *group
 	c.cfg.SessionTimeout = *session
-	return runLive(ctx, c, *httpAddr)
+	return runLive(ctx, c, hf)
 }
 
-func runLive(ctx context.Context, c *components, httpAddr string) error {
+// runLive runs the processor and, with --http, the ops HTTP server beside
+// it; when either stops with an error the other is stopped too.
+func runLive(ctx context.Context, c *components, hf httpFlags) error {
+	ln, advertise, token, err := hf.listen(c.log)
+	if err != nil {
+		return err
+	}
+	var metrics *ops.Metrics
+	if ln != nil {
+		defer ln.Close() // already closed by the server when it ran
+		metrics = ops.NewMetrics(ops.MetricsConfig{StateSize: c.store.Size})
+		c.cfg.Metrics = metrics
+		c.cfg.HTTPAdvertise = advertise
+	}
 	p, err := processor.New(c.cfg)
 	if err != nil {
 		return err
 	}
-	gcCtx, stopGC := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		_ = c.store.RunGC(gcCtx, 5*time.Minute)
-	}()
-	defer func() {
-		stopGC()
-		wg.Wait()
-	}()
-	if httpAddr != "" {
-		c.log.Warn("--http is not served by this build yet", zap.String("addr", httpAddr))
+	var srv *ops.Server
+	if ln != nil {
+		srv, err = ops.New(ops.Config{Listener: ln, Token: token, Processor: p, Metrics: metrics, Logger: c.log})
+		if err != nil {
+			return err
+		}
 	}
-	err = p.Run(ctx)
-	if err == nil {
-		c.log.Info("processor stopped cleanly")
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		_ = c.store.RunGC(gctx, 5*time.Minute)
+		return nil
+	})
+	g.Go(func() error {
+		err := p.Run(gctx)
+		if err == nil {
+			c.log.Info("processor stopped cleanly")
+		}
+		return err
+	})
+	if srv != nil {
+		c.log.Info("ops http server", zap.String("addr", ln.Addr().String()), zap.String("advertise", advertise), zap.Bool("token", token != ""))
+		g.Go(func() error { return srv.Run(gctx) })
 	}
-	return err
+	return g.Wait()
 }

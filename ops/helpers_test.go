@@ -1,0 +1,196 @@
+package ops_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sirenstream/sirenstream/internal/testkit"
+	"github.com/sirenstream/sirenstream/ops"
+	"github.com/sirenstream/sirenstream/processor"
+)
+
+// instance is a processor with its ops server, on a kfake broker.
+type instance struct {
+	H       *testkit.Harness
+	Metrics *ops.Metrics
+	URL     string // http://127.0.0.1:port
+}
+
+// startInstance runs a processor of group in dir with an ops server on an
+// ephemeral loopback port that advertises its URL to the group. Cleanup
+// stops the server, then the processor.
+func startInstance(t *testing.T, brokers []string, group, dir, token string) *instance {
+	t.Helper()
+	cfg := testkit.Config(t, brokers, dir)
+	cfg.Group = group
+	m := ops.NewMetrics(ops.MetricsConfig{StateSize: cfg.Store.Size})
+	cfg.Metrics = m
+	ln, err := ops.Listen("127.0.0.1:0", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := ops.AdvertiseURL(ln.Addr())
+	cfg.HTTPAdvertise = url
+	h := testkit.Start(t, cfg)
+	srv, err := ops.New(ops.Config{Listener: ln, Token: token, Processor: h.P, Metrics: m, OwnerCacheTTL: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Errorf("ops server: %v", err)
+		}
+		h.Stop(t)
+	})
+	return &instance{H: h, Metrics: m, URL: url}
+}
+
+// unstarted returns a processor that never runs (not ready, no partitions):
+// enough for the HTTP policy tests, which must not depend on Kafka.
+func unstarted(t *testing.T) *processor.Processor {
+	t.Helper()
+	cfg := testkit.Config(t, []string{"127.0.0.1:1"}, t.TempDir())
+	t.Cleanup(func() { _ = cfg.Store.Close() })
+	p, err := processor.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+var client = &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// get fetches url with an optional bearer token.
+func get(t *testing.T, url, token string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: read body: %v", url, err)
+	}
+	return resp.StatusCode, b
+}
+
+// getJSON fetches url and decodes its JSON body into v; it returns the status.
+func getJSON(t *testing.T, url string, v any) int {
+	t.Helper()
+	status, b := get(t, url, "")
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("GET %s: HTTP %d, body is not JSON (%v): %.300s", url, status, err, b)
+	}
+	return status
+}
+
+// sample is one Prometheus sample of a text exposition.
+type sample struct {
+	name   string
+	labels map[string]string
+	value  float64
+}
+
+var (
+	sampleRe = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$`)
+	labelRe  = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
+)
+
+// scrape fetches /metrics and parses the text format.
+func scrape(t *testing.T, base string) []sample {
+	t.Helper()
+	status, b := get(t, base+"/metrics", "")
+	if status != http.StatusOK {
+		t.Fatalf("/metrics: HTTP %d: %.300s", status, b)
+	}
+	var out []sample
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		m := sampleRe.FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("unparsable metrics line %q", line)
+		}
+		v, err := strconv.ParseFloat(m[3], 64)
+		if err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		s := sample{name: m[1], labels: map[string]string{}, value: v}
+		for _, l := range labelRe.FindAllStringSubmatch(m[2], -1) {
+			s.labels[l[1]] = l[2]
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// sum adds the samples of name whose labels include every pair of match.
+func sum(ss []sample, name string, match map[string]string) float64 {
+	var total float64
+	for _, s := range ss {
+		if s.name != name {
+			continue
+		}
+		ok := true
+		for k, v := range match {
+			if s.labels[k] != v {
+				ok = false
+			}
+		}
+		if ok {
+			total += s.value
+		}
+	}
+	return total
+}
+
+func has(ss []sample, name string) bool {
+	for _, s := range ss {
+		if s.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// poll calls cond until it returns nil or the deadline passes; then it fails
+// with cond's last error.
+func poll(t *testing.T, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timeout after %v: %v", timeout, err)
+		}
+		<-tick.C
+	}
+}
+
+var errNotYet = errors.New("not yet")
