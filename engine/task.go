@@ -59,6 +59,11 @@ const (
 	maxBytesPerRecord = 1_000_000_000_000_000 // 1e15
 	maxCount          = 10_000_000
 	maxAmountCents    = 1_000_000_000_000 // 1e12
+	// maxFieldLen bounds the identifier fields (event, site, outage and
+	// claim ids, postal code, plan). Some are kept in state: without a bound,
+	// a few records with huge strings would grow one SIREN's state past a
+	// Badger transaction or a Kafka record and stop the stream.
+	maxFieldLen = 256
 )
 
 // Check validates ev's fields and lateness without mutating anything. The
@@ -71,6 +76,9 @@ func (t *Task) Check(ev *Event) error {
 	}
 	if ev.EventID == "" {
 		return fmt.Errorf("%w: empty event_id", ErrInvalidEvent)
+	}
+	if n := max(len(ev.EventID), len(ev.SiteID), len(ev.PostalCode), len(ev.OutageID), len(ev.ClaimID), len(ev.Plan)); n > maxFieldLen {
+		return fmt.Errorf("%w: a string field has %d bytes (max %d)", ErrInvalidEvent, n, maxFieldLen)
 	}
 	switch ev.Kind {
 	case KindUsage:

@@ -105,6 +105,11 @@ type Config struct {
 	Store  *state.Store   // required
 	// Metrics receives counters; default a no-op.
 	Metrics Metrics
+
+	// beforeStateCommit, set by tests only, runs after a batch's outputs and
+	// changelog records were written and before its Badger transaction: an
+	// error there is a crash at the worst moment of the commit protocol.
+	beforeStateCommit func(partition int32) error
 	// HTTPAdvertise is this instance's HTTP base URL (e.g.
 	// "http://10.0.0.7:8080"), published to the other consumer-group members
 	// in the JoinGroup user data so that a query for a SIREN owned elsewhere

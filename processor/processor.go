@@ -39,8 +39,8 @@ type Processor struct {
 	mu         sync.Mutex
 	partitions int // input partition count, known after EnsureTopics
 	tasks      map[int32]*task
-	owned []int32
-	final map[int32]TaskProgress // progress of finished tasks
+	owned      []int32
+	final      map[int32]TaskProgress // progress of finished tasks
 }
 
 // New validates cfg and builds a Processor.
@@ -73,10 +73,13 @@ func (p *Processor) newWriter() *kafka.Writer {
 		// batch at once and waits, so a short timeout only cuts latency.
 		BatchTimeout: 2 * time.Millisecond,
 		BatchSize:    5000,
-		BatchBytes:   4 << 20,
-		MaxAttempts:  5,
-		Transport:    p.cfg.Kafka.transport(),
-		ErrorLogger:  kafka.LoggerFunc(p.log.Sugar().Debugf),
+		// One batch per partition per request: stay under the broker's
+		// default max.message.bytes (1 MiB), or a commit with big dead
+		// letters is rejected (MESSAGE_TOO_LARGE) forever and the stream stops.
+		BatchBytes:  1_000_000,
+		MaxAttempts: 5,
+		Transport:   p.cfg.Kafka.transport(),
+		ErrorLogger: kafka.LoggerFunc(p.log.Sugar().Debugf),
 	}
 }
 
@@ -116,6 +119,8 @@ func (p *Processor) Run(ctx context.Context) error {
 		zap.Strings("inputs", inputs[:]), zap.String("rules_version", p.cfg.Rules.Version))
 
 	var wg sync.WaitGroup
+	var taskErrMu sync.Mutex
+	var taskErrs []error
 	for ctx.Err() == nil {
 		gen, err := cg.Next(ctx)
 		if err != nil {
@@ -150,6 +155,11 @@ func (p *Processor) Run(ctx context.Context) error {
 					changelog:    p.cfg.Topics.Changelog != "-",
 				}
 				if err := p.runTask(gctx, opt, writer); err != nil {
+					// Remember it even when the parent context is already
+					// done: a failed final flush must fail the run.
+					taskErrMu.Lock()
+					taskErrs = append(taskErrs, err)
+					taskErrMu.Unlock()
 					cancel(err)
 				}
 			})
@@ -157,6 +167,11 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	closeErr := cg.Close()
 	wg.Wait()
+	taskErrMu.Lock()
+	defer taskErrMu.Unlock()
+	if len(taskErrs) > 0 {
+		return errors.Join(append(taskErrs, closeErr)...)
+	}
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 		return errors.Join(cause, closeErr)
 	}
@@ -364,7 +379,13 @@ func EnsureTopics(ctx context.Context, k Kafka, t Topics, partitions, rf int, lo
 		all = append(all, t.Changelog)
 		compacted = append(compacted, t.Changelog)
 	}
-	return ensureTopics(ctx, client, log, inputs[:], all, compacted, partitions, rf)
+	n, err := ensureTopics(ctx, client, log, inputs[:], all, compacted, partitions, rf)
+	if err != nil && k.SASL != nil && !errors.Is(err, kafka.SASLAuthenticationFailed) {
+		// Some brokers answer bad credentials by closing the connection: say
+		// what to check, never the credentials themselves.
+		err = fmt.Errorf("%w (SASL %s is configured: check the username and password if the broker is up)", err, k.SASL.Name())
+	}
+	return n, err
 }
 
 func ensureTopics(ctx context.Context, client *kafka.Client, log *zap.Logger, inputs, all, compacted []string, want, rf int) (int, error) {
@@ -374,6 +395,10 @@ func ensureTopics(ctx context.Context, client *kafka.Client, log *zap.Logger, in
 		meta, err = client.Metadata(ctx, &kafka.MetadataRequest{})
 		if err == nil {
 			break
+		}
+		if errors.Is(err, kafka.SASLAuthenticationFailed) {
+			// Bad credentials do not heal by retrying.
+			return 0, fmt.Errorf("kafka metadata from %s: %w (check the SASL mechanism, username and password)", client.Addr, err)
 		}
 		if ctx.Err() != nil || attempt >= 10 {
 			return 0, fmt.Errorf("kafka metadata from %s: %w", client.Addr, err)

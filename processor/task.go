@@ -81,6 +81,14 @@ type task struct {
 	sweeping    bool
 	sweepCursor string
 
+	// plan records the input of every record taken since the last
+	// checkpoint; it is saved before a batch's outputs are written so a
+	// restart replays the same interleaving (replayPlan) and re-emits
+	// byte-identical outputs, whatever live arrival timing decided.
+	plan       []byte
+	replayPlan []byte
+	batchStart [numInputs]int64
+
 	changelog *changelog // nil: disabled (replays)
 	clNext    int64      // changelog offset after this task's last checkpoint record
 
@@ -231,6 +239,9 @@ func (t *task) load(ctx context.Context, client *kafka.Client) error {
 		// Report the checkpoint to the group once even if nothing is left
 		// to process: after a kill -9 the group may lag behind Badger.
 		t.durable, t.groupPending = cp.Offsets, true
+	}
+	if err := t.loadPlan(); err != nil {
+		return fmt.Errorf("partition %d: %w", t.opt.partition, err)
 	}
 	t.log.Info("task loaded",
 		zap.Bool("checkpoint", ok),
@@ -403,6 +414,13 @@ func (t *task) allDone() bool {
 // when the merge must wait: an input with nothing buffered that is not caught
 // up to its high watermark may still hold an earlier record (spec §4).
 func (t *task) pick() int {
+	if len(t.replayPlan) > 0 {
+		in := int(t.replayPlan[0])
+		if len(t.buf[in]) == 0 {
+			return -1 // wait for the record the plan says came next
+		}
+		return in
+	}
 	best := -1
 	var bestKey int64
 	for i := range t.buf {
@@ -437,6 +455,9 @@ func (t *task) drain(ctx context.Context) error {
 		if err := t.process(ctx, in, it); err != nil {
 			return err
 		}
+		if len(t.replayPlan) > 0 {
+			t.replayPlan = t.replayPlan[1:]
+		}
 		t.buf[in][0] = item{}
 		t.buf[in] = t.buf[in][1:]
 		if len(t.buf[in]) == 0 {
@@ -461,6 +482,7 @@ func (t *task) process(ctx context.Context, in int, it *item) error {
 	t.cfg.Metrics.Consumed(topic, t.opt.partition)
 	t.count(func(p *TaskProgress) { p.Consumed++ })
 	done := func() {
+		t.plan = append(t.plan, byte(in))
 		t.next[in] = it.msg.Offset + 1
 		t.uncommitted++
 		t.dirtyOffsets = true
@@ -581,14 +603,30 @@ func (t *task) sweep(ctx context.Context, newTime int64) error {
 	}
 	t.eng.AdvanceTo(newTime)
 	t.vals = t.vals[:0]
-	// Cache.Each reads memory only once the partition's states all fit in
-	// the cache (complete); otherwise it scans Badger and decodes.
-	err := t.cache.Each("", func(siren string, st *engine.State) error {
-		if v, ok := t.eng.Intensity(st); ok {
-			t.vals = append(t.vals, v)
-		}
-		return nil
-	})
+	// Pass 1 needs only intensities: from memory when the cache holds the
+	// whole partition, else straight from the encoded states (the commit
+	// above left nothing dirty, so the store is the truth) without decoding.
+	// Pass 2's Cache.Each fills the cache when the partition fits.
+	var err error
+	if t.cache.Complete() {
+		err = t.cache.Each("", func(siren string, st *engine.State) error {
+			if v, ok := t.eng.Intensity(st); ok {
+				t.vals = append(t.vals, v)
+			}
+			return nil
+		})
+	} else {
+		err = t.cfg.Store.Scan(t.opt.partition, func(siren string, val []byte) error {
+			v, ok, err := t.eng.IntensityEncoded(val)
+			if err != nil {
+				return fmt.Errorf("partition %d: decode state of %s: %w", t.opt.partition, siren, err)
+			}
+			if ok {
+				t.vals = append(t.vals, v)
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		return err
 	}
@@ -651,6 +689,11 @@ func (t *task) commit(ctx context.Context, force bool) error {
 		return nil
 	}
 	start := time.Now()
+	if len(t.outputs) > 0 && len(t.plan) > 0 {
+		if err := t.cfg.Store.SavePlan(t.opt.partition, t.encodePlan()); err != nil {
+			return fmt.Errorf("partition %d: save merge plan: %w", t.opt.partition, err)
+		}
+	}
 	if len(t.outputs) > 0 {
 		if err := t.write(ctx, t.outputs); err != nil {
 			return err
@@ -676,11 +719,18 @@ func (t *task) commit(ctx context.Context, force bool) error {
 		t.clNext = next
 		offsets[t.changelog.topic] = next
 	}
+	if t.cfg.beforeStateCommit != nil {
+		if err := t.cfg.beforeStateCommit(t.opt.partition); err != nil {
+			return err
+		}
+	}
 	if err := t.cache.CommitEncoded(puts, cp); err != nil {
 		return fmt.Errorf("partition %d: commit state: %w", t.opt.partition, err)
 	}
 	t.uncommitted = 0
 	t.dirtyOffsets = false
+	t.plan = t.plan[:0]
+	t.batchStart = t.next
 	t.lastCommit = time.Now()
 	t.cfg.Metrics.Commit(t.opt.partition, time.Since(start), states)
 	t.updateProgress()
@@ -854,4 +904,46 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-tm.C:
 	}
+}
+
+// Plan layout: [version 1][varint batch start offset per input][input index
+// per record].
+func (t *task) encodePlan() []byte {
+	b := []byte{1}
+	for _, o := range t.batchStart {
+		b = binary.AppendVarint(b, o)
+	}
+	return append(b, t.plan...)
+}
+
+// loadPlan installs a stored plan that starts exactly at the checkpoint's
+// offsets; any other plan is stale (its batch was committed, or a changelog
+// restore moved past it) and is dropped.
+func (t *task) loadPlan() error {
+	t.batchStart = t.next
+	b, err := t.cfg.Store.Plan(t.opt.partition)
+	if err != nil || b == nil {
+		return err
+	}
+	ok := len(b) > 0 && b[0] == 1
+	rest := b[1:]
+	for i := 0; ok && i < numInputs; i++ {
+		v, k := binary.Varint(rest)
+		if k <= 0 || v != t.next[i] {
+			ok = false
+			break
+		}
+		rest = rest[k:]
+	}
+	for _, in := range rest {
+		if int(in) >= numInputs {
+			ok = false
+		}
+	}
+	if !ok {
+		return t.cfg.Store.DropPlan(t.opt.partition)
+	}
+	t.replayPlan = append([]byte(nil), rest...)
+	t.log.Info("replaying the merge order of the batch interrupted before its commit", zap.Int("records", len(rest)))
+	return nil
 }

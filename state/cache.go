@@ -41,6 +41,11 @@ type Cache[V any] struct {
 	avgSize    int64 // moving average of encoded sizes, for estimates
 
 	pending []pendingEntry[V] // what the last Encode returned, for CommitEncoded
+
+	// complete: every live SIREN of the partition is in m (set by a full Each
+	// that could cache everything; cleared by any eviction and by Reset).
+	// Then Each never reads the store and a Get miss needs no store read.
+	complete bool
 }
 
 type cacheEntry[V any] struct {
@@ -80,6 +85,9 @@ func (c *Cache[V]) Get(siren string) (v V, found bool, err error) {
 			c.pushFront(e)
 		}
 		return e.v, true, nil
+	}
+	if c.complete {
+		return v, false, nil
 	}
 	b, err := c.store.Get(c.p, siren)
 	if err != nil || b == nil {
@@ -321,6 +329,7 @@ func (c *Cache[V]) Reset() {
 	}
 	clear(c.pending)
 	c.pending = c.pending[:0]
+	c.complete = false
 }
 
 func (c *Cache[V]) observeSize(n int64) { c.avgSize += (n - c.avgSize) / 8 }
@@ -344,5 +353,6 @@ func (c *Cache[V]) evict() {
 		c.unlink(e)
 		delete(c.m, e.siren)
 		c.clean--
+		c.complete = false
 	}
 }

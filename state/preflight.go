@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/pb"
 	"github.com/dgraph-io/badger/v4/y"
 	"google.golang.org/protobuf/proto"
@@ -19,7 +20,7 @@ import (
 // Cost: one stat and one read of the footer and index per table (tens of KB for 2 MiB tables).
 //
 // Table footer (badger v4 table/builder.go): … | index | u32 index len | checksum proto | u32 checksum len.
-func checkTables(dir string) error {
+func checkTables(dir string, opts badger.Options) error {
 	// A process killed right after Badger created a new memtable WAL leaves a
 	// zero-length .mem file; Badger's reopen then fails with "while opening
 	// fid: N err: Create a new file" (openMemTables treats z.NewFile as an
@@ -40,7 +41,21 @@ func checkTables(dir string) error {
 	if err != nil {
 		return err
 	}
+	// Badger creates a table file before writing it and lists it in the
+	// MANIFEST only once it is complete and synced; a kill in between leaves
+	// an empty or partial file that Badger itself deletes on open. Check only
+	// the tables the MANIFEST lists (when it can be read; else skip empty
+	// files, which hold nothing).
+	listed := manifestTables(dir, opts)
 	for _, f := range files {
+		if listed != nil {
+			var id uint64
+			if _, err := fmt.Sscanf(filepath.Base(f), "%06d.sst", &id); err == nil && !listed[id] {
+				continue
+			}
+		} else if fi, err := os.Stat(f); err == nil && fi.Size() == 0 {
+			continue
+		}
 		if err := checkTable(f); err != nil {
 			return fmt.Errorf("state: open %q: table %s: %w: %w", dir, filepath.Base(f), ErrCorrupt, err)
 		}
@@ -96,4 +111,24 @@ func checkTable(path string) error {
 		return err
 	}
 	return y.VerifyChecksum(idx, &chk)
+}
+
+// manifestTables returns the ids of the tables the MANIFEST lists, or nil
+// when it cannot be read (missing on a new store, or damaged: Badger's own
+// open reports that).
+func manifestTables(dir string, opts badger.Options) map[uint64]bool {
+	f, err := os.Open(filepath.Join(dir, badger.ManifestFilename))
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	m, _, err := badger.ReplayManifestFile(f, opts.ExternalMagicVersion, opts)
+	if err != nil {
+		return nil
+	}
+	ids := make(map[uint64]bool, len(m.Tables))
+	for id := range m.Tables {
+		ids[id] = true
+	}
+	return ids
 }

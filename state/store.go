@@ -32,6 +32,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -52,6 +53,9 @@ var (
 	ErrTxnTooBig = fmt.Errorf("state: commit exceeds one transaction: %w", badger.ErrTxnTooBig)
 	// ErrReadOnly is returned by writing methods of a Store opened with Options.ReadOnly.
 	ErrReadOnly = errors.New("state: store opened read-only")
+	// ErrNoSpace is returned by Commit, before writing anything, when the filesystem of the
+	// directory has less free space than Badger may need for the write (see Store.minFree).
+	ErrNoSpace = errors.New("state: not enough free disk space")
 )
 
 const (
@@ -140,7 +144,7 @@ func openBadger(o Options) (db *badger.DB, err error) {
 			db, err = nil, fmt.Errorf("state: open %q: badger panicked: %v: %w", o.Dir, r, ErrCorrupt)
 		}
 	}()
-	if err := checkTables(o.Dir); err != nil {
+	if err := checkTables(o.Dir, o.badgerOptions()); err != nil {
 		return nil, err
 	}
 	db, err = badger.Open(o.badgerOptions())
@@ -177,7 +181,12 @@ func looksCorrupt(err error) bool {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		var errs []error
-		if err := s.db.Close(); err != nil {
+		if err := s.checkFreeSpace(); err != nil && !s.opts.ReadOnly {
+			// Closing flushes the memtables into new table files through mmap: on a full disk
+			// that is a SIGBUS. Leave them in the WAL, as a kill -9 would (see SyncWrites):
+			// the next Open replays it. Badger's goroutines end with the process.
+			errs = append(errs, fmt.Errorf("state: close %q without flushing (%w): committed data stays in the write-ahead log and is replayed on the next open", s.opts.Dir, err))
+		} else if err := s.db.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("state: close %q: %w", s.opts.Dir, err))
 		}
 		if err := unlockDir(s.lock); err != nil {
@@ -269,6 +278,9 @@ func (s *Store) Commit(p int32, puts []KV, cp Checkpoint) error {
 			return err
 		}
 	}
+	if err := s.checkFreeSpace(); err != nil {
+		return s.wrap("commit", p, err)
+	}
 	cpVal := encodeCheckpoint(nil, cp)
 	// One buffer for all keys: Badger keeps references to keys and values until the txn ends.
 	n := 0
@@ -291,6 +303,10 @@ func (s *Store) Commit(p int32, puts []KV, cp Checkpoint) error {
 				return err
 			}
 		}
+		// The batch this commit makes durable no longer needs its plan.
+		if err := txn.Delete(planKey(p)); err != nil {
+			return err
+		}
 		return txn.Set(checkpointKey(p), cpVal)
 	})
 	if err != nil {
@@ -298,6 +314,28 @@ func (s *Store) Commit(p int32, puts []KV, cp Checkpoint) error {
 	}
 	return nil
 }
+
+// checkFreeSpace refuses a write when the directory's filesystem has less than minFree bytes
+// available. Badger writes its WAL (.mem) and value log (.vlog) through memory-mapped, sparsely
+// preallocated files: on a full disk the write is not an error but a SIGBUS that kills the
+// process without a word. Refusing first turns a full disk into a clear error and a clean stop,
+// with nothing committed. Cost: one statfs per commit (about a microsecond).
+func (s *Store) checkFreeSpace() error {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(s.opts.Dir, &st); err != nil {
+		return nil // cannot tell: let Badger try
+	}
+	free := int64(st.Bavail) * int64(st.Bsize)
+	if need := s.minFree(); free < need {
+		return fmt.Errorf("%w: %q has %d MiB available, Badger may need %d MiB (a memtable WAL pair and a value log file)",
+			ErrNoSpace, s.opts.Dir, free>>20, need>>20)
+	}
+	return nil
+}
+
+// minFree is what one write may claim on disk in the worst case: the rest of the current and
+// the next memtable WAL file and a new value log file.
+func (s *Store) minFree() int64 { return 2*s.opts.MemTableSize + s.opts.ValueLogFileSize }
 
 // Checkpoint returns the last committed checkpoint of p; false when p has none (never committed,
 // dropped, or a restore that did not finish).
@@ -415,7 +453,12 @@ func (s *Store) DropPartition(p int32) error {
 	if s.opts.ReadOnly {
 		return s.wrap("drop", p, ErrReadOnly)
 	}
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(checkpointKey(p)) }); err != nil {
+	if err := s.db.Update(func(txn *badger.Txn) error {
+		if err := txn.Delete(planKey(p)); err != nil {
+			return err
+		}
+		return txn.Delete(checkpointKey(p))
+	}); err != nil {
 		return s.wrap("drop checkpoint of", p, err)
 	}
 	prefix := statePrefix(p)

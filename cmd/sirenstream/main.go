@@ -42,6 +42,7 @@ func commands() []command {
 		{"replay", "replay input topics into a separate output topic, bounded by the end offsets at start", runReplay},
 		{"generate", "produce realistic synthetic events to Kafka", runGenerate},
 		{"broker", "start the embedded Kafka-protocol dev broker (kfake)", runBroker},
+		{"bench", "measure throughput vs raw consumption, latency and scale (see BENCHMARKS.md)", runBench},
 	}
 }
 
@@ -210,5 +211,6 @@ func newLogger(format, level string, w io.Writer) (*zap.Logger, error) {
 	default:
 		return nil, usageErr("log format %q: want json or console", format)
 	}
-	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), lvl)), nil
+	// Lock: tasks log from several goroutines and w may not be safe for that.
+	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), lvl)), nil
 }

@@ -12,10 +12,14 @@ import (
 // offset at the time of the call, partition by partition (ascending), in
 // offset order.
 func ReadAll(ctx context.Context, brokers []string, transport *kafka.Transport, dialer *kafka.Dialer, topic string) ([]kafka.Message, error) {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
-	if transport != nil { // a typed nil in the interface would crash kafka-go
-		client.Transport = transport
+	if transport == nil {
+		// Not kafka-go's default transport: it caches metadata for 6 s, so a
+		// topic created moments ago would look missing.
+		t := &kafka.Transport{MetadataTTL: time.Second}
+		defer t.CloseIdleConnections()
+		transport = t
 	}
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: transport}
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return nil, fmt.Errorf("metadata %s: %w", topic, err)

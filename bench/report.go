@@ -1,0 +1,52 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+)
+
+// WriteText prints r for humans.
+func (r *Result) WriteText(w io.Writer) {
+	m := r.Machine
+	fmt.Fprintf(w, "machine: %d CPU (%s), GOMAXPROCS %d, %.1f GiB RAM, %s %s\n",
+		m.NumCPU, m.CPUModel, m.GOMAXPROCS, float64(m.MemTotal)/(1<<30), m.GoVersion, m.OS)
+	if in := r.Input; in != nil {
+		fmt.Fprintf(w, "input: %d events, %d SIRENs, %d days, %d partitions %v (produced in %.1fs)\n",
+			in.Events, in.SIRENs, in.Days, in.Partitions, in.ByTopic, in.ProduceSeconds)
+	}
+	if len(r.Stages) > 0 {
+		rss := "peak RSS"
+		if !r.RSSResettable {
+			rss = "maxrss*"
+		}
+		fmt.Fprintf(w, "\n%-7s %12s %8s %11s %11s %9s %9s %9s %12s\n", "stage", "records/s", "vs raw", "CPU s/M", "broker s/M", rss, "anon", "changes", "Badger B/SIREN")
+		for _, s := range r.Stages {
+			bpp := ""
+			if s.BadgerBytesPerSIREN > 0 {
+				bpp = fmt.Sprintf("%.0f", s.BadgerBytesPerSIREN)
+			}
+			fmt.Fprintf(w, "%-7s %12.0f %7.0f%% %11.2f %11.2f %5d MiB %5d MiB %9d %12s\n",
+				s.Name, s.RecordsPerSec, 100*s.RatioToRaw, s.CPUSecondsPerMillion, s.BrokerCPUSecondsPerMillion,
+				s.PeakRSSBytes>>20, s.PeakAnonBytes>>20, s.Changes, bpp)
+		}
+		if !r.RSSResettable {
+			fmt.Fprintln(w, "* process-lifetime maxrss (VmHWM could not be reset); stages run in ascending memory order")
+		}
+	}
+	if l := r.Latency; l != nil {
+		fmt.Fprintf(w, "\nlatency at %d events/s for %.0fs (achieved %.0f/s): probe→segment change readable p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms (%d/%d probes seen)\n",
+			l.Rate, l.Seconds, l.AchievedRate, l.P50Ms, l.P90Ms, l.P99Ms, l.MaxMs, l.Observed, l.Probes)
+		fmt.Fprintf(w, "  produce→ack p50 %.1f ms p99 %.1f ms; CPU %.2f s/M events (broker %.2f); peak RSS %d MiB (anon %d MiB)\n",
+			l.ProduceAckP50, l.ProduceAckP99, l.CPUSecondsPerMillion, l.BrokerCPUSecondsPerMillion, l.PeakRSSBytes>>20, l.PeakAnonBytes>>20)
+	}
+	if len(r.Scale) > 0 {
+		fmt.Fprintf(w, "\n%9s %9s %13s %11s %11s %24s %24s\n", "SIRENs", "build s", "RSS built", "disk", "B/SIREN", "sweep D+1 (s, changes, RSS/anon)", "sweep D+2 (s, changes, RSS/anon)")
+		for _, p := range r.Scale {
+			fmt.Fprintf(w, "%9d %9.1f %9d MiB %7d MiB %11.0f", p.SIRENs, p.BuildSeconds, p.RSSAfterBuild>>20, p.DiskBytes>>20, p.BytesPerSIREN)
+			for _, s := range p.Sweeps {
+				fmt.Fprintf(w, "   %6.2fs %7d %5d/%d MiB", s.Seconds, s.Changes, s.PeakRSSBytes>>20, s.PeakAnonBytes>>20)
+			}
+			fmt.Fprintln(w)
+		}
+	}
+}

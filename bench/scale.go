@@ -1,0 +1,345 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/sirenstream/sirenstream/engine"
+	"github.com/sirenstream/sirenstream/gen"
+	"github.com/sirenstream/sirenstream/internal/load"
+	"github.com/sirenstream/sirenstream/processor"
+	"github.com/sirenstream/sirenstream/schemas"
+	"github.com/sirenstream/sirenstream/state"
+)
+
+// DefaultScaleSizes are the SIREN counts of RunScale.
+var DefaultScaleSizes = []int{10_000, 100_000, 1_000_000}
+
+// ScalePoint is RunScale's result for one SIREN count.
+type ScalePoint struct {
+	SIRENs       int     `json:"sirens"`
+	BuildSeconds float64 `json:"build_seconds"`
+	// DiskBytes: bytes allocated by the Badger directory after the sweeps,
+	// store closed; per SIREN.
+	DiskBytes     int64   `json:"disk_bytes"`
+	BytesPerSIREN float64 `json:"disk_bytes_per_siren"`
+	// RSSAfterBuild: VmRSS after building the states (GC'd).
+	RSSAfterBuild int64 `json:"rss_after_build_bytes"`
+	// Sweeps: the first day change after the build (every SIREN gets its
+	// first intensity percentile: many changes) and the next one (steady
+	// state).
+	Sweeps []Sweep `json:"sweeps"`
+}
+
+// Sweep measures one day change of every partition through the real
+// processor (Replay of one event per partition that starts a new day).
+type Sweep struct {
+	Seconds      float64 `json:"seconds"`
+	Changes      int64   `json:"changes"`
+	CPUSeconds   float64 `json:"cpu_seconds"`
+	PeakRSSBytes int64   `json:"peak_rss_bytes"`
+	// PeakAnonBytes: peak anonymous RSS (the rest is mmapped Badger files).
+	PeakAnonBytes int64 `json:"peak_rss_anon_bytes"`
+}
+
+// scaleDay is the stream day D of the scale states: history on D-89..D-1,
+// the stream starts at D, sweeps at D+1 and D+2.
+var scaleDay = time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+
+// RunScale measures memory, disk and the day-change sweep at each SIREN count.
+// Kafka ingestion of 90 days × 1M SIRENs would take hours on 2 cores, so the
+// states are built by driving the engine directly (90 days of daily usage per
+// site, 1–3 sites, a profile, outages and claims for some, stepped in time
+// order so retention and dedup windows are exactly as in production) and
+// written to the processor's Badger store; the checkpoint (offsets, stream
+// time D) is the one a real Replay of a seed event wrote. Then one event per
+// partition on day D+1 (and D+2) is produced and processor.Replay runs: the
+// timed sweep is the production code path (two Badger scans, evaluation,
+// chunked commits, outputs to Kafka).
+func RunScale(ctx context.Context, cfg Config, sizes []int) ([]ScalePoint, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if len(sizes) == 0 {
+		sizes = DefaultScaleSizes
+	}
+	var out []ScalePoint
+	for _, n := range sizes {
+		sp, err := runScalePoint(ctx, cfg, n)
+		if err != nil {
+			return out, fmt.Errorf("scale %d SIRENs: %w", n, err)
+		}
+		out = append(out, sp)
+	}
+	return out, nil
+}
+
+func runScalePoint(ctx context.Context, cfg Config, n int) (ScalePoint, error) {
+	sp := ScalePoint{SIRENs: n}
+	prefix := cfg.Prefix + "scale" + strconv.Itoa(n) + "-"
+	topics := topicsFor(prefix)
+	k := processor.Kafka{Brokers: cfg.Brokers, ClientID: "sirenstream-bench"}
+	ro := processor.ReplayOptions{OutputTopic: prefix + "out", DLQTopic: prefix + "out-dlq"}
+	parts, err := processor.EnsureTopics(ctx, k, topics, cfg.Partitions, 1, cfg.Logger, ro.OutputTopic, ro.DLQTopic)
+	if err != nil {
+		return sp, err
+	}
+	dir, err := os.MkdirTemp(cfg.WorkDir, "sirenstream-bench-scale-")
+	if err != nil {
+		return sp, err
+	}
+	defer os.RemoveAll(dir)
+	store, err := state.Open(state.Options{Dir: dir, Logger: cfg.Logger})
+	if err != nil {
+		return sp, err
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			store.Close()
+		}
+	}()
+	codec, err := schemas.NewCodec(schemas.Config{})
+	if err != nil {
+		return sp, err
+	}
+	w := load.Writer(cfg.Brokers, processor.Transport(k))
+	defer w.Close()
+
+	// One ticker SIREN per partition (index range far from the states').
+	bal := &kafka.Murmur2Balancer{}
+	ids := make([]int, parts)
+	for i := range ids {
+		ids[i] = i
+	}
+	partOf := func(s string) int { return bal.Balance(kafka.Message{Key: []byte(s)}, ids...) }
+	tickers := make([]string, parts)
+	found := 0
+	for j := 0; found < parts; j++ {
+		s := gen.SIREN(60_000_000 + j)
+		if p := partOf(s); tickers[p] == "" {
+			tickers[p] = s
+			found++
+		}
+	}
+	tick := func(day int) error {
+		t := scaleDay.AddDate(0, 0, day).Add(time.Second)
+		var msgs []kafka.Message
+		for _, s := range tickers {
+			ev := engine.Event{Kind: engine.KindUsage, EventID: "tick-" + strconv.Itoa(day), SIREN: s, EventTime: t.UnixMilli(),
+				SiteID: "t", PostalCode: "75001", BytesUp: 1, BytesDown: 1}
+			val, err := codec.EncodeEvent(nil, &ev)
+			if err != nil {
+				return err
+			}
+			msgs = append(msgs, kafka.Message{Topic: topics.Usage, Key: []byte(s), Value: val, Time: t})
+		}
+		return w.WriteMessages(ctx, msgs...)
+	}
+	replay := func() (int64, error) {
+		p, err := processor.New(processor.Config{Kafka: k, Topics: topics, Logger: cfg.Logger, Codec: codec, Store: store})
+		if err != nil {
+			return 0, err
+		}
+		err = p.Replay(ctx, ro)
+		var changes int64
+		for _, tp := range p.Progress() {
+			changes += tp.Changes
+		}
+		return changes, err
+	}
+	// Stream time D in every partition's checkpoint.
+	if err := tick(0); err != nil {
+		return sp, err
+	}
+	if _, err := replay(); err != nil {
+		return sp, err
+	}
+
+	start := time.Now()
+	pidx := make([]uint8, n)
+	for i := range pidx {
+		pidx[i] = uint8(partOf(gen.SIREN(i)))
+	}
+	workers := min(runtime.GOMAXPROCS(0), parts)
+	var wg sync.WaitGroup
+	errs := make([]error, workers)
+	for wk := 0; wk < workers; wk++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[wk] = buildPartitions(store, n, pidx, func(p int) bool { return p%workers == wk }, parts)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return sp, err
+	}
+	sp.BuildSeconds = time.Since(start).Seconds()
+	pidx = nil
+	runtime.GC()
+	debug.FreeOSMemory()
+	sp.RSSAfterBuild = currentRSS()
+	cfg.Progress("scale %d: states built in %.1fs, RSS %d MiB", n, sp.BuildSeconds, sp.RSSAfterBuild>>20)
+
+	for day := 1; day <= 2; day++ {
+		if err := tick(day); err != nil {
+			return sp, err
+		}
+		m := meter{brokerPID: cfg.BrokerPID}
+		m.start()
+		cpu0 := cpuTime()
+		changes, err := replay()
+		if err != nil {
+			return sp, err
+		}
+		st := m.stop("sweep", 1)
+		sw := Sweep{Seconds: st.Seconds, Changes: changes, CPUSeconds: (cpuTime() - cpu0).Seconds(), PeakRSSBytes: st.PeakRSSBytes, PeakAnonBytes: st.PeakAnonBytes}
+		sp.Sweeps = append(sp.Sweeps, sw)
+		cfg.Progress("scale %d: sweep day D+%d over %d SIRENs: %.2fs, %d changes, peak RSS %d MiB (anon %d MiB)", n, day, n, sw.Seconds, sw.Changes, sw.PeakRSSBytes>>20, sw.PeakAnonBytes>>20)
+	}
+	closed = true
+	if err := store.Close(); err != nil {
+		return sp, err
+	}
+	sp.DiskBytes, _ = diskUsage(dir)
+	sp.BytesPerSIREN = float64(sp.DiskBytes) / float64(n)
+	return sp, nil
+}
+
+// buildPartitions builds the states of SIRENs 0..n-1 whose partition is
+// selected and bulk-writes them, keeping each partition's checkpoint.
+func buildPartitions(store *state.Store, n int, pidx []uint8, mine func(int) bool, parts int) error {
+	bulks := make([]*state.Bulk, parts)
+	cps := make([]state.Checkpoint, parts)
+	for p := 0; p < parts; p++ {
+		if !mine(p) {
+			continue
+		}
+		cp, ok, err := store.Checkpoint(int32(p))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("partition %d has no checkpoint after the seed replay", p)
+		}
+		cps[p] = cp
+		bulks[p] = store.BulkWriter(int32(p))
+	}
+	var b builder
+	var buf []byte
+	for i := 0; i < n; i++ {
+		p := int(pidx[i])
+		if bulks[p] == nil {
+			continue
+		}
+		st, err := b.build(i)
+		if err != nil {
+			return err
+		}
+		buf = st.AppendBinary(buf[:0])
+		if err := bulks[p].Put(st.SIREN, buf); err != nil {
+			return err
+		}
+	}
+	for p, bk := range bulks {
+		if bk != nil {
+			if err := bk.Finish(cps[p]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// builder makes the realistic state of SIREN i by stepping its 90-day history
+// through an engine task of its own (days in order: pruning and dedup windows
+// behave as in production).
+type builder struct {
+	dec engine.Decision
+	id  []byte
+}
+
+func (b *builder) build(i int) (*engine.State, error) {
+	s := gen.SIREN(i)
+	task := engine.NewTask(nil, engine.Config{})
+	st := engine.NewState(s)
+	d0 := scaleDay.UnixMilli()
+	const day = 24 * 3600 * 1000
+	h := uint64(i)*0x9e3779b97f4a7c15 + 1
+	step := func(ev *engine.Event) error {
+		_, err := task.Step(st, ev, &b.dec)
+		return err
+	}
+	idOf := func(kind byte, a, c int) string {
+		b.id = append(b.id[:0], kind, '-')
+		b.id = strconv.AppendInt(b.id, int64(a), 10)
+		b.id = append(b.id, '-')
+		b.id = strconv.AppendInt(b.id, int64(c), 10)
+		return string(b.id)
+	}
+	prof := engine.Event{Kind: engine.KindProfile, EventID: "p-1", SIREN: s, EventTime: d0 - 120*day,
+		Plan: [...]string{gen.PlanBasicSIM, gen.PlanSDWAN, gen.PlanPremiumSLA}[i%3]}
+	if i%10 != 0 {
+		prof.Workforce, prof.HasWorkforce = int32(3+h%200), true
+	}
+	if err := step(&prof); err != nil {
+		return nil, err
+	}
+	sites := 1 + i%3
+	postals := [3]string{"75001", "75001", "13001"}
+	if i%2 == 1 {
+		postals[1] = "69001"
+	}
+	base := float64(2e7 * (1 + (h>>8)%500))
+	growth := 1.0
+	if i%10 == 3 {
+		growth = 1.006 // ~20 % a month
+	}
+	for d := -89; d <= -1; d++ {
+		t := d0 + int64(d)*day
+		if i%20 == 0 && d == -30 {
+			o := engine.Event{Kind: engine.KindOutage, EventID: idOf('o', 1, 0), SIREN: s, EventTime: t + 10*3600*1000, SiteID: "s0", PostalCode: postals[0], OutageID: "o-1", Status: engine.OutageStarted}
+			if err := step(&o); err != nil {
+				return nil, err
+			}
+			o.EventID, o.Status, o.EventTime = idOf('o', 2, 0), engine.OutageResolved, t+16*3600*1000
+			if err := step(&o); err != nil {
+				return nil, err
+			}
+		}
+		if i%40 == 0 && d == -29 {
+			c := engine.Event{Kind: engine.KindClaim, EventID: "c-1", SIREN: s, EventTime: t + 9*3600*1000, ClaimID: "c-1", OutageID: "o-1", HasOutageID: true, AmountCents: 50_000}
+			if err := step(&c); err != nil {
+				return nil, err
+			}
+		}
+		by := base * pow(growth, d+89)
+		for site := 0; site < sites; site++ {
+			u := engine.Event{Kind: engine.KindUsage, EventID: idOf('u', site, d+1000), SIREN: s, EventTime: t + int64(12+site)*3600*1000,
+				SiteID: "s" + strconv.Itoa(site), PostalCode: postals[site], BytesUp: int64(by / 5), BytesDown: int64(by), ActiveSIMs: int32(1 + i%20), HasActiveSIMs: true}
+			if err := step(&u); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return st, nil
+}
+
+func pow(x float64, n int) float64 {
+	r := 1.0
+	for ; n > 0; n-- {
+		r *= x
+	}
+	return r
+}

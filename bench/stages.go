@@ -1,0 +1,378 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sirenstream/sirenstream/engine"
+	"github.com/sirenstream/sirenstream/processor"
+	"github.com/sirenstream/sirenstream/schemas"
+	"github.com/sirenstream/sirenstream/state"
+)
+
+var debugReaders = os.Getenv("BENCH_DEBUG_READERS") != ""
+
+// offsetRange is [first, end) of one topic-partition.
+type offsetRange struct{ first, end int64 }
+
+// listRanges returns the offset ranges of every partition of topics.
+func listRanges(ctx context.Context, brokers []string, topics []string, partitions int) (map[string][]offsetRange, error) {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 15 * time.Second}
+	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	for _, t := range topics {
+		for p := 0; p < partitions; p++ {
+			req.Topics[t] = append(req.Topics[t], kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
+		}
+	}
+	resp, err := client.ListOffsets(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("list offsets: %w", err)
+	}
+	out := map[string][]offsetRange{}
+	for _, t := range topics {
+		out[t] = make([]offsetRange, partitions)
+		for _, po := range resp.Topics[t] {
+			if po.Error != nil {
+				return nil, fmt.Errorf("list offsets %s/%d: %w", t, po.Partition, po.Error)
+			}
+			out[t][po.Partition] = offsetRange{po.FirstOffset, po.LastOffset}
+		}
+	}
+	return out, nil
+}
+
+// newReader is a partition reader configured like the processor's
+// (processor/task.go read): same fetch sizes, wait and queue.
+func newReader(brokers []string, topic string, partition int) *kafka.Reader {
+	return kafka.NewReader(kafka.ReaderConfig{
+		Brokers:        brokers,
+		Topic:          topic,
+		Partition:      partition,
+		Dialer:         &kafka.Dialer{ClientID: "sirenstream-bench", Timeout: 10 * time.Second, DualStack: true},
+		MinBytes:       1,
+		MaxBytes:       8 << 20,
+		MaxWait:        250 * time.Millisecond,
+		QueueCapacity:  1000,
+		ReadBackoffMin: 50 * time.Millisecond,
+		ReadBackoffMax: 2 * time.Second,
+		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) {
+			if debugReaders {
+				fmt.Fprintf(os.Stderr, "reader %s/%d: "+f+"\n", append([]any{topic, partition}, a...)...)
+			}
+		}),
+	})
+}
+
+// readRange fetches [r.first, r.end) of topic/partition and calls fn for each
+// message in offset order.
+func readRange(ctx context.Context, brokers []string, topic string, partition int, r offsetRange, fn func(*kafka.Message) error) error {
+	if r.end <= r.first {
+		return nil
+	}
+	rd := newReader(brokers, topic, partition)
+	defer rd.Close()
+	if err := rd.SetOffset(r.first); err != nil {
+		return err
+	}
+	for {
+		msg, err := rd.FetchMessage(ctx)
+		if err != nil {
+			return fmt.Errorf("fetch %s/%d: %w", topic, partition, err)
+		}
+		if err := fn(&msg); err != nil {
+			return err
+		}
+		if msg.Offset+1 >= r.end {
+			return nil
+		}
+	}
+}
+
+// runConsume is the raw baseline (decode false) or the decode-only stage: one
+// reader goroutine per topic-partition, decoding in that goroutine like the
+// processor's readers.
+func runConsume(ctx context.Context, cfg Config, in *Input, decode bool) (StageResult, error) {
+	inputs := in.Topics.Inputs()
+	ranges, err := listRanges(ctx, cfg.Brokers, inputs[:], in.Partitions)
+	if err != nil {
+		return StageResult{}, err
+	}
+	codec, err := schemas.NewCodec(schemas.Config{})
+	if err != nil {
+		return StageResult{}, err
+	}
+	name := StageRaw
+	if decode {
+		name = StageDecode
+	}
+	var n, bad atomic.Int64
+	m := meter{brokerPID: cfg.BrokerPID}
+	m.start()
+	g, gctx := errgroup.WithContext(ctx)
+	for i, topic := range inputs {
+		kind := engine.Kind(i)
+		for p := 0; p < in.Partitions; p++ {
+			g.Go(func() error {
+				var ev engine.Event
+				var local int64
+				err := readRange(gctx, cfg.Brokers, topic, p, ranges[topic][p], func(msg *kafka.Message) error {
+					local++
+					if decode && codec.Decode(gctx, kind, msg.Value, &ev) != nil {
+						bad.Add(1)
+					}
+					return nil
+				})
+				n.Add(local)
+				return err
+			})
+		}
+	}
+	err = g.Wait()
+	st := m.stop(name, n.Load())
+	return st, err
+}
+
+// engineItem is one fetched record on its way to the merge.
+type engineItem struct {
+	in  int
+	msg kafka.Message
+	ev  engine.Event
+	err error
+}
+
+// runEngine is decode + engine with in-memory state: per partition, four
+// reader goroutines decode and feed one task goroutine that merges by event
+// time exactly like the processor (smallest event_time first, ties by input
+// order profiles, outages, claims, usage), checks, sweeps on a day change
+// (intensity pass, snapshot, evaluate pass over the map) and Steps the
+// SIREN's state held in a map; changes are Avro-encoded and dropped.
+func runEngine(ctx context.Context, cfg Config, in *Input) (StageResult, error) {
+	inputs := in.Topics.Inputs()
+	ranges, err := listRanges(ctx, cfg.Brokers, inputs[:], in.Partitions)
+	if err != nil {
+		return StageResult{}, err
+	}
+	codec, err := schemas.NewCodec(schemas.Config{})
+	if err != nil {
+		return StageResult{}, err
+	}
+	var n, changes atomic.Int64
+	m := meter{brokerPID: cfg.BrokerPID}
+	m.start()
+	g, gctx := errgroup.WithContext(ctx)
+	for p := 0; p < in.Partitions; p++ {
+		items := make(chan engineItem, 4096)
+		var readers sync.WaitGroup
+		var ends [4]int64
+		for i, topic := range inputs {
+			r := ranges[topic][p]
+			ends[i] = r.end - r.first
+			readers.Add(1)
+			g.Go(func() error {
+				defer readers.Done()
+				kind := engine.Kind(i)
+				return readRange(gctx, cfg.Brokers, topic, p, r, func(msg *kafka.Message) error {
+					it := engineItem{in: i, msg: *msg}
+					it.err = codec.Decode(gctx, kind, msg.Value, &it.ev)
+					select {
+					case items <- it:
+						return nil
+					case <-gctx.Done():
+						return gctx.Err()
+					}
+				})
+			})
+		}
+		g.Go(func() error {
+			go func() { readers.Wait(); close(items) }()
+			et := newEngineTask()
+			var bufs [4][]engineItem
+			var got [4]int64 // records received per input
+			var waited time.Duration
+			var waitedOn [4]int
+			for {
+				// Merge: process while every input with records still to come
+				// has at least one buffered.
+				for {
+					best := -1
+					for i := range bufs {
+						if len(bufs[i]) == 0 {
+							if got[i] < ends[i] {
+								best = -2
+								break
+							}
+							continue
+						}
+						if best < 0 || bufs[i][0].key() < bufs[best][0].key() {
+							best = i
+						}
+					}
+					if best < 0 {
+						break
+					}
+					et.process(&bufs[best][0])
+					bufs[best][0] = engineItem{}
+					bufs[best] = bufs[best][1:]
+				}
+				var tw time.Time
+				if debugReaders {
+					tw = time.Now()
+				}
+				it, ok := <-items
+				if debugReaders {
+					waited += time.Since(tw)
+					for i := range bufs {
+						if len(bufs[i]) == 0 && got[i] < ends[i] {
+							waitedOn[i]++
+						}
+					}
+				}
+				if !ok {
+					if debugReaders {
+						fmt.Fprintf(os.Stderr, "partition %d: waited %s, empty-input counts %v, got %v ends %v\n", p, waited, waitedOn, got, ends)
+					}
+					n.Add(et.records)
+					changes.Add(et.changes)
+					return nil
+				}
+				got[it.in]++
+				bufs[it.in] = append(bufs[it.in], it)
+			}
+		})
+	}
+	err = g.Wait()
+	st := m.stop(StageEngine, n.Load())
+	st.Changes = changes.Load()
+	return st, err
+}
+
+func (it *engineItem) key() int64 {
+	if it.err != nil {
+		return -1 << 63
+	}
+	return it.ev.EventTime
+}
+
+type engineTask struct {
+	eng     *engine.Task
+	states  map[string]*engine.State
+	dec     engine.Decision
+	buf     []byte
+	vals    []float64
+	records int64
+	changes int64
+}
+
+func newEngineTask() *engineTask {
+	return &engineTask{eng: engine.NewTask(nil, engine.Config{}), states: map[string]*engine.State{}}
+}
+
+func (t *engineTask) process(it *engineItem) {
+	t.records++
+	if it.err != nil {
+		return
+	}
+	ev := &it.ev
+	if t.eng.Check(ev) != nil {
+		return
+	}
+	if t.eng.NeedsSweep(ev) {
+		t.eng.AdvanceTo(ev.EventTime)
+		t.vals = t.vals[:0]
+		for _, st := range t.states {
+			if v, ok := t.eng.Intensity(st); ok {
+				t.vals = append(t.vals, v)
+			}
+		}
+		t.eng.SetSnapshot(t.vals)
+		for _, st := range t.states {
+			if t.eng.Evaluate(st, &t.dec) {
+				t.emit()
+			}
+		}
+	}
+	st := t.states[ev.SIREN]
+	if st == nil {
+		st = engine.NewState(ev.SIREN)
+		t.states[st.SIREN] = st
+	}
+	changed, err := t.eng.Step(st, ev, &t.dec)
+	if err == nil && changed {
+		t.emit()
+	}
+}
+
+func (t *engineTask) emit() {
+	t.buf = schemas.AppendSegmentChange(t.buf[:0], &t.dec)
+	t.changes++
+}
+
+// runFull is processor.Replay over the input topics with a fresh Badger
+// directory, outputs (segment changes, churn alerts, DLQ) written to Kafka.
+func runFull(ctx context.Context, cfg Config, in *Input) (StageResult, error) {
+	dir, err := os.MkdirTemp(cfg.WorkDir, "sirenstream-bench-badger-")
+	if err != nil {
+		return StageResult{}, err
+	}
+	defer os.RemoveAll(dir)
+	out := topicsFor(cfg.Prefix + "out-")
+	ro := processor.ReplayOptions{OutputTopic: out.SegmentChanges, ChurnTopic: out.ChurnAlerts, DLQTopic: out.DLQ}
+	k := processor.Kafka{Brokers: cfg.Brokers}
+	// Create the output topics before the clock starts.
+	if _, err := processor.EnsureTopics(ctx, k, in.Topics, in.Partitions, 1, cfg.Logger, ro.OutputTopic, ro.ChurnTopic, ro.DLQTopic); err != nil {
+		return StageResult{}, err
+	}
+	res, err := replayOnce(ctx, cfg, in.Topics, dir, ro, StageFull)
+	return res, err
+}
+
+// replayOnce opens the store in dir, runs one Replay, measures it, closes the
+// store and adds the Badger figures.
+func replayOnce(ctx context.Context, cfg Config, topics processor.Topics, dir string, ro processor.ReplayOptions, name string) (StageResult, error) {
+	store, err := state.Open(state.Options{Dir: dir, Logger: cfg.Logger})
+	if err != nil {
+		return StageResult{}, err
+	}
+	codec, err := schemas.NewCodec(schemas.Config{})
+	if err != nil {
+		return StageResult{}, errors.Join(err, store.Close())
+	}
+	p, err := processor.New(processor.Config{
+		Kafka:  processor.Kafka{Brokers: cfg.Brokers, ClientID: "sirenstream-bench"},
+		Topics: topics, Logger: cfg.Logger, Codec: codec, Store: store,
+	})
+	if err != nil {
+		return StageResult{}, errors.Join(err, store.Close())
+	}
+	m := meter{brokerPID: cfg.BrokerPID}
+	m.start()
+	err = p.Replay(ctx, ro)
+	var consumed, changes int64
+	for _, tp := range p.Progress() {
+		consumed += tp.Consumed
+		changes += tp.Changes
+	}
+	st := m.stop(name, consumed)
+	st.Changes = changes
+	st.BadgerSizeLSM, st.BadgerSizeVlog = store.Size()
+	parts, perr := store.Partitions()
+	for _, part := range parts {
+		c, cerr := store.Count(part)
+		perr = errors.Join(perr, cerr)
+		st.StoredSIRENs += c
+	}
+	err = errors.Join(err, perr, store.Close())
+	st.BadgerDiskBytes, _ = diskUsage(dir)
+	if st.StoredSIRENs > 0 {
+		st.BadgerBytesPerSIREN = float64(st.BadgerDiskBytes) / float64(st.StoredSIRENs)
+	}
+	return st, err
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+
+	"github.com/sirenstream/sirenstream/bench"
+)
+
+// TestBenchSmoke runs `sirenstream bench` at tiny sizes (in-process broker,
+// every stage, a 1 s latency run and a tiny scale point) and checks that the
+// JSON report holds every stage with sane, non-zero figures. It never checks
+// speed.
+func TestBenchSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short mode")
+	}
+	var out, errb bytes.Buffer
+	code := realMain([]string{"bench", "--broker", "inproc", "--json", "--events", "3000", "--sirens", "200",
+		"--partitions", "2", "--latency", "1s", "--rate", "1000", "--scale", "--scale-sizes", "300",
+		"--work-dir", t.TempDir()}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("bench exited %d: %s", code, errb.String())
+	}
+	var r bench.Result
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("bench JSON: %v\n%s", err, out.String())
+	}
+	if r.Input == nil || r.Input.Events != 3000 {
+		t.Fatalf("input = %+v, want 3000 events", r.Input)
+	}
+	if len(r.Stages) != len(bench.AllStages) {
+		t.Fatalf("stages = %d, want %v", len(r.Stages), bench.AllStages)
+	}
+	for i, s := range r.Stages {
+		if s.Name != bench.AllStages[i] {
+			t.Errorf("stage %d is %q, want %q", i, s.Name, bench.AllStages[i])
+		}
+		if s.Records != 3000 || s.RecordsPerSec <= 0 || s.Seconds <= 0 || s.RatioToRaw <= 0 || s.PeakRSSBytes <= 0 {
+			t.Errorf("stage %s: implausible figures %+v", s.Name, s)
+		}
+	}
+	full := r.Stages[len(r.Stages)-1]
+	if full.Changes == 0 || full.StoredSIRENs == 0 || full.BadgerBytesPerSIREN <= 0 {
+		t.Errorf("full stage: no changes or no Badger figures: %+v", full)
+	}
+	if l := r.Latency; l == nil || l.Probes == 0 || l.Observed == 0 || l.P99Ms <= 0 || l.P50Ms > l.P99Ms {
+		t.Errorf("latency = %+v", r.Latency)
+	}
+	if len(r.Scale) != 1 || r.Scale[0].SIRENs != 300 || len(r.Scale[0].Sweeps) != 2 || r.Scale[0].DiskBytes <= 0 ||
+		r.Scale[0].Sweeps[0].Seconds <= 0 || r.Scale[0].Sweeps[0].Changes == 0 {
+		t.Errorf("scale = %+v", r.Scale)
+	}
+}

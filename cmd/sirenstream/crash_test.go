@@ -1,0 +1,475 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/sirenstream/sirenstream/internal/load"
+	"github.com/sirenstream/sirenstream/schemas"
+	"github.com/sirenstream/sirenstream/state"
+)
+
+// TestKill9LosesNothing is the crash test of the delivery contract: a
+// `sirenstream run` process consuming 130k+ events is killed with SIGKILL
+// at several random points and restarted on the same state directory each
+// time; the broker (`sirenstream broker`, another process) outlives it. When
+// it has finished, its Badger state (every partition's checkpoint and SIREN
+// states) equals that of an uninterrupted run over the same input, and its
+// outputs deduplicated by event_id (dead letters by source coordinates)
+// equal the uninterrupted run's, partition by partition; every duplicate is
+// byte-identical to its first copy. SIRENSTREAM_CRASH_SEED picks other kill
+// points.
+func TestKill9LosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives broker and processor processes for about a minute")
+	}
+	seed := uint64(20260302)
+	if s := os.Getenv("SIRENSTREAM_CRASH_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("SIRENSTREAM_CRASH_SEED: %v", err)
+		}
+		seed = v
+	}
+	t.Logf("kill points from seed %d (SIRENSTREAM_CRASH_SEED)", seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	testStart := time.Now()
+
+	bin := buildBinary(t)
+	addr, _ := startBroker(t, bin) // 3 partitions
+	brokers := []string{addr}
+	const parts = 3
+	genCmd := exec.Command(bin, "generate", "--brokers", addr, "--sirens", "1200", "--days", "90",
+		"--bad-rate", "0.001", "--seed", "7", "--partitions", strconv.Itoa(parts))
+	if out, err := genCmd.CombinedOutput(); err != nil {
+		t.Fatalf("generate: %v\n%s", err, out)
+	}
+	ends := crashEndOffsets(t, brokers, crashInputs, parts)
+	var events int64
+	for _, e := range ends {
+		events += e
+	}
+	if events < 100_000 {
+		t.Fatalf("only %d events generated, the test needs 100k+", events)
+	}
+	t.Logf("%d events in %d partitions", events, parts)
+
+	// Reference: one uninterrupted run.
+	refStart := time.Now()
+	ref := newCrashRun(t, bin, addr, "ref")
+	p := ref.start("ref")
+	ref.waitDone("ref", ends, 120*time.Second)
+	ref.stop(p)
+	refDur := time.Since(refStart)
+	refOutputs := ref.outputCount()
+	t.Logf("uninterrupted run: %s, %d output records", refDur.Round(time.Millisecond), refOutputs)
+
+	// The same input, killed at random points.
+	crashStart := time.Now()
+	run := newCrashRun(t, bin, addr, "crash")
+	// Each start uses a fresh consumer group id: restart trusts Badger, the
+	// group only reports offsets to lag tools, and a fresh group spares the
+	// wait for the killed member's session to expire (TestScaleOutKillAndAdd
+	// covers kills inside one group).
+	const kills = 5
+	var durable int64
+	killed := 0
+	for i := 0; i < kills; i++ {
+		group := fmt.Sprintf("crash-%d", i+1)
+		p := run.start(group)
+		// Most kills land while the process consumes: after its first group
+		// commit shows progress, at a random delay that spreads them over
+		// the commit protocol's phases (outputs written / state committed /
+		// group committed) and over sweeps. Some land during start-up
+		// (group join, changelog restore, checkpoint load).
+		phase := "consuming"
+		if rng.IntN(4) == 0 {
+			phase = "starting"
+		} else {
+			deadline := time.Now().Add(90 * time.Second)
+			for crashGroupProgress(t, brokers, group, parts) <= durable {
+				if p.exited() {
+					t.Fatalf("processor exited on its own before kill %d:\n%s", i+1, tail(p.log.String(), 3000))
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("kill %d: the restarted processor made no progress in 90s", i+1)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond) // the random kill point, not synchronisation
+		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		<-p.done
+		killed++
+		before := durable
+		durable = max(durable, crashGroupProgress(t, brokers, group, parts))
+		t.Logf("kill %d (%s): SIGKILL %s after start; group offsets %d → %d of %d (%.0f%%), %d output records so far",
+			i+1, phase, time.Since(p.started).Round(time.Millisecond), before, durable, events, 100*float64(durable)/float64(events), run.outputCount())
+		if durable >= events*95/100 {
+			t.Logf("stopping the kills: less than 5%% of the input left")
+			break
+		}
+	}
+	if killed < 3 {
+		t.Fatalf("only %d kills before the input was consumed; the test wants at least 3", killed)
+	}
+	p = run.start("crash-final")
+	run.waitDone("crash-final", ends, 120*time.Second)
+	run.stop(p)
+	t.Logf("interrupted run: %d kills, %s including restarts; whole test so far %s",
+		killed, time.Since(crashStart).Round(time.Millisecond), time.Since(testStart).Round(time.Millisecond))
+
+	// Final state: identical, checkpoint and every SIREN.
+	if got, want := crashDumpState(t, run.dir, parts), crashDumpState(t, ref.dir, parts); got != want {
+		t.Errorf("final Badger state after %d kills differs from the uninterrupted run (%d vs %d bytes of dump)", killed, len(got), len(want))
+	}
+	// Outputs: equal after deduplication, duplicates identical.
+	changeID := func(m kafka.Message) string {
+		sc, err := schemas.DecodeSegmentChange(m.Value)
+		if err != nil {
+			t.Fatalf("decode %s/%d@%d: %v", m.Topic, m.Partition, m.Offset, err)
+		}
+		return sc.EventID
+	}
+	dlqID := func(m kafka.Message) string {
+		h := map[string]string{}
+		for _, x := range m.Headers {
+			h[x.Key] = string(x.Value)
+		}
+		return h["source.topic"] + "/" + h["source.partition"] + "@" + h["source.offset"]
+	}
+	var dups int
+	for _, o := range []struct {
+		suffix string
+		id     func(kafka.Message) string
+	}{{"changes", changeID}, {"churn", changeID}, {"dlq", dlqID}} {
+		want, refDups := crashDedup(t, crashReadAll(t, brokers, "ref-"+o.suffix), o.id)
+		got, n := crashDedup(t, crashReadAll(t, brokers, "crash-"+o.suffix), o.id)
+		dups += n
+		if refDups != 0 {
+			t.Errorf("the uninterrupted run wrote %d duplicates to ref-%s", refDups, o.suffix)
+		}
+		if len(want) == 0 {
+			t.Errorf("ref-%s is empty", o.suffix)
+		}
+		for p := 0; p < parts; p++ {
+			if len(got[p]) != len(want[p]) {
+				t.Errorf("crash-%s/%d: %d distinct records, the uninterrupted run %d", o.suffix, p, len(got[p]), len(want[p]))
+				continue
+			}
+			for i := range want[p] {
+				if d := crashDiff(got[p][i], want[p][i]); d != "" {
+					t.Errorf("crash-%s/%d distinct record %d differs from the uninterrupted run: %s", o.suffix, p, i, d)
+					break
+				}
+			}
+		}
+	}
+	t.Logf("outputs equal after deduplication; %d duplicates re-emitted by restarts, all byte-identical", dups)
+}
+
+var crashInputs = []string{"profiles", "outages", "claims", "usage"}
+
+// crashRun is one logical processor (its state directory and output
+// topics) that may be started several times.
+type crashRun struct {
+	t       *testing.T
+	bin     string
+	addr    string
+	name    string
+	dir     string
+	procs   []*crashProc
+	brokers []string
+}
+
+type crashProc struct {
+	cmd     *exec.Cmd
+	log     *bytes.Buffer
+	started time.Time
+	done    chan struct{}
+}
+
+func (p *crashProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func newCrashRun(t *testing.T, bin, addr, name string) *crashRun {
+	r := &crashRun{t: t, bin: bin, addr: addr, name: name, dir: filepath.Join(t.TempDir(), name), brokers: []string{addr}}
+	t.Cleanup(func() {
+		for _, p := range r.procs {
+			if !p.exited() {
+				_ = p.cmd.Process.Kill()
+				<-p.done
+			}
+		}
+		if t.Failed() && len(r.procs) > 0 {
+			t.Logf("=== %s: last process log (tail)\n%s", name, tail(r.procs[len(r.procs)-1].log.String(), 3000))
+		}
+	})
+	return r
+}
+
+func (r *crashRun) start(group string) *crashProc {
+	r.t.Helper()
+	p := &crashProc{log: &bytes.Buffer{}, started: time.Now(), done: make(chan struct{})}
+	p.cmd = exec.Command(r.bin, "run", "--brokers", r.addr, "--group", group, "--state-dir", r.dir,
+		"--session-timeout", "6s", "--log-format", "console", "--log-level", "warn",
+		"--topic-segment-changes", r.name+"-changes", "--topic-churn-alerts", r.name+"-churn",
+		"--topic-dlq", r.name+"-dlq", "--topic-changelog", r.name+"-changelog")
+	p.cmd.Stderr = p.log
+	if err := p.cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	r.procs = append(r.procs, p)
+	go func() { // the only Wait: everyone else waits on p.done
+		_ = p.cmd.Wait()
+		close(p.done)
+	}()
+	return p
+}
+
+// waitDone polls until the group's committed offsets reach the end offsets
+// of every input partition (the processor commits them after its state).
+func (r *crashRun) waitDone(group string, ends map[string]int64, timeout time.Duration) {
+	r.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		got := crashGroupOffsets(r.t, r.brokers, group, len(ends)/len(crashInputs))
+		if mapsEqual(got, ends) {
+			return
+		}
+		if p := r.procs[len(r.procs)-1]; p.exited() {
+			r.t.Fatalf("%s exited before finishing:\n%s", r.name, tail(p.log.String(), 3000))
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("%s: group offsets %v never reached the end offsets %v", r.name, got, ends)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and expects a clean exit.
+func (r *crashRun) stop(p *crashProc) {
+	r.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		r.t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(60 * time.Second):
+		r.t.Fatalf("%s did not stop within 60s of SIGTERM", r.name)
+	}
+}
+
+// outputCount is the number of records in the run's output topics.
+func (r *crashRun) outputCount() int64 {
+	r.t.Helper()
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(r.brokers...), Timeout: 10 * time.Second, Transport: tr}
+	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	for _, s := range []string{"-changes", "-churn", "-dlq"} {
+		for p := 0; p < 3; p++ {
+			req.Topics[r.name+s] = append(req.Topics[r.name+s], kafka.LastOffsetOf(p))
+		}
+	}
+	resp, err := client.ListOffsets(context.Background(), req)
+	if err != nil {
+		return 0 // topics not created yet
+	}
+	var n int64
+	for _, ps := range resp.Topics {
+		for _, po := range ps {
+			if po.Error == nil && po.LastOffset > 0 {
+				n += po.LastOffset
+			}
+		}
+	}
+	return n
+}
+
+func crashEndOffsets(t *testing.T, brokers, topics []string, parts int) map[string]int64 {
+	t.Helper()
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: tr}
+	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	for _, topic := range topics {
+		for p := 0; p < parts; p++ {
+			req.Topics[topic] = append(req.Topics[topic], kafka.LastOffsetOf(p))
+		}
+	}
+	resp, err := client.ListOffsets(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for topic, ps := range resp.Topics {
+		for _, po := range ps {
+			if po.Error != nil {
+				t.Fatalf("%s/%d: %v", topic, po.Partition, po.Error)
+			}
+			out[fmt.Sprintf("%s/%d", topic, po.Partition)] = po.LastOffset
+		}
+	}
+	return out
+}
+
+func crashGroupOffsets(t *testing.T, brokers []string, group string, parts int) map[string]int64 {
+	t.Helper()
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: tr}
+	req := &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{}}
+	for _, topic := range crashInputs {
+		for p := 0; p < parts; p++ {
+			req.Topics[topic] = append(req.Topics[topic], p)
+		}
+	}
+	out := map[string]int64{}
+	resp, err := client.OffsetFetch(context.Background(), req)
+	if err != nil || resp.Error != nil {
+		return out
+	}
+	for topic, ps := range resp.Topics {
+		for _, po := range ps {
+			out[fmt.Sprintf("%s/%d", topic, po.Partition)] = po.CommittedOffset
+		}
+	}
+	return out
+}
+
+func crashGroupProgress(t *testing.T, brokers []string, group string, parts int) int64 {
+	var n int64
+	for _, off := range crashGroupOffsets(t, brokers, group, parts) {
+		n += max(off, 0)
+	}
+	return n
+}
+
+func mapsEqual(a, b map[string]int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func crashReadAll(t *testing.T, brokers []string, topic string) []kafka.Message {
+	t.Helper()
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	msgs, err := load.ReadAll(ctx, brokers, tr, nil, topic)
+	if err != nil {
+		t.Fatalf("read %s: %v", topic, err)
+	}
+	return msgs
+}
+
+// crashDedup keeps the first record per id, per partition in offset order,
+// checks that every later copy is byte-identical to it and returns the
+// number of duplicates.
+func crashDedup(t *testing.T, msgs []kafka.Message, id func(kafka.Message) string) (map[int][]kafka.Message, int) {
+	t.Helper()
+	sort.SliceStable(msgs, func(i, j int) bool {
+		if msgs[i].Partition != msgs[j].Partition {
+			return msgs[i].Partition < msgs[j].Partition
+		}
+		return msgs[i].Offset < msgs[j].Offset
+	})
+	first := map[string]kafka.Message{}
+	out := map[int][]kafka.Message{}
+	dups := 0
+	for _, m := range msgs {
+		k := id(m)
+		if f, ok := first[k]; ok {
+			dups++
+			if d := crashDiff(m, f); d != "" || m.Partition != f.Partition {
+				t.Errorf("%s/%d@%d repeats %s (first at %d@%d) with different content: %s", m.Topic, m.Partition, m.Offset, k, f.Partition, f.Offset, d)
+			}
+			continue
+		}
+		first[k] = m
+		out[m.Partition] = append(out[m.Partition], m)
+	}
+	return out, dups
+}
+
+func crashDiff(a, b kafka.Message) string {
+	if !bytes.Equal(a.Key, b.Key) {
+		return fmt.Sprintf("key %q vs %q", a.Key, b.Key)
+	}
+	if !bytes.Equal(a.Value, b.Value) {
+		return fmt.Sprintf("value of %q differs", a.Key)
+	}
+	if len(a.Headers) != len(b.Headers) {
+		return fmt.Sprintf("%d vs %d headers", len(a.Headers), len(b.Headers))
+	}
+	for i := range a.Headers {
+		if a.Headers[i].Key != b.Headers[i].Key || !bytes.Equal(a.Headers[i].Value, b.Headers[i].Value) {
+			return fmt.Sprintf("header %s=%q vs %s=%q", a.Headers[i].Key, a.Headers[i].Value, b.Headers[i].Key, b.Headers[i].Value)
+		}
+	}
+	return ""
+}
+
+// crashDumpState opens a cleanly closed state directory read-only and
+// prints every partition's checkpoint (input offsets, meta) and SIREN
+// states. The changelog position is left out: a run that restarted wrote
+// more changelog records than one that did not.
+func crashDumpState(t *testing.T, dir string, parts int) string {
+	t.Helper()
+	st, err := state.Open(state.Options{Dir: dir, ReadOnly: true})
+	if err != nil {
+		t.Fatalf("open %s read-only: %v", dir, err)
+	}
+	defer st.Close()
+	var b bytes.Buffer
+	for p := int32(0); p < int32(parts); p++ {
+		cp, ok, err := st.Checkpoint(p)
+		if err != nil || !ok {
+			t.Fatalf("%s: checkpoint of partition %d: ok=%v err=%v", dir, p, ok, err)
+		}
+		for _, topic := range crashInputs {
+			fmt.Fprintf(&b, "p%d %s=%d\n", p, topic, cp.Offsets[topic])
+		}
+		fmt.Fprintf(&b, "p%d meta %x\n", p, cp.Meta)
+		n := 0
+		if err := st.Scan(p, func(siren string, val []byte) error {
+			n++
+			fmt.Fprintf(&b, "%s %x\n", siren, val)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			t.Fatalf("%s: partition %d has no SIREN state", dir, p)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,168 @@
+package processor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/sirenstream/sirenstream/engine"
+	"github.com/sirenstream/sirenstream/internal/load"
+	"github.com/sirenstream/sirenstream/schemas"
+	"github.com/sirenstream/sirenstream/state"
+)
+
+// TestInterruptedLiveBatchReEmitsIdenticalBytes: live arrival decided the
+// merge order (an outage produced after two usage records, with an earlier
+// event time, is processed after them). The batch's outputs are written, then
+// the commit fails before its Badger transaction — a crash at the worst
+// moment. The restart finds all input present, where the event-time merge
+// alone would order the outage first and emit a different seq 1; the stored
+// merge plan makes it re-emit the same event_id with the same bytes.
+func TestInterruptedLiveBatchReEmitsIdenticalBytes(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(1), kfake.GroupMinSessionTimeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	brokers := c.ListenAddrs()
+	ctx := context.Background()
+	if _, err := EnsureTopics(ctx, Kafka{Brokers: brokers}, Topics{}, 1, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	codec, err := schemas.NewCodec(schemas.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const siren = "732829320"
+	t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC).UnixMilli()
+	msg := func(topic string, ev engine.Event) kafka.Message {
+		b, err := codec.EncodeEvent(nil, &ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kafka.Message{Topic: topic, Key: []byte(siren), Value: b, Time: time.UnixMilli(ev.EventTime)}
+	}
+	produce := func(ms ...kafka.Message) {
+		w := load.Writer(brokers, nil)
+		defer w.Close()
+		if err := w.WriteMessages(ctx, ms...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hour := int64(time.Hour / time.Millisecond)
+	dir := t.TempDir()
+
+	newCfg := func(interval time.Duration, hook func(int32) error) (Config, *state.Store) {
+		store, err := state.Open(state.Options{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Config{
+			Kafka: Kafka{Brokers: brokers}, Group: "plan", Codec: codec, Store: store,
+			// Without the changelog the restart must re-process the batch
+			// (with it, the batch's checkpoint record would be restored).
+			Topics:         Topics{Changelog: "-"},
+			Logger:         zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
+			CommitInterval: interval, CommitRecords: 1 << 20,
+			beforeStateCommit: hook,
+		}, store
+	}
+	consumed := func(p *Processor) int64 {
+		var n int64
+		for _, tp := range p.Progress() {
+			n += tp.Consumed
+		}
+		return n
+	}
+	waitConsumed := func(p *Processor, n int64) {
+		deadline := time.Now().Add(30 * time.Second)
+		for consumed(p) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("consumed %d of %d", consumed(p), n)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	// Run 1: commits only at shutdown, and that commit "crashes" after the
+	// outputs are written.
+	crash := errors.New("simulated crash before the state transaction")
+	cfg, store := newCfg(time.Hour, func(int32) error { return crash })
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(runCtx) }()
+	produce(
+		msg("usage", engine.Event{Kind: engine.KindUsage, EventID: "u1", SIREN: siren, EventTime: t0, SiteID: "a", PostalCode: "75001", BytesUp: 1, BytesDown: 1}),
+		msg("usage", engine.Event{Kind: engine.KindUsage, EventID: "u2", SIREN: siren, EventTime: t0 + 2*hour, SiteID: "b", PostalCode: "69001", BytesUp: 1, BytesDown: 1}),
+	)
+	waitConsumed(p, 2)
+	// Arrives later, happened earlier: live order differs from event order.
+	produce(msg("outages", engine.Event{Kind: engine.KindOutage, EventID: "o1", SIREN: siren, EventTime: t0 + hour, OutageID: "x", SiteID: "a", PostalCode: "75001", Status: engine.OutageStarted}))
+	waitConsumed(p, 3)
+	cancel()
+	if err := <-errc; !errors.Is(err, crash) {
+		t.Fatalf("run 1 should fail with the simulated crash, got %v", err)
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	first := readTopic(t, brokers, "segment-changes")
+	if len(first) != 1 {
+		t.Fatalf("run 1 wrote %d segment changes before crashing, want 1", len(first))
+	}
+
+	// Run 2: all input is present now; the plan must win over event time.
+	cfg, store = newCfg(50*time.Millisecond, nil)
+	p, err = New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel = context.WithCancel(ctx)
+	go func() { errc <- p.Run(runCtx) }()
+	waitConsumed(p, 3)
+	deadline := time.Now().Add(30 * time.Second)
+	var all []kafka.Message
+	for time.Now().Before(deadline) {
+		if all = readTopic(t, brokers, "segment-changes"); len(all) >= 2 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 {
+		t.Fatalf("want the interrupted change re-emitted once, got %d records", len(all))
+	}
+	if !bytes.Equal(all[0].Value, all[1].Value) {
+		a, _ := schemas.DecodeSegmentChange(all[0].Value)
+		b, _ := schemas.DecodeSegmentChange(all[1].Value)
+		t.Fatalf("re-emitted segment change differs from the first copy:\nfirst  %+v\nsecond %+v", a, b)
+	}
+}
+
+func readTopic(t *testing.T, brokers []string, topic string) []kafka.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	msgs, err := load.ReadAll(ctx, brokers, nil, nil, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msgs
+}
