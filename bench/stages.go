@@ -49,6 +49,18 @@ func listRanges(ctx context.Context, brokers []string, topics []string, partitio
 	return out, nil
 }
 
+// stageInputs returns what a reading stage needs: the input topics (in
+// engine.Kind order), their offset ranges and a codec.
+func stageInputs(ctx context.Context, cfg Config, in *Input) ([4]string, map[string][]offsetRange, *schemas.Codec, error) {
+	inputs := in.Topics.Inputs()
+	ranges, err := listRanges(ctx, cfg.Brokers, inputs[:], in.Partitions)
+	if err != nil {
+		return inputs, nil, nil, err
+	}
+	codec, err := schemas.NewCodec(schemas.Config{})
+	return inputs, ranges, codec, err
+}
+
 // newReader is a partition reader configured like the processor's
 // (processor/task.go read): same fetch sizes, wait and queue.
 func newReader(brokers []string, topic string, partition int) *kafka.Reader {
@@ -100,12 +112,7 @@ func readRange(ctx context.Context, brokers []string, topic string, partition in
 // reader goroutine per topic-partition, decoding in that goroutine like the
 // processor's readers.
 func runConsume(ctx context.Context, cfg Config, in *Input, decode bool) (StageResult, error) {
-	inputs := in.Topics.Inputs()
-	ranges, err := listRanges(ctx, cfg.Brokers, inputs[:], in.Partitions)
-	if err != nil {
-		return StageResult{}, err
-	}
-	codec, err := schemas.NewCodec(schemas.Config{})
+	inputs, ranges, codec, err := stageInputs(ctx, cfg, in)
 	if err != nil {
 		return StageResult{}, err
 	}
@@ -155,12 +162,7 @@ type engineItem struct {
 // (intensity pass, snapshot, evaluate pass over the map) and Steps the
 // SIREN's state held in a map; changes are Avro-encoded and dropped.
 func runEngine(ctx context.Context, cfg Config, in *Input) (StageResult, error) {
-	inputs := in.Topics.Inputs()
-	ranges, err := listRanges(ctx, cfg.Brokers, inputs[:], in.Partitions)
-	if err != nil {
-		return StageResult{}, err
-	}
-	codec, err := schemas.NewCodec(schemas.Config{})
+	inputs, ranges, codec, err := stageInputs(ctx, cfg, in)
 	if err != nil {
 		return StageResult{}, err
 	}

@@ -32,12 +32,7 @@ const genSIRENs = 80
 // dead-letter reasons.
 func workload(t *testing.T, sirens, days int) (msgs []kafka.Message, bad map[string]int) {
 	t.Helper()
-	if err := gen.Generate(gen.Config{SIRENs: sirens, Days: days, Seed: 11}, func(r *gen.Record) error {
-		msgs = append(msgs, testkit.Msg(t, r.Event))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	msgs = testkit.Generated(t, gen.Config{SIRENs: sirens, Days: days, Seed: 11})
 	good := gen.SIREN(3)
 	bogus := testkit.Encode(t, engine.Event{Kind: engine.KindUsage, EventID: "bad-siren", SIREN: "12345678X",
 		EventTime: time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC).UnixMilli(), BytesUp: 1})

@@ -44,6 +44,14 @@ func startInstance(t *testing.T, brokers []string, group, dir, token string) *in
 	if err != nil {
 		t.Fatal(err)
 	}
+	runServer(t, srv, func() { h.Stop(t) })
+	return &instance{H: h, Metrics: m, URL: url}
+}
+
+// runServer runs srv until the end of the test; cleanup stops it, checks
+// that it stopped without error, then calls after (if not nil).
+func runServer(t *testing.T, srv *ops.Server, after func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Run(ctx) }()
@@ -52,9 +60,10 @@ func startInstance(t *testing.T, brokers []string, group, dir, token string) *in
 		if err := <-errc; err != nil {
 			t.Errorf("ops server: %v", err)
 		}
-		h.Stop(t)
+		if after != nil {
+			after()
+		}
 	})
-	return &instance{H: h, Metrics: m, URL: url}
 }
 
 // unstarted returns a processor that never runs (not ready, no partitions):

@@ -30,15 +30,7 @@ func serve(t *testing.T, token string, m *ops.Metrics) string {
 	if err := srv.Listen(); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-errc; err != nil {
-			t.Errorf("ops server: %v", err)
-		}
-	})
+	runServer(t, srv, nil)
 	return "http://" + srv.Addr()
 }
 

@@ -15,18 +15,6 @@ import (
 	"github.com/sirenstream/sirenstream/state"
 )
 
-func generated(t testing.TB, cfg gen.Config) []kafka.Message {
-	t.Helper()
-	var all []kafka.Message
-	if err := gen.Generate(cfg, func(r *gen.Record) error {
-		all = append(all, testkit.Msg(t, r.Event))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return all
-}
-
 func restoreStats(p *processor.Processor) (sirens, records int64, full int) {
 	for _, tp := range p.Progress() {
 		sirens += tp.Restore.SIRENs
@@ -48,7 +36,7 @@ func TestRestoreFromChangelog(t *testing.T) {
 	const parts = 3
 	_, brokers := testkit.Cluster(t, parts)
 	testkit.CreateTopics(t, brokers, parts)
-	all := generated(t, gen.Config{SIRENs: 200, Days: 70, Seed: 5})
+	all := testkit.Generated(t, gen.Config{SIRENs: 200, Days: 70, Seed: 5})
 	half := len(all) * 2 / 3
 	testkit.Produce(t, brokers, all[:half]...)
 

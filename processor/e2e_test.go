@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"reflect"
-	"sort"
 	"testing"
 	"time"
 
@@ -138,7 +137,7 @@ func TestEndToEndScenario(t *testing.T) {
 	dlq := testkit.ReadAll(t, brokers, "sirenstream-dlq")
 	reasons := map[string]bool{}
 	for _, m := range dlq {
-		h := headers(m)
+		h := testkit.Headers(m)
 		reasons[h["error"]] = true
 		if h["source.topic"] != "usage" || h["source.offset"] == "" || h["source.partition"] == "" {
 			t.Errorf("dlq headers incomplete: %v", h)
@@ -159,13 +158,7 @@ func TestEndToEndScenario(t *testing.T) {
 func TestRestartResumesFromStoredOffsets(t *testing.T) {
 	const parts = 3
 	cfg := gen.Config{SIRENs: 150, Days: 75, Seed: 3}
-	var all []kafka.Message
-	if err := gen.Generate(cfg, func(r *gen.Record) error {
-		all = append(all, testkit.Msg(t, r.Event))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	all := testkit.Generated(t, cfg)
 	half := len(all) / 2
 
 	// Reference: one run over everything.
@@ -214,43 +207,11 @@ func fingerprint(cs []*schemas.SegmentChange) string {
 	return b.String()
 }
 
+// dumpState is the state of a cleanly closed directory of a processor with
+// the default topics.
 func dumpState(t *testing.T, dir string, parts int) string {
 	t.Helper()
-	cfg := testkit.Config(t, []string{"unused:9092"}, dir)
-	defer cfg.Store.Close()
-	var b bytes.Buffer
-	for p := int32(0); p < int32(parts); p++ {
-		cp, ok, err := cfg.Store.Checkpoint(p)
-		if err != nil || !ok {
-			t.Fatalf("checkpoint %d: ok=%v err=%v", p, ok, err)
-		}
-		topics := make([]string, 0, len(cp.Offsets))
-		for k := range cp.Offsets {
-			if k != "sirenstream-changelog" { // a position in our own log, not input progress
-				topics = append(topics, k)
-			}
-		}
-		sort.Strings(topics)
-		for _, k := range topics {
-			fmt.Fprintf(&b, "p%d %s=%d\n", p, k, cp.Offsets[k])
-		}
-		fmt.Fprintf(&b, "meta %x\n", cp.Meta)
-		if err := cfg.Store.Scan(p, func(siren string, val []byte) error {
-			fmt.Fprintf(&b, "%s %x\n", siren, val)
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return b.String()
-}
-
-func headers(m kafka.Message) map[string]string {
-	h := map[string]string{}
-	for _, x := range m.Headers {
-		h[x.Key] = string(x.Value)
-	}
-	return h
+	return testkit.DumpState(t, dir, parts, "sirenstream-changelog")
 }
 
 func seq(n int) []int {

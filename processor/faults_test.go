@@ -3,7 +3,6 @@ package processor_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"net"
 	"reflect"
 	"sort"
@@ -26,13 +25,7 @@ import (
 // position (each part ends on whole days, since gen emits in time order).
 func faultData(t *testing.T, cfg gen.Config, n int) [][]kafka.Message {
 	t.Helper()
-	var all []kafka.Message
-	if err := gen.Generate(cfg, func(r *gen.Record) error {
-		all = append(all, testkit.Msg(t, r.Event))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	all := testkit.Generated(t, cfg)
 	out := make([][]kafka.Message, n)
 	for i := range n {
 		out[i] = all[i*len(all)/n : (i+1)*len(all)/n]
@@ -44,21 +37,8 @@ func faultData(t *testing.T, cfg gen.Config, n int) [][]kafka.Message {
 // output of a run that met no fault.
 func undisturbed(t *testing.T, brokers []string) (changes, dlq []kafka.Message) {
 	t.Helper()
-	cfg := testkit.Config(t, brokers, t.TempDir())
-	p, err := processor.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out rbCollector
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := p.Replay(ctx, processor.ReplayOptions{OutputTopic: "segment-changes", DLQTopic: "sirenstream-dlq", Output: &out}); err != nil {
-		t.Fatalf("reference replay: %v", err)
-	}
-	if err := cfg.Store.Close(); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range out.msgs {
+	_, out := testkit.ReplayToMemory(t, brokers, processor.ReplayOptions{OutputTopic: "segment-changes", DLQTopic: "sirenstream-dlq"})
+	for _, m := range out {
 		switch m.Topic {
 		case "segment-changes":
 			changes = append(changes, m)
@@ -105,13 +85,7 @@ func sameOutput(t *testing.T, brokers []string, refChanges, refDLQ []kafka.Messa
 			t.Errorf("segment change %s missing or different", id)
 		}
 	}
-	key := func(m kafka.Message) string {
-		hd := map[string]string{}
-		for _, h := range m.Headers {
-			hd[h.Key] = string(h.Value)
-		}
-		return fmt.Sprintf("%s %s/%s@%s", hd["error"], hd["source.topic"], hd["source.partition"], hd["source.offset"])
-	}
+	key := testkit.DLQKey
 	liveDLQ := map[string]bool{}
 	for _, m := range testkit.ReadAll(t, brokers, "sirenstream-dlq") {
 		liveDLQ[key(m)] = true

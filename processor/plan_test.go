@@ -117,9 +117,11 @@ func TestInterruptedLiveBatchReEmitsIdenticalBytes(t *testing.T) {
 	if err := store.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// The shutdown flush retries a failed batch once, so the change may be
+	// written more than once already: every copy must carry the same bytes.
 	first := readTopic(t, brokers, "segment-changes")
-	if len(first) != 1 {
-		t.Fatalf("run 1 wrote %d segment changes before crashing, want 1", len(first))
+	if len(first) == 0 {
+		t.Fatal("run 1 wrote no segment change before crashing")
 	}
 
 	// Run 2: all input is present now; the plan must win over event time.
@@ -134,7 +136,7 @@ func TestInterruptedLiveBatchReEmitsIdenticalBytes(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	var all []kafka.Message
 	for time.Now().Before(deadline) {
-		if all = readTopic(t, brokers, "segment-changes"); len(all) >= 2 {
+		if all = readTopic(t, brokers, "segment-changes"); len(all) > len(first) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -146,13 +148,15 @@ func TestInterruptedLiveBatchReEmitsIdenticalBytes(t *testing.T) {
 	if err := store.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if len(all) != 2 {
-		t.Fatalf("want the interrupted change re-emitted once, got %d records", len(all))
+	if len(all) != len(first)+1 {
+		t.Fatalf("want the interrupted change re-emitted once by run 2, got %d records after %d", len(all), len(first))
 	}
-	if !bytes.Equal(all[0].Value, all[1].Value) {
-		a, _ := schemas.DecodeSegmentChange(all[0].Value)
-		b, _ := schemas.DecodeSegmentChange(all[1].Value)
-		t.Fatalf("re-emitted segment change differs from the first copy:\nfirst  %+v\nsecond %+v", a, b)
+	for _, m := range all[1:] {
+		if !bytes.Equal(all[0].Value, m.Value) {
+			a, _ := schemas.DecodeSegmentChange(all[0].Value)
+			b, _ := schemas.DecodeSegmentChange(m.Value)
+			t.Fatalf("re-emitted segment change differs from the first copy:\nfirst  %+v\nagain  %+v", a, b)
+		}
 	}
 }
 

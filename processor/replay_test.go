@@ -1,9 +1,7 @@
 package processor_test
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"reflect"
 	"sort"
 	"testing"
@@ -13,7 +11,6 @@ import (
 
 	"github.com/sirenstream/sirenstream/engine"
 	"github.com/sirenstream/sirenstream/gen"
-	"github.com/sirenstream/sirenstream/internal/load"
 	"github.com/sirenstream/sirenstream/internal/testkit"
 	"github.com/sirenstream/sirenstream/processor"
 )
@@ -24,16 +21,7 @@ import (
 // replay ends with the same segments per SIREN as the live run.
 func TestReplay(t *testing.T) {
 	const parts = 3
-	_, brokers := testkit.Cluster(t, parts)
-	testkit.CreateTopics(t, brokers, parts)
-	var msgs []kafka.Message
-	if err := gen.Generate(gen.Config{SIRENs: 300, Days: 75, Seed: 11, BadRate: 0.003}, func(r *gen.Record) error {
-		msgs = append(msgs, testkit.Msg(t, r.Event))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	testkit.Produce(t, brokers, msgs...)
+	brokers, msgs := testkit.Loaded(t, parts, gen.Config{SIRENs: 300, Days: 75, Seed: 11, BadRate: 0.003})
 	total := int64(len(msgs))
 
 	// The live run, until the group's committed offsets reach the end: an
@@ -41,7 +29,7 @@ func TestReplay(t *testing.T) {
 	liveCfg := testkit.Config(t, brokers, t.TempDir())
 	live := testkit.Start(t, liveCfg)
 	live.WaitConsumed(t, total, parts, 120*time.Second)
-	end := endOffsets(t, brokers, parts)
+	end := testkit.EndOffsets(t, brokers, testkit.InputTopics, parts)
 	deadline := time.Now().Add(30 * time.Second)
 	for !reflect.DeepEqual(groupOffsets(t, brokers, liveCfg.Group, parts), end) {
 		if time.Now().After(deadline) {
@@ -50,7 +38,7 @@ func TestReplay(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	live.Stop(t)
-	liveOut := readAll(t, brokers, "segment-changes")
+	liveOut := testkit.ReadAllFresh(t, brokers, "segment-changes")
 	groupsBefore := groups(t, brokers)
 	offsetsBefore := groupOffsets(t, brokers, liveCfg.Group, parts)
 
@@ -102,7 +90,7 @@ func TestReplay(t *testing.T) {
 
 	t.Run("byte-identical replays", func(t *testing.T) {
 		for _, pair := range [][2]string{{"replay-a", "replay-b"}, {"replay-a-churn", "replay-b-churn"}, {"replay-a-dlq", "replay-b-dlq"}} {
-			a, b := byPartition(readAll(t, brokers, pair[0])), byPartition(readAll(t, brokers, pair[1]))
+			a, b := byPartition(testkit.ReadAllFresh(t, brokers, pair[0])), byPartition(testkit.ReadAllFresh(t, brokers, pair[1]))
 			if len(a) == 0 {
 				t.Errorf("%s is empty", pair[0])
 			}
@@ -112,7 +100,7 @@ func TestReplay(t *testing.T) {
 					continue
 				}
 				for i := range a[p] {
-					if d := diffMessage(a[p][i], b[p][i]); d != "" {
+					if d := testkit.DiffMessage(a[p][i], b[p][i]); d != "" {
 						t.Errorf("%s/%d record %d differs from %s: %s", pair[0], p, i, pair[1], d)
 						break
 					}
@@ -123,7 +111,7 @@ func TestReplay(t *testing.T) {
 
 	t.Run("same final segments as the live run", func(t *testing.T) {
 		liveLatest := testkit.Latest(testkit.Changes(t, liveOut))
-		replayLatest := testkit.Latest(testkit.Changes(t, readAll(t, brokers, "replay-a")))
+		replayLatest := testkit.Latest(testkit.Changes(t, testkit.ReadAllFresh(t, brokers, "replay-a")))
 		if len(liveLatest) == 0 || len(liveLatest) != len(replayLatest) {
 			t.Fatalf("live run changed %d SIRENs, replay %d", len(liveLatest), len(replayLatest))
 		}
@@ -135,7 +123,7 @@ func TestReplay(t *testing.T) {
 		}
 		// Stronger: the same events, byte for byte (the live run over data
 		// already present merges exactly like a replay).
-		if a, b := byPartition(liveOut), byPartition(readAll(t, brokers, "replay-a")); !reflect.DeepEqual(valuesOf(a), valuesOf(b)) {
+		if a, b := byPartition(liveOut), byPartition(testkit.ReadAllFresh(t, brokers, "replay-a")); !reflect.DeepEqual(valuesOf(a), valuesOf(b)) {
 			t.Error("live segment changes are not byte-identical to the replay's")
 		}
 	})
@@ -186,7 +174,7 @@ func TestReplayFromTo(t *testing.T) {
 		t.Fatalf("consumed %d skipped %d processed %d, want 7 = 4 skipped + 3 processed", consumed, skipped, processed)
 	}
 	got := map[string][]string{}
-	for s, sc := range testkit.Latest(testkit.Changes(t, readAll(t, brokers, "bounded"))) {
+	for s, sc := range testkit.Latest(testkit.Changes(t, testkit.ReadAllFresh(t, brokers, "bounded"))) {
 		got[s] = sc.Segments
 	}
 	want := map[string][]string{a: {"SLA_SENSITIVE"}, b: {"MULTI_SITE"}}
@@ -216,104 +204,19 @@ func valuesOf(m map[int][]kafka.Message) map[int][]string {
 	return out
 }
 
-// diffMessage compares key, value and headers ("" when equal).
-func diffMessage(a, b kafka.Message) string {
-	if !bytes.Equal(a.Key, b.Key) {
-		return fmt.Sprintf("key %q vs %q", a.Key, b.Key)
-	}
-	if !bytes.Equal(a.Value, b.Value) {
-		return fmt.Sprintf("value of %q differs", a.Key)
-	}
-	if len(a.Headers) != len(b.Headers) {
-		return fmt.Sprintf("%d vs %d headers", len(a.Headers), len(b.Headers))
-	}
-	for i := range a.Headers {
-		if a.Headers[i].Key != b.Headers[i].Key || !bytes.Equal(a.Headers[i].Value, b.Headers[i].Value) {
-			return fmt.Sprintf("header %s=%q vs %s=%q", a.Headers[i].Key, a.Headers[i].Value, b.Headers[i].Key, b.Headers[i].Value)
-		}
-	}
-	return ""
-}
-
-var inputTopics = []string{"profiles", "outages", "claims", "usage"}
-
-// readAll is testkit.ReadAll with a fresh transport: kafka-go's default
-// transport caches metadata for 6 s, so a topic a replay has just created
-// would look missing.
-func readAll(t *testing.T, brokers []string, topic string) []kafka.Message {
-	t.Helper()
-	tr := &kafka.Transport{}
-	defer tr.CloseIdleConnections()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	msgs, err := load.ReadAll(ctx, brokers, tr, nil, topic)
-	if err != nil {
-		t.Fatalf("read %s: %v", topic, err)
-	}
-	return msgs
-}
-
-func newClient(brokers []string) (*kafka.Client, func()) {
-	tr := &kafka.Transport{}
-	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: tr}, tr.CloseIdleConnections
-}
-
-func endOffsets(t *testing.T, brokers []string, parts int) map[string]int64 {
-	t.Helper()
-	client, done := newClient(brokers)
-	defer done()
-	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
-	for _, topic := range inputTopics {
-		for p := 0; p < parts; p++ {
-			req.Topics[topic] = append(req.Topics[topic], kafka.LastOffsetOf(p))
-		}
-	}
-	resp, err := client.ListOffsets(context.Background(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]int64{}
-	for topic, ps := range resp.Topics {
-		for _, po := range ps {
-			if po.Error != nil {
-				t.Fatal(po.Error)
-			}
-			out[fmt.Sprintf("%s/%d", topic, po.Partition)] = po.LastOffset
-		}
-	}
-	return out
-}
-
 // groupOffsets returns a group's committed offsets of the input topics.
 func groupOffsets(t *testing.T, brokers []string, group string, parts int) map[string]int64 {
 	t.Helper()
-	client, done := newClient(brokers)
-	defer done()
-	req := &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{}}
-	for _, topic := range inputTopics {
-		for p := 0; p < parts; p++ {
-			req.Topics[topic] = append(req.Topics[topic], p)
-		}
-	}
-	resp, err := client.OffsetFetch(context.Background(), req)
-	if err == nil && resp.Error != nil {
-		err = resp.Error
-	}
+	out, err := testkit.GroupOffsets(brokers, group, parts)
 	if err != nil {
 		t.Fatalf("offset fetch %s: %v", group, err)
-	}
-	out := map[string]int64{}
-	for topic, ps := range resp.Topics {
-		for _, po := range ps {
-			out[fmt.Sprintf("%s/%d", topic, po.Partition)] = po.CommittedOffset
-		}
 	}
 	return out
 }
 
 func groups(t *testing.T, brokers []string) []string {
 	t.Helper()
-	client, done := newClient(brokers)
+	client, done := testkit.Client(brokers)
 	defer done()
 	resp, err := client.ListGroups(context.Background(), &kafka.ListGroupsRequest{})
 	if err == nil && resp.Error != nil {

@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -322,27 +321,14 @@ func TestBadInputNeverStopsTheStream(t *testing.T) {
 	// Deterministic on replay: the same records are dead-lettered for the
 	// same reasons (future is judged against the record timestamp, not the
 	// wall clock), and stream times are the same.
-	cfg := testkit.Config(t, brokers, t.TempDir())
-	p, err := processor.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out rbCollector
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := p.Replay(ctx, processor.ReplayOptions{OutputTopic: "replay-changes", Output: &out}); err != nil {
-		t.Fatalf("replay: %v", err)
-	}
-	if err := cfg.Store.Close(); err != nil {
-		t.Fatal(err)
-	}
+	p, out := testkit.ReplayToMemory(t, brokers, processor.ReplayOptions{OutputTopic: "replay-changes"})
 	var live, replayed []string
 	for _, m := range dlq {
-		live = append(live, rbDLQKey(m))
+		live = append(live, testkit.DLQKey(m))
 	}
-	for _, m := range out.msgs {
+	for _, m := range out {
 		if m.Topic == "replay-changes-dlq" {
-			replayed = append(replayed, rbDLQKey(m))
+			replayed = append(replayed, testkit.DLQKey(m))
 		}
 	}
 	sort.Strings(live)
@@ -357,36 +343,10 @@ func TestBadInputNeverStopsTheStream(t *testing.T) {
 	}
 }
 
-func rbDLQKey(m kafka.Message) string {
-	hd := map[string]string{}
-	for _, x := range m.Headers {
-		hd[x.Key] = string(x.Value)
-	}
-	return fmt.Sprintf("%s %s/%s@%s", hd["error"], hd["source.topic"], hd["source.partition"], hd["source.offset"])
-}
-
 func rbDescribe(cs []*schemas.SegmentChange) string {
 	var b strings.Builder
 	for _, c := range cs {
 		fmt.Fprintf(&b, "[seq %d %v traffic %d exposure %v claims %d] ", c.Seq, c.Segments, c.Metrics.Traffic30dBytes, c.Metrics.RecoveryExposureHours90d, c.Metrics.Claims365d)
 	}
 	return b.String()
-}
-
-// rbCollector is a MessageWriter that keeps copies of what it is given.
-type rbCollector struct {
-	mu   sync.Mutex
-	msgs []kafka.Message
-}
-
-func (c *rbCollector) WriteMessages(_ context.Context, msgs ...kafka.Message) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, m := range msgs {
-		m.Key = bytes.Clone(m.Key)
-		m.Value = bytes.Clone(m.Value)
-		m.Headers = append([]kafka.Header(nil), m.Headers...)
-		c.msgs = append(c.msgs, m)
-	}
-	return nil
 }

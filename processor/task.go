@@ -89,6 +89,8 @@ type task struct {
 	replayPlan []byte
 	batchStart [numInputs]int64
 
+	inflight *batch // the commit being written in the background
+
 	changelog *changelog // nil: disabled (replays)
 	clNext    int64      // changelog offset after this task's last checkpoint record
 
@@ -294,7 +296,9 @@ func listOffsets(ctx context.Context, client *kafka.Client, topics []string, p i
 // fatal (storage, output); a nil return after ctx ended is a clean stop.
 func (t *task) run(ctx context.Context, client *kafka.Client) (err error) {
 	if err := t.load(ctx, client); err != nil {
-		return err
+		// A rebalance or shutdown during the restore is not fatal: nothing
+		// was committed, the next owner restores again.
+		return t.stopErr(ctx, err)
 	}
 	t.loaded()
 	t.lastCommit = time.Now()
@@ -303,7 +307,13 @@ func (t *task) run(ctx context.Context, client *kafka.Client) (err error) {
 		// deadline since ctx may be done.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		if cerr := t.commit(fctx, true); cerr != nil {
+		cerr := t.commit(fctx, true)
+		if cerr != nil && ctx.Err() != nil {
+			// The batch in flight was cut by ctx itself (revocation,
+			// shutdown) and folded back: write it again with fctx.
+			cerr = t.commit(fctx, true)
+		}
+		if cerr != nil {
 			err = errors.Join(err, cerr)
 		}
 		t.cache.Reset()
@@ -681,6 +691,11 @@ func (t *task) sweepEvaluate(ctx context.Context) error {
 // acknowledged, (2) one Badger transaction with dirty states, input offsets
 // and task meta, (3) offsets to the consumer group (lag tools only).
 func (t *task) commit(ctx context.Context, force bool) error {
+	// One batch in flight at a time: the previous one must be durable (or
+	// have failed and been folded back) before the next is encoded.
+	if err := t.awaitInflight(); err != nil {
+		return err
+	}
 	if len(t.outputs) == 0 && t.cache.DirtyCount() == 0 && !t.dirtyOffsets {
 		t.lastCommit = time.Now()
 		// An idle task still owes the group its last durable offsets when
@@ -688,54 +703,122 @@ func (t *task) commit(ctx context.Context, force bool) error {
 		t.commitGroup(force)
 		return nil
 	}
-	start := time.Now()
+	b := &batch{start: time.Now(), done: make(chan struct{}), outputs: t.outputs, batchStart: t.batchStart}
 	if len(t.outputs) > 0 && len(t.plan) > 0 {
-		if err := t.cfg.Store.SavePlan(t.opt.partition, t.encodePlan()); err != nil {
+		b.plan = t.encodePlan()
+	}
+	b.offsets = make(map[string]int64, numInputs+1)
+	for i, topic := range t.inputs {
+		b.offsets[topic] = t.next[i]
+	}
+	t.meta = t.appendMeta(t.meta[:0])
+	b.states = t.cache.DirtyCount()
+	b.cp = state.Checkpoint{Offsets: b.offsets, Meta: append([]byte(nil), t.meta...)}
+	b.puts = t.cache.Encode()
+	b.planRecords = append([]byte(nil), t.plan...)
+
+	// The next batch starts now; this one is written in the background
+	// while the task goes on processing (forced commits wait for it).
+	t.outputs = nil
+	t.uncommitted = 0
+	t.dirtyOffsets = false
+	t.plan = t.plan[:0]
+	t.batchStart = t.next
+	t.lastCommit = time.Now()
+	t.inflight = b
+	go func() {
+		defer close(b.done)
+		b.err = t.flushBatch(ctx, b)
+	}()
+	if force {
+		if err := t.awaitInflight(); err != nil {
+			return err
+		}
+		t.commitGroup(true)
+	}
+	return nil
+}
+
+// batch is one commit of the protocol, written by flushBatch in the
+// background: (1) merge plan, outputs (acks=all), (2) changelog states and
+// checkpoint, (3) the Badger transaction with states, offsets and meta.
+type batch struct {
+	start       time.Time
+	outputs     []kafka.Message
+	plan        []byte // encoded merge plan, saved before outputs (nil: none needed)
+	planRecords []byte // the batch's records' inputs, to fold back on failure
+	batchStart  [numInputs]int64
+	offsets     map[string]int64
+	states      int
+	cp          state.Checkpoint
+	puts        []state.KV
+	clNext      int64
+	done        chan struct{}
+	err         error
+}
+
+// flushBatch runs in its own goroutine: it touches no task state but the
+// batch, the (concurrency-safe) store, writer and changelog client.
+func (t *task) flushBatch(ctx context.Context, b *batch) error {
+	if b.plan != nil {
+		if err := t.cfg.Store.SavePlan(t.opt.partition, b.plan); err != nil {
 			return fmt.Errorf("partition %d: save merge plan: %w", t.opt.partition, err)
 		}
 	}
-	if len(t.outputs) > 0 {
-		if err := t.write(ctx, t.outputs); err != nil {
+	if len(b.outputs) > 0 {
+		if err := t.write(ctx, b.outputs); err != nil {
 			return err
 		}
-		for i := range t.outputs {
-			t.outputs[i] = kafka.Message{}
-		}
-		t.outputs = t.outputs[:0]
 	}
-	offsets := make(map[string]int64, numInputs)
-	for i, topic := range t.inputs {
-		offsets[topic] = t.next[i]
-	}
-	t.meta = t.appendMeta(t.meta[:0])
-	states := t.cache.DirtyCount()
-	cp := state.Checkpoint{Offsets: offsets, Meta: append([]byte(nil), t.meta...)}
-	puts := t.cache.Encode()
+	b.clNext = -1
 	if t.changelog != nil {
-		next, err := t.writeChangelog(ctx, puts, cp)
+		next, err := t.writeChangelog(ctx, b.puts, b.cp)
 		if err != nil {
 			return err
 		}
-		t.clNext = next
-		offsets[t.changelog.topic] = next
+		b.clNext = next
+		b.offsets[t.changelog.topic] = next
 	}
 	if t.cfg.beforeStateCommit != nil {
 		if err := t.cfg.beforeStateCommit(t.opt.partition); err != nil {
 			return err
 		}
 	}
-	if err := t.cache.CommitEncoded(puts, cp); err != nil {
+	if err := t.cache.CommitPending(b.puts, b.cp); err != nil {
 		return fmt.Errorf("partition %d: commit state: %w", t.opt.partition, err)
 	}
-	t.uncommitted = 0
-	t.dirtyOffsets = false
-	t.plan = t.plan[:0]
-	t.batchStart = t.next
-	t.lastCommit = time.Now()
-	t.cfg.Metrics.Commit(t.opt.partition, time.Since(start), states)
+	t.cfg.Metrics.Commit(t.opt.partition, time.Since(b.start), b.states)
+	return nil
+}
+
+// awaitInflight waits for the batch being written. On success its entries
+// become clean and its offsets go to the group; on failure the batch is
+// folded back into the current one (outputs first, plan first, offsets of
+// its start), so the next commit writes everything again — outputs may
+// repeat, with the same bytes, as the delivery contract allows.
+func (t *task) awaitInflight() error {
+	b := t.inflight
+	if b == nil {
+		return nil
+	}
+	<-b.done
+	t.inflight = nil
+	if b.err != nil {
+		t.outputs = append(b.outputs, t.outputs...)
+		t.plan = append(b.planRecords, t.plan...)
+		t.batchStart = b.batchStart
+		t.dirtyOffsets = true
+		return b.err
+	}
+	if err := t.cache.MarkCommitted(b.puts); err != nil {
+		return err
+	}
+	if b.clNext >= 0 {
+		t.clNext = b.clNext
+	}
 	t.updateProgress()
-	t.durable, t.groupPending = offsets, true
-	t.commitGroup(force)
+	t.durable, t.groupPending = b.offsets, true
+	t.commitGroup(false)
 	return nil
 }
 
@@ -878,7 +961,7 @@ func (t *task) updateProgress() {
 	st := t.eng.StreamTime()
 	t.cfg.Metrics.StreamTime(t.opt.partition, st)
 	t.count(func(p *TaskProgress) {
-		p.Lag, p.CaughtUp, p.StreamTime = lag, caught && len(t.outputs) == 0 && t.cache.DirtyCount() == 0, st
+		p.Lag, p.CaughtUp, p.StreamTime = lag, caught && len(t.outputs) == 0 && t.cache.DirtyCount() == 0 && t.inflight == nil, st
 	})
 }
 

@@ -207,19 +207,37 @@ func (c *Cache[V]) Encode() []KV {
 // transaction, then marks those entries clean (unless Put/Delete touched them since Encode) and
 // evicts clean entries beyond maxClean. On error the entries stay dirty.
 func (c *Cache[V]) CommitEncoded(puts []KV, cp Checkpoint) error {
-	if len(puts) != len(c.pending) {
-		return fmt.Errorf("state: partition %d: CommitEncoded got %d puts, last Encode returned %d",
-			c.p, len(puts), len(c.pending))
-	}
-	for i := range puts {
-		if puts[i].SIREN != c.pending[i].e.siren {
-			return fmt.Errorf("state: partition %d: CommitEncoded puts differ from the last Encode at %d (%s)",
-				c.p, i, puts[i].SIREN)
-		}
+	if err := c.checkPending("CommitEncoded", puts); err != nil {
+		return err
 	}
 	if err := c.store.Commit(c.p, puts, cp); err != nil {
 		return err
 	}
+	c.settleCommitted()
+	return nil
+}
+
+// checkPending checks that puts, given to op, are the result of the last
+// Encode.
+func (c *Cache[V]) checkPending(op string, puts []KV) error {
+	if len(puts) != len(c.pending) {
+		return fmt.Errorf("state: partition %d: %s got %d puts, last Encode returned %d",
+			c.p, op, len(puts), len(c.pending))
+	}
+	for i := range puts {
+		if puts[i].SIREN != c.pending[i].e.siren {
+			return fmt.Errorf("state: partition %d: %s puts differ from the last Encode at %d (%s)",
+				c.p, op, i, puts[i].SIREN)
+		}
+	}
+	return nil
+}
+
+// settleCommitted marks the entries of the last Encode, now durable, clean
+// (those touched since stay as they are), drops committed deletions, forgets
+// the pending list and the settled dirty entries, and evicts down to the
+// clean budget.
+func (c *Cache[V]) settleCommitted() {
 	for _, pe := range c.pending {
 		e := pe.e
 		if c.m[e.siren] != e || e.gen != pe.gen || !e.dirty {
@@ -245,7 +263,6 @@ func (c *Cache[V]) CommitEncoded(puts []KV, cp Checkpoint) error {
 	clear(c.dirty[len(kept):])
 	c.dirty = kept
 	c.evict()
-	return nil
 }
 
 // Scan calls fn for every live SIREN of the partition, in ascending SIREN order, merging the
@@ -259,6 +276,17 @@ func (c *Cache[V]) Scan(fn func(siren string, v V) error) error {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
+	return c.merge("", keys, fn, func(siren string, _ []byte, v V) error { return fn(siren, v) })
+}
+
+// merge walks the partition's stored SIRENs strictly after after ("" =
+// all) in ascending order, merged with keys, the sorted snapshot of cached
+// SIRENs (all after after) taken by the caller: a cached SIREN is given to
+// fn with its cached value (dirty deletions are skipped; one evicted since
+// the snapshot falls back to the store), a stored one not cached is decoded
+// and given to stored with its encoded bytes. An error from fn or stored
+// stops the walk and is returned.
+func (c *Cache[V]) merge(after string, keys []string, fn func(siren string, v V) error, stored func(siren string, val []byte, v V) error) error {
 	ci := 0
 	visitCached := func(k string) (handled bool, err error) {
 		e := c.m[k]
@@ -272,7 +300,7 @@ func (c *Cache[V]) Scan(fn func(siren string, v V) error) error {
 	}
 	errStop := errors.New("stop")
 	var fnErr error
-	err := c.store.Scan(c.p, func(siren string, val []byte) error {
+	scan := func(siren string, val []byte) error {
 		for ci < len(keys) && keys[ci] < siren {
 			if _, err := visitCached(keys[ci]); err != nil {
 				fnErr = err
@@ -296,12 +324,18 @@ func (c *Cache[V]) Scan(fn func(siren string, v V) error) error {
 			fnErr = fmt.Errorf("state: decode partition %d SIREN %s: %w", c.p, siren, err)
 			return errStop
 		}
-		if err := fn(siren, v); err != nil {
+		if err := stored(siren, val, v); err != nil {
 			fnErr = err
 			return errStop
 		}
 		return nil
-	})
+	}
+	var err error
+	if after == "" {
+		err = c.store.Scan(c.p, scan)
+	} else {
+		err = c.store.ScanFrom(c.p, after, scan)
+	}
 	if fnErr != nil {
 		return fnErr
 	}

@@ -1,8 +1,6 @@
 package state
 
 import (
-	"errors"
-	"fmt"
 	"slices"
 )
 
@@ -49,7 +47,6 @@ func (c *Cache[V]) Each(after string, fn func(siren string, v V) error) error {
 		}
 	}
 	slices.Sort(keys)
-	ci := 0
 	// Cache what the pass decodes only if the whole partition fits: a
 	// key-only count is far cheaper than the decoding pass it may save.
 	fill := false
@@ -61,42 +58,7 @@ func (c *Cache[V]) Each(after string, fn func(siren string, v V) error) error {
 		fill = n-len(c.m)+c.clean <= c.maxClean
 	}
 	all := fill // every SIREN seen is (now) cached
-	visitCached := func(k string) (handled bool, err error) {
-		e := c.m[k]
-		if e == nil {
-			return false, nil
-		}
-		if e.deleted {
-			return true, nil
-		}
-		return true, fn(k, e.v)
-	}
-	errStop := errors.New("stop")
-	var fnErr error
-	scan := func(siren string, val []byte) error {
-		for ci < len(keys) && keys[ci] < siren {
-			if _, err := visitCached(keys[ci]); err != nil {
-				fnErr = err
-				return errStop
-			}
-			ci++
-		}
-		if ci < len(keys) && keys[ci] == siren {
-			ci++
-			handled, err := visitCached(siren)
-			if err != nil {
-				fnErr = err
-				return errStop
-			}
-			if handled {
-				return nil
-			}
-		}
-		v, err := c.codec.Unmarshal(siren, val)
-		if err != nil {
-			fnErr = fmt.Errorf("state: decode partition %d SIREN %s: %w", c.p, siren, err)
-			return errStop
-		}
+	err := c.merge(after, keys, fn, func(siren string, val []byte, v V) error {
 		// Keep the size average honest: a Put of a value not cached is
 		// estimated with it (DirtyBytesEstimate bounds commits).
 		c.observeSize(int64(len(val)))
@@ -108,28 +70,10 @@ func (c *Cache[V]) Each(after string, fn func(siren string, v V) error) error {
 		} else {
 			all = false
 		}
-		if err := fn(siren, v); err != nil {
-			fnErr = err
-			return errStop
-		}
-		return nil
-	}
-	var err error
-	if after == "" {
-		err = c.store.Scan(c.p, scan)
-	} else {
-		err = c.store.ScanFrom(c.p, after, scan)
-	}
-	if fnErr != nil {
-		return fnErr
-	}
+		return fn(siren, v)
+	})
 	if err != nil {
 		return err
-	}
-	for ; ci < len(keys); ci++ {
-		if _, err := visitCached(keys[ci]); err != nil {
-			return err
-		}
 	}
 	if after == "" && all {
 		c.complete = true

@@ -16,9 +16,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/sirenstream/sirenstream/internal/load"
+	"github.com/sirenstream/sirenstream/internal/testkit"
 	"github.com/sirenstream/sirenstream/schemas"
-	"github.com/sirenstream/sirenstream/state"
 )
 
 // TestKill9LosesNothing is the crash test of the delivery contract: a
@@ -56,7 +55,7 @@ func TestKill9LosesNothing(t *testing.T) {
 	if out, err := genCmd.CombinedOutput(); err != nil {
 		t.Fatalf("generate: %v\n%s", err, out)
 	}
-	ends := crashEndOffsets(t, brokers, crashInputs, parts)
+	ends := testkit.EndOffsets(t, brokers, testkit.InputTopics, parts)
 	var events int64
 	for _, e := range ends {
 		events += e
@@ -134,7 +133,7 @@ func TestKill9LosesNothing(t *testing.T) {
 		killed, time.Since(crashStart).Round(time.Millisecond), time.Since(testStart).Round(time.Millisecond))
 
 	// Final state: identical, checkpoint and every SIREN.
-	if got, want := crashDumpState(t, run.dir, parts), crashDumpState(t, ref.dir, parts); got != want {
+	if got, want := testkit.DumpState(t, run.dir, parts, run.name+"-changelog"), testkit.DumpState(t, ref.dir, parts, ref.name+"-changelog"); got != want {
 		t.Errorf("final Badger state after %d kills differs from the uninterrupted run (%d vs %d bytes of dump)", killed, len(got), len(want))
 	}
 	// Outputs: equal after deduplication, duplicates identical.
@@ -146,10 +145,7 @@ func TestKill9LosesNothing(t *testing.T) {
 		return sc.EventID
 	}
 	dlqID := func(m kafka.Message) string {
-		h := map[string]string{}
-		for _, x := range m.Headers {
-			h[x.Key] = string(x.Value)
-		}
+		h := testkit.Headers(m)
 		return h["source.topic"] + "/" + h["source.partition"] + "@" + h["source.offset"]
 	}
 	var dups int
@@ -157,8 +153,8 @@ func TestKill9LosesNothing(t *testing.T) {
 		suffix string
 		id     func(kafka.Message) string
 	}{{"changes", changeID}, {"churn", changeID}, {"dlq", dlqID}} {
-		want, refDups := crashDedup(t, crashReadAll(t, brokers, "ref-"+o.suffix), o.id)
-		got, n := crashDedup(t, crashReadAll(t, brokers, "crash-"+o.suffix), o.id)
+		want, refDups := crashDedup(t, testkit.ReadAllFresh(t, brokers, "ref-"+o.suffix), o.id)
+		got, n := crashDedup(t, testkit.ReadAllFresh(t, brokers, "crash-"+o.suffix), o.id)
 		dups += n
 		if refDups != 0 {
 			t.Errorf("the uninterrupted run wrote %d duplicates to ref-%s", refDups, o.suffix)
@@ -172,7 +168,7 @@ func TestKill9LosesNothing(t *testing.T) {
 				continue
 			}
 			for i := range want[p] {
-				if d := crashDiff(got[p][i], want[p][i]); d != "" {
+				if d := testkit.DiffMessage(got[p][i], want[p][i]); d != "" {
 					t.Errorf("crash-%s/%d distinct record %d differs from the uninterrupted run: %s", o.suffix, p, i, d)
 					break
 				}
@@ -181,8 +177,6 @@ func TestKill9LosesNothing(t *testing.T) {
 	}
 	t.Logf("outputs equal after deduplication; %d duplicates re-emitted by restarts, all byte-identical", dups)
 }
-
-var crashInputs = []string{"profiles", "outages", "claims", "usage"}
 
 // crashRun is one logical processor (its state directory and output
 // topics) that may be started several times.
@@ -253,7 +247,7 @@ func (r *crashRun) waitDone(group string, ends map[string]int64, timeout time.Du
 	r.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		got := crashGroupOffsets(r.t, r.brokers, group, len(ends)/len(crashInputs))
+		got := crashGroupOffsets(r.brokers, group, len(ends)/len(testkit.InputTopics))
 		if mapsEqual(got, ends) {
 			return
 		}
@@ -283,9 +277,8 @@ func (r *crashRun) stop(p *crashProc) {
 // outputCount is the number of records in the run's output topics.
 func (r *crashRun) outputCount() int64 {
 	r.t.Helper()
-	tr := &kafka.Transport{}
-	defer tr.CloseIdleConnections()
-	client := &kafka.Client{Addr: kafka.TCP(r.brokers...), Timeout: 10 * time.Second, Transport: tr}
+	client, done := testkit.Client(r.brokers)
+	defer done()
 	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
 	for _, s := range []string{"-changes", "-churn", "-dlq"} {
 		for p := 0; p < 3; p++ {
@@ -307,60 +300,18 @@ func (r *crashRun) outputCount() int64 {
 	return n
 }
 
-func crashEndOffsets(t *testing.T, brokers, topics []string, parts int) map[string]int64 {
-	t.Helper()
-	tr := &kafka.Transport{}
-	defer tr.CloseIdleConnections()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: tr}
-	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
-	for _, topic := range topics {
-		for p := 0; p < parts; p++ {
-			req.Topics[topic] = append(req.Topics[topic], kafka.LastOffsetOf(p))
-		}
-	}
-	resp, err := client.ListOffsets(context.Background(), req)
+// crashGroupOffsets is empty while the group has no offsets to fetch.
+func crashGroupOffsets(brokers []string, group string, parts int) map[string]int64 {
+	out, err := testkit.GroupOffsets(brokers, group, parts)
 	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]int64{}
-	for topic, ps := range resp.Topics {
-		for _, po := range ps {
-			if po.Error != nil {
-				t.Fatalf("%s/%d: %v", topic, po.Partition, po.Error)
-			}
-			out[fmt.Sprintf("%s/%d", topic, po.Partition)] = po.LastOffset
-		}
-	}
-	return out
-}
-
-func crashGroupOffsets(t *testing.T, brokers []string, group string, parts int) map[string]int64 {
-	t.Helper()
-	tr := &kafka.Transport{}
-	defer tr.CloseIdleConnections()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: tr}
-	req := &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{}}
-	for _, topic := range crashInputs {
-		for p := 0; p < parts; p++ {
-			req.Topics[topic] = append(req.Topics[topic], p)
-		}
-	}
-	out := map[string]int64{}
-	resp, err := client.OffsetFetch(context.Background(), req)
-	if err != nil || resp.Error != nil {
-		return out
-	}
-	for topic, ps := range resp.Topics {
-		for _, po := range ps {
-			out[fmt.Sprintf("%s/%d", topic, po.Partition)] = po.CommittedOffset
-		}
+		return map[string]int64{}
 	}
 	return out
 }
 
 func crashGroupProgress(t *testing.T, brokers []string, group string, parts int) int64 {
 	var n int64
-	for _, off := range crashGroupOffsets(t, brokers, group, parts) {
+	for _, off := range crashGroupOffsets(brokers, group, parts) {
 		n += max(off, 0)
 	}
 	return n
@@ -376,19 +327,6 @@ func mapsEqual(a, b map[string]int64) bool {
 		}
 	}
 	return true
-}
-
-func crashReadAll(t *testing.T, brokers []string, topic string) []kafka.Message {
-	t.Helper()
-	tr := &kafka.Transport{}
-	defer tr.CloseIdleConnections()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	msgs, err := load.ReadAll(ctx, brokers, tr, nil, topic)
-	if err != nil {
-		t.Fatalf("read %s: %v", topic, err)
-	}
-	return msgs
 }
 
 // crashDedup keeps the first record per id, per partition in offset order,
@@ -409,7 +347,7 @@ func crashDedup(t *testing.T, msgs []kafka.Message, id func(kafka.Message) strin
 		k := id(m)
 		if f, ok := first[k]; ok {
 			dups++
-			if d := crashDiff(m, f); d != "" || m.Partition != f.Partition {
+			if d := testkit.DiffMessage(m, f); d != "" || m.Partition != f.Partition {
 				t.Errorf("%s/%d@%d repeats %s (first at %d@%d) with different content: %s", m.Topic, m.Partition, m.Offset, k, f.Partition, f.Offset, d)
 			}
 			continue
@@ -418,58 +356,4 @@ func crashDedup(t *testing.T, msgs []kafka.Message, id func(kafka.Message) strin
 		out[m.Partition] = append(out[m.Partition], m)
 	}
 	return out, dups
-}
-
-func crashDiff(a, b kafka.Message) string {
-	if !bytes.Equal(a.Key, b.Key) {
-		return fmt.Sprintf("key %q vs %q", a.Key, b.Key)
-	}
-	if !bytes.Equal(a.Value, b.Value) {
-		return fmt.Sprintf("value of %q differs", a.Key)
-	}
-	if len(a.Headers) != len(b.Headers) {
-		return fmt.Sprintf("%d vs %d headers", len(a.Headers), len(b.Headers))
-	}
-	for i := range a.Headers {
-		if a.Headers[i].Key != b.Headers[i].Key || !bytes.Equal(a.Headers[i].Value, b.Headers[i].Value) {
-			return fmt.Sprintf("header %s=%q vs %s=%q", a.Headers[i].Key, a.Headers[i].Value, b.Headers[i].Key, b.Headers[i].Value)
-		}
-	}
-	return ""
-}
-
-// crashDumpState opens a cleanly closed state directory read-only and
-// prints every partition's checkpoint (input offsets, meta) and SIREN
-// states. The changelog position is left out: a run that restarted wrote
-// more changelog records than one that did not.
-func crashDumpState(t *testing.T, dir string, parts int) string {
-	t.Helper()
-	st, err := state.Open(state.Options{Dir: dir, ReadOnly: true})
-	if err != nil {
-		t.Fatalf("open %s read-only: %v", dir, err)
-	}
-	defer st.Close()
-	var b bytes.Buffer
-	for p := int32(0); p < int32(parts); p++ {
-		cp, ok, err := st.Checkpoint(p)
-		if err != nil || !ok {
-			t.Fatalf("%s: checkpoint of partition %d: ok=%v err=%v", dir, p, ok, err)
-		}
-		for _, topic := range crashInputs {
-			fmt.Fprintf(&b, "p%d %s=%d\n", p, topic, cp.Offsets[topic])
-		}
-		fmt.Fprintf(&b, "p%d meta %x\n", p, cp.Meta)
-		n := 0
-		if err := st.Scan(p, func(siren string, val []byte) error {
-			n++
-			fmt.Fprintf(&b, "%s %x\n", siren, val)
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 {
-			t.Fatalf("%s: partition %d has no SIREN state", dir, p)
-		}
-	}
-	return b.String()
 }

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,29 +24,11 @@ import (
 	"github.com/sirenstream/sirenstream/state"
 )
 
-// ftBuffer is a goroutine-safe stderr sink.
-type ftBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *ftBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *ftBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // ftProc is a `sirenstream` subprocess.
 type ftProc struct {
 	cmd    *exec.Cmd
-	stdout ftBuffer
-	stderr ftBuffer
+	stdout testkit.LockedBuffer
+	stderr testkit.LockedBuffer
 	done   chan struct{}
 	err    error
 }
@@ -218,13 +199,7 @@ func TestDiskFullStopsWithError(t *testing.T) {
 	_, brokers := testkit.Cluster(t, parts)
 	testkit.CreateTopics(t, brokers, parts)
 
-	var data []kafka.Message
-	if err := gen.Generate(gen.Config{SIRENs: 80, Days: 40, Seed: 9}, func(r *gen.Record) error {
-		data = append(data, testkit.Msg(t, r.Event))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	data := testkit.Generated(t, gen.Config{SIRENs: 80, Days: 40, Seed: 9})
 	half := len(data) / 2
 	testkit.Produce(t, brokers, data[:half]...)
 	args := []string{"run", "--brokers", brokers[0], "--state-dir", stateDir, "--log-format", "console", "--group", "disk-test", "--commit-interval", "20ms"}
@@ -268,26 +243,15 @@ func TestDiskFullStopsWithError(t *testing.T) {
 		t.Fatal(err)
 	}
 	p = ftStart(t, bin, nil, args...)
-	ftWaitStored(t, brokers, stateDir, parts, p)
+	ftWaitCaughtUp(t, &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}, "disk-test", parts, p, 90*time.Second, 200*time.Millisecond)
 	if code := p.stop(t); code != 0 {
 		t.Fatalf("restart exited %d:\n%s", code, ftTail(p.stderr.String(), 3000))
 	}
 
 	// Reference: the same input processed without fault, in memory.
-	cfg := testkit.Config(t, brokers, t.TempDir())
-	ref, err := processor.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out ftCollector
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := ref.Replay(ctx, processor.ReplayOptions{OutputTopic: "segment-changes", Output: &out}); err != nil {
-		t.Fatal(err)
-	}
-	cfg.Store.Close()
+	_, out := testkit.ReplayToMemory(t, brokers, processor.ReplayOptions{OutputTopic: "segment-changes"})
 	want := map[string]string{}
-	for _, m := range out.msgs {
+	for _, m := range out {
 		if m.Topic == "segment-changes" {
 			want[string(m.Key)+"|"+string(m.Value)] = ""
 		}
@@ -306,66 +270,48 @@ func TestDiskFullStopsWithError(t *testing.T) {
 	}
 }
 
-type ftCollector struct {
-	mu   sync.Mutex
-	msgs []kafka.Message
-}
-
-func (c *ftCollector) WriteMessages(_ context.Context, msgs ...kafka.Message) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, m := range msgs {
-		m.Key, m.Value = bytes.Clone(m.Key), bytes.Clone(m.Value)
-		c.msgs = append(c.msgs, m)
-	}
-	return nil
+// poll calls cond every interval until it holds; it fails the test if the
+// process exits first, and returns false with cond's last reason after
+// timeout.
+func (p *ftProc) poll(t *testing.T, timeout, interval time.Duration, cond func() (bool, string)) (bool, string) {
+	t.Helper()
+	return testkit.Poll(timeout, interval, func() (bool, string) {
+		done, why := cond()
+		if !done {
+			select {
+			case <-p.done:
+				t.Fatalf("processor exited: %v\n%s", p.err, ftTail(p.stderr.String(), 3000))
+			default:
+			}
+		}
+		return done, why
+	})
 }
 
 // ftWaitOutputs polls segment-changes until it holds n records.
 func ftWaitOutputs(t *testing.T, brokers []string, p *ftProc, n int) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	if ok, _ := p.poll(t, 60*time.Second, 100*time.Millisecond, func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		msgs, err := load.ReadAll(ctx, brokers, nil, nil, "segment-changes")
 		cancel()
-		if err == nil && len(msgs) >= n {
-			return
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("processor exited: %v\n%s", p.err, ftTail(p.stderr.String(), 3000))
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no output after 60s:\n%s", ftTail(p.stderr.String(), 3000))
-		}
-		time.Sleep(100 * time.Millisecond)
+		return err == nil && len(msgs) >= n, ""
+	}); !ok {
+		t.Fatalf("no output after 60s:\n%s", ftTail(p.stderr.String(), 3000))
 	}
 }
 
-// ftWaitStored polls the consumer group's committed offsets (the processor
-// commits them after the state) until they reach the inputs' end offsets.
-func ftWaitStored(t *testing.T, brokers []string, _ string, parts int, p *ftProc) {
+// ftWaitCaughtUp polls the consumer group's committed offsets (the
+// processor commits them after the state) until they reach the inputs' end
+// offsets.
+func ftWaitCaughtUp(t *testing.T, client *kafka.Client, group string, parts int, p *ftProc, timeout, interval time.Duration) {
 	t.Helper()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
-	deadline := time.Now().Add(90 * time.Second)
-	for {
+	if ok, why := p.poll(t, timeout, interval, func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		done, why := ftGroupCaughtUp(ctx, client, "disk-test", parts)
-		cancel()
-		if done {
-			return
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("processor exited: %v\n%s", p.err, ftTail(p.stderr.String(), 3000))
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not caught up after 90s (%s):\n%s", why, ftTail(p.stderr.String(), 3000))
-		}
-		time.Sleep(200 * time.Millisecond)
+		defer cancel()
+		return ftGroupCaughtUp(ctx, client, group, parts)
+	}); !ok {
+		t.Fatalf("not caught up after %s (%s):\n%s", timeout, why, ftTail(p.stderr.String(), 3000))
 	}
 }
 
@@ -383,13 +329,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	if _, err := processor.EnsureTopics(ctx, k, processor.Topics{}, 2, 1, nil); err != nil {
 		t.Fatal(err)
 	}
-	var data []kafka.Message
-	if err := gen.Generate(gen.Config{SIRENs: 20, Days: 10, Seed: 4, BadRate: 0.05}, func(r *gen.Record) error {
-		data = append(data, testkit.Msg(t, r.Event))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	data := testkit.Generated(t, gen.Config{SIRENs: 20, Days: 10, Seed: 4, BadRate: 0.05})
 	w := load.Writer(brokers, processor.Transport(k))
 	if err := w.WriteMessages(ctx, data...); err != nil {
 		t.Fatal(err)
@@ -414,20 +354,8 @@ func TestSecretsNeverLogged(t *testing.T) {
 			p := ftStart(t, bin, tc.env, args...)
 			p.waitFor(t, "partitions assigned", 60*time.Second)
 			// Wait until everything is processed: the group's offsets reach the end.
-			deadline := time.Now().Add(60 * time.Second)
 			client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: processor.Transport(k)}
-			for {
-				c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				done, why := ftGroupCaughtUp(c, client, "secret-"+tc.name, 2)
-				cancel()
-				if done {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("not caught up: %s\n%s", why, ftTail(p.stderr.String(), 3000))
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+			ftWaitCaughtUp(t, client, "secret-"+tc.name, 2, p, 60*time.Second, 100*time.Millisecond)
 			if code := p.stop(t); code != 0 {
 				t.Fatalf("exit %d:\n%s", code, ftTail(p.stderr.String(), 3000))
 			}
@@ -444,10 +372,9 @@ func TestSecretsNeverLogged(t *testing.T) {
 }
 
 func ftGroupCaughtUp(ctx context.Context, client *kafka.Client, group string, parts int) (bool, string) {
-	inputs := []string{"profiles", "outages", "claims", "usage"}
 	lreq := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
 	freq := &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{}}
-	for _, topic := range inputs {
+	for _, topic := range testkit.InputTopics {
 		for p := 0; p < parts; p++ {
 			lreq.Topics[topic] = append(lreq.Topics[topic], kafka.LastOffsetOf(p))
 			freq.Topics[topic] = append(freq.Topics[topic], p)

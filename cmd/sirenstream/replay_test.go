@@ -6,11 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/segmentio/kafka-go"
 
 	"github.com/sirenstream/sirenstream/gen"
 	"github.com/sirenstream/sirenstream/internal/testkit"
@@ -24,19 +21,10 @@ import (
 // saying the replay is incomplete.
 func TestReplayCommand(t *testing.T) {
 	const parts = 2
-	_, brokers := testkit.Cluster(t, parts)
-	testkit.CreateTopics(t, brokers, parts)
-	var msgs []kafka.Message
-	if err := gen.Generate(gen.Config{SIRENs: 150, Days: 40, Seed: 4, BadRate: 0.01}, func(r *gen.Record) error {
-		msgs = append(msgs, testkit.Msg(t, r.Event))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	testkit.Produce(t, brokers, msgs...)
+	brokers, msgs := testkit.Loaded(t, parts, gen.Config{SIRENs: 150, Days: 40, Seed: 4, BadRate: 0.01})
 	dir := t.TempDir()
 	replay := func(extra ...string) (int, string, string) {
-		var out, errb lockedBuffer // the tasks and the progress reporter log concurrently
+		var out, errb testkit.LockedBuffer // the tasks and the progress reporter log concurrently
 		args := append([]string{"replay", "--brokers", brokers[0], "--log-level", "warn"}, extra...)
 		code := realMain(args, &out, &errb)
 		return code, out.String(), errb.String()
@@ -86,30 +74,11 @@ func TestReplayCommand(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // as if SIGINT arrived at once
-	var so, se lockedBuffer
+	var so, se testkit.LockedBuffer
 	err := runReplay(ctx, []string{"--brokers", brokers[0], "--state-dir", t.TempDir(), "--output-topic", "x", "--log-level", "error"}, &so, &se)
 	if err == nil || !strings.Contains(err.Error(), "interrupted, incomplete") {
 		t.Errorf("interrupted replay: err %v, want 'interrupted, incomplete'", err)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writers (zap writes
-// to stderr from several goroutines; *os.File is safe, bytes.Buffer is not).
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func TestProgressBar(t *testing.T) {

@@ -66,13 +66,7 @@ func TestScaleOutKillAndAdd(t *testing.T) {
 	_, brokers := testkit.Cluster(t, parts)
 	testkit.CreateTopics(t, brokers, parts)
 
-	var all []kafka.Message
-	if err := gen.Generate(gen.Config{SIRENs: 400, Days: 80, Seed: 9}, func(r *gen.Record) error {
-		all = append(all, testkit.Msg(t, r.Event))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	all := testkit.Generated(t, gen.Config{SIRENs: 400, Days: 80, Seed: 9})
 	first := len(all) / 2
 	testkit.Produce(t, brokers, all[:first]...)
 

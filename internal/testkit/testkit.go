@@ -88,13 +88,7 @@ func Produce(t testing.TB, brokers []string, msgs ...kafka.Message) {
 // ReadAll reads a whole topic (up to its end offsets now).
 func ReadAll(t testing.TB, brokers []string, topic string) []kafka.Message {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	msgs, err := load.ReadAll(ctx, brokers, nil, nil, topic)
-	if err != nil {
-		t.Fatalf("read %s: %v", topic, err)
-	}
-	return msgs
+	return readAll(t, brokers, nil, topic)
 }
 
 // Changes decodes segment-change messages.

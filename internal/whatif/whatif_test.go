@@ -10,11 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/sirenstream/sirenstream/engine"
 	"github.com/sirenstream/sirenstream/gen"
-	"github.com/sirenstream/sirenstream/internal/load"
 	"github.com/sirenstream/sirenstream/internal/testkit"
 	"github.com/sirenstream/sirenstream/internal/whatif"
 	"github.com/sirenstream/sirenstream/processor"
@@ -30,16 +27,7 @@ import (
 // rules, and the what-if writes to no topic.
 func TestRaisingRecoveryThresholdEmptiesRecoveryExposed(t *testing.T) {
 	const parts = 3
-	_, brokers := testkit.Cluster(t, parts)
-	testkit.CreateTopics(t, brokers, parts)
-	var msgs []kafka.Message
-	if err := gen.Generate(gen.Config{SIRENs: 300, Days: 75, Seed: 5, BadRate: 0.002}, func(r *gen.Record) error {
-		msgs = append(msgs, testkit.Msg(t, r.Event))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	testkit.Produce(t, brokers, msgs...)
+	brokers, msgs := testkit.Loaded(t, parts, gen.Config{SIRENs: 300, Days: 75, Seed: 5, BadRate: 0.002})
 
 	// Reference: an ordinary replay under the current rules, read back.
 	cfg := testkit.Config(t, brokers, t.TempDir())
@@ -55,7 +43,7 @@ func TestRaisingRecoveryThresholdEmptiesRecoveryExposed(t *testing.T) {
 	if err := cfg.Store.Close(); err != nil {
 		t.Fatal(err)
 	}
-	latest := testkit.Latest(testkit.Changes(t, readAll(t, brokers, "reference")))
+	latest := testkit.Latest(testkit.Changes(t, testkit.ReadAllFresh(t, brokers, "reference")))
 	holders := map[string][]string{} // segment → SIRENs holding it at the end
 	for s, sc := range latest {
 		for _, seg := range sc.Segments {
@@ -73,9 +61,9 @@ func TestRaisingRecoveryThresholdEmptiesRecoveryExposed(t *testing.T) {
 	strict := engine.DefaultRules()
 	strict.Version = "strict-recovery"
 	strict.RecoveryExposed.Enter = 1000
-	before := topicState(t, brokers)
+	before := testkit.AllEndOffsets(t, brokers)
 	rep := compare(t, cfg, engine.DefaultRules(), strict)
-	if after := topicState(t, brokers); !reflect.DeepEqual(before, after) {
+	if after := testkit.AllEndOffsets(t, brokers); !reflect.DeepEqual(before, after) {
 		t.Fatalf("the what-if wrote to Kafka:\nbefore %v\nafter  %v", before, after)
 	}
 
@@ -193,46 +181,4 @@ func latestHolding(latest map[string]*schemas.SegmentChange) []string {
 		}
 	}
 	return out
-}
-
-// topicState lists every topic with its partitions' end offsets.
-func topicState(t *testing.T, brokers []string) map[string]int64 {
-	t.Helper()
-	tr := &kafka.Transport{}
-	defer tr.CloseIdleConnections()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: tr}
-	meta, err := client.Metadata(context.Background(), &kafka.MetadataRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
-	for _, tp := range meta.Topics {
-		for _, p := range tp.Partitions {
-			req.Topics[tp.Name] = append(req.Topics[tp.Name], kafka.LastOffsetOf(p.ID))
-		}
-	}
-	resp, err := client.ListOffsets(context.Background(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]int64{}
-	for topic, ps := range resp.Topics {
-		for _, po := range ps {
-			out[fmt.Sprintf("%s/%d", topic, po.Partition)] = po.LastOffset
-		}
-	}
-	return out
-}
-
-func readAll(t *testing.T, brokers []string, topic string) []kafka.Message {
-	t.Helper()
-	tr := &kafka.Transport{}
-	defer tr.CloseIdleConnections()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	msgs, err := load.ReadAll(ctx, brokers, tr, nil, topic)
-	if err != nil {
-		t.Fatalf("read %s: %v", topic, err)
-	}
-	return msgs
 }
