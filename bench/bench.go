@@ -29,13 +29,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
 	"github.com/sirenstream/sirenstream/gen"
 	"github.com/sirenstream/sirenstream/internal/load"
 	"github.com/sirenstream/sirenstream/processor"
-	"github.com/sirenstream/sirenstream/schemas"
 )
 
 // Stage names, in the order they run.
@@ -321,52 +319,16 @@ func Produce(ctx context.Context, cfg Config) (*Input, error) {
 	}
 	w := load.Writer(cfg.Brokers, processor.Transport(k))
 	defer w.Close()
-	codec, err := schemas.NewCodec(schemas.Config{})
-	if err != nil {
-		return nil, err
-	}
-	in := &Input{SIRENs: cfg.SIRENs, Partitions: cfg.Partitions, ByTopic: map[string]int64{}, Topics: topics}
-	start := time.Now()
-	const batch = 20000
-	msgs := make([]kafka.Message, 0, batch)
-	flush := func() error {
-		if len(msgs) == 0 {
-			return nil
-		}
-		if err := w.WriteMessages(ctx, msgs...); err != nil {
-			return fmt.Errorf("produce %d records: %w", len(msgs), err)
-		}
-		msgs = msgs[:0]
-		return nil
-	}
-	var first, last int64
-	err = gen.Generate(gcfg, func(r *gen.Record) error {
-		if in.Events >= int64(cfg.Events) {
-			return gen.ErrStop
-		}
-		val, err := codec.EncodeEvent(nil, &r.Event)
-		if err != nil {
-			return err
-		}
-		if in.Events == 0 {
-			first = r.Event.EventTime
-		}
-		last = r.Event.EventTime
-		msgs = append(msgs, kafka.Message{Topic: names[r.Topic], Key: []byte(r.Event.SIREN), Value: val, Time: time.UnixMilli(r.Event.EventTime)})
-		in.Events++
-		in.ByTopic[r.Topic]++
-		if len(msgs) >= batch {
-			return flush()
-		}
-		return nil
+	st, err := load.ProduceWith(ctx, w, gcfg, load.Options{
+		TopicOf: func(t string) string { return names[t] },
+		Limit:   int64(cfg.Events),
 	})
-	if err == nil {
-		err = flush()
-	}
 	if err != nil {
 		return nil, err
 	}
+	in := &Input{SIRENs: cfg.SIRENs, Partitions: cfg.Partitions, ByTopic: st.ByTopic, Topics: topics, Events: st.Records}
+	first, last := st.FirstEventMs, st.LastEventMs
 	in.Days = int((last-first)/(24*3600*1000)) + 1
-	in.ProduceSeconds = time.Since(start).Seconds()
+	in.ProduceSeconds = st.Elapsed.Seconds()
 	return in, nil
 }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -48,7 +49,7 @@ func groupProgress(t *testing.T, brokers []string, group string, parts int) int6
 type instance struct {
 	name string
 	cmd  *exec.Cmd
-	log  *bytes.Buffer
+	log  *testkit.LockedBuffer
 }
 
 // TestScaleOutKillAndAdd: three instances share the partitions of one group;
@@ -66,14 +67,17 @@ func TestScaleOutKillAndAdd(t *testing.T) {
 	_, brokers := testkit.Cluster(t, parts)
 	testkit.CreateTopics(t, brokers, parts)
 
-	all := testkit.Generated(t, gen.Config{SIRENs: 400, Days: 80, Seed: 9})
-	first := len(all) / 2
-	testkit.Produce(t, brokers, all[:first]...)
+	// All input is present before the instances start: with records still
+	// arriving, the live merge order may legitimately differ from a replay's
+	// (README: live vs replay order), and this test compares with a replay-
+	// like single-instance run. Rebalances still happen mid-stream.
+	all := testkit.Generated(t, gen.Config{SIRENs: 1200, Days: 90, Seed: 9})
+	testkit.Produce(t, brokers, all...)
 
 	root := t.TempDir()
 	var running []*instance
 	start := func(name string) *instance {
-		in := &instance{name: name, log: &bytes.Buffer{}}
+		in := &instance{name: name, log: &testkit.LockedBuffer{}}
 		in.cmd = exec.Command(bin, "run", "--brokers", brokers[0], "--group", group,
 			"--state-dir", filepath.Join(root, name), "--session-timeout", "3s",
 			"--commit-interval", "50ms", "--log-format", "console", "--log-level", "info")
@@ -111,8 +115,12 @@ func TestScaleOutKillAndAdd(t *testing.T) {
 	start("a")
 	b := start("b")
 	start("c")
-	waitFor("a quarter of the first half processed", 90*time.Second, func() bool {
-		return groupProgress(t, brokers, group, parts) >= int64(first/4)
+	// Kill b once it owns partitions and is processing them (a kill during
+	// the group join itself hits a kfake limitation: a member that joined
+	// but never synced is never expired, so its partitions stall).
+	waitFor("b processing its partitions, a fifth of the input processed", 90*time.Second, func() bool {
+		return strings.Contains(b.log.String(), "task loaded") &&
+			groupProgress(t, brokers, group, parts) >= int64(len(all)/5)
 	})
 	if err := b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -120,7 +128,6 @@ func TestScaleOutKillAndAdd(t *testing.T) {
 	_ = b.cmd.Wait()
 	t.Logf("killed b at %d committed records", groupProgress(t, brokers, group, parts))
 	start("d")
-	testkit.Produce(t, brokers, all[first:]...)
 	waitFor("every input record committed", 150*time.Second, func() bool {
 		return groupProgress(t, brokers, group, parts) == int64(len(all))
 	})

@@ -20,8 +20,11 @@ import (
 type Stats struct {
 	Records int64
 	Bad     int64
-	ByTopic map[string]int64
+	ByTopic map[string]int64 // keyed by gen's topic names
 	Elapsed time.Duration
+	// FirstEventMs and LastEventMs are the event times of the first and
+	// last record produced.
+	FirstEventMs, LastEventMs int64
 }
 
 // Writer builds a producer with the settings every sirenstream producer uses.
@@ -55,6 +58,8 @@ type Options struct {
 	// SchemaIDs frames records with registry-assigned ids (see Register)
 	// instead of the fixed ids 1-4.
 	SchemaIDs map[engine.Kind]uint32
+	// Limit stops after this many records (0: everything gen generates).
+	Limit int64
 }
 
 // ProduceWith is Produce with options.
@@ -81,6 +86,9 @@ func ProduceWith(ctx context.Context, w *kafka.Writer, cfg gen.Config, o Options
 		return nil
 	}
 	err = gen.Generate(cfg, func(r *gen.Record) error {
+		if o.Limit > 0 && st.Records >= o.Limit {
+			return gen.ErrStop
+		}
 		val, err := codec.EncodeEvent(nil, &r.Event)
 		if err != nil {
 			return fmt.Errorf("encode %s %s: %w", r.Topic, r.Event.EventID, err)
@@ -98,8 +106,12 @@ func ProduceWith(ctx context.Context, w *kafka.Writer, cfg gen.Config, o Options
 			Value: val,
 			Time:  time.UnixMilli(r.Event.EventTime),
 		})
+		if st.Records == 0 {
+			st.FirstEventMs = r.Event.EventTime
+		}
+		st.LastEventMs = r.Event.EventTime
 		st.Records++
-		st.ByTopic[topic]++
+		st.ByTopic[r.Topic]++
 		if r.Bad != "" {
 			st.Bad++
 		}
