@@ -2,8 +2,10 @@ package processor_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/sirenstream/sirenstream/engine"
 	"github.com/sirenstream/sirenstream/gen"
 	"github.com/sirenstream/sirenstream/internal/testkit"
+	"github.com/sirenstream/sirenstream/processor"
 	"github.com/sirenstream/sirenstream/schemas"
 )
 
@@ -220,4 +223,35 @@ func seq(n int) []int {
 		out[i] = i
 	}
 	return out
+}
+
+// TestMismatchedPartitionCountsIsAStartupError: input topics that are not
+// co-partitioned stop the processor at start with a message naming them.
+func TestMismatchedPartitionCountsIsAStartupError(t *testing.T) {
+	_, brokers := testkit.Cluster(t, 3)
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	resp, err := client.CreateTopics(context.Background(), &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
+		{Topic: "usage", NumPartitions: 3, ReplicationFactor: 1},
+		{Topic: "claims", NumPartitions: 2, ReplicationFactor: 1},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, e := range resp.Errors {
+		if e != nil {
+			t.Fatalf("create %s: %v", name, e)
+		}
+	}
+	cfg := testkit.Config(t, brokers, t.TempDir())
+	defer cfg.Store.Close()
+	p, err := processor.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = p.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "not co-partitioned") || !strings.Contains(err.Error(), "claims=2") || !strings.Contains(err.Error(), "usage=3") {
+		t.Fatalf("want a co-partitioning startup error naming claims=2 and usage=3, got %v", err)
+	}
 }
