@@ -678,7 +678,11 @@ func (t *task) sweepEvaluate(ctx context.Context) error {
 			t.sweeping, t.sweepCursor = false, ""
 		}
 		t.dirtyOffsets = true
-		if cerr := t.commit(ctx, true); cerr != nil {
+		// Not forced: the chunk is written in the background while the next
+		// one is evaluated. Its checkpoint carries the cursor, so a crash
+		// resumes after the last durable chunk and the deterministic sweep
+		// re-emits the in-flight chunk's events with the same bytes.
+		if cerr := t.commit(ctx, false); cerr != nil {
 			return cerr
 		}
 		if err == nil {
