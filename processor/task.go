@@ -651,8 +651,16 @@ var errChunkFull = errors.New("sweep chunk full")
 // batchFull keeps one commit well inside Badger's transaction limits (bytes
 // and entries): half of each, since estimates are approximate.
 func (t *task) batchFull() bool {
-	return t.cache.DirtyCount() >= t.cfg.Store.MaxCommitEntries()/2 ||
-		t.cache.DirtyBytesEstimate() >= t.cfg.Store.MaxCommitBytes()/2
+	// Entries of the batch in flight stay dirty until it is durable; they
+	// are not part of the next transaction unless touched again, so the
+	// next batch is sized by what the last Encode did not cover (half of
+	// each limit). All dirty entries together — an upper bound of the next
+	// transaction, including in-flight entries touched again or a failed
+	// batch folded back — never exceed the full limit.
+	maxN, maxB := t.cfg.Store.MaxCommitEntries(), t.cfg.Store.MaxCommitBytes()
+	n, b := t.cache.Unencoded()
+	return n >= maxN/2 || b >= maxB/2 ||
+		t.cache.DirtyCount() >= maxN || t.cache.DirtyBytesEstimate() >= maxB
 }
 
 func (t *task) sweepEvaluate(ctx context.Context) error {

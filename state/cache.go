@@ -41,6 +41,8 @@ type Cache[V any] struct {
 	avgSize    int64 // moving average of encoded sizes, for estimates
 
 	pending []pendingEntry[V] // what the last Encode returned, for CommitEncoded
+	// pendingBytes is the exact PutCost sum of the last Encode.
+	pendingBytes int64
 
 	// complete: every live SIREN of the partition is in m (set by a full Each
 	// that could cache everything; cleared by any eviction and by Reset).
@@ -194,6 +196,7 @@ func (c *Cache[V]) Encode() []KV {
 		exact += PutCost(e.siren, val)
 	}
 	c.dirtyBytes = exact
+	c.pendingBytes = exact
 	for _, e := range c.dirty {
 		e.dirtyCost = PutCost(e.siren, nil) + max(e.size, 0)
 		if e.deleted {

@@ -20,3 +20,14 @@ func (c *Cache[V]) MarkCommitted(puts []KV) error {
 	c.settleCommitted()
 	return nil
 }
+
+// Unencoded returns the dirty entries and their estimated bytes that the last
+// Encode did not cover, i.e. what the next transaction adds once the batch in
+// flight is committed. A task writing one batch in the background sizes the
+// next one with this, not with DirtyCount, so its batches stay full-size.
+func (c *Cache[V]) Unencoded() (entries int, bytes int64) {
+	if len(c.pending) == 0 {
+		return len(c.dirty), c.dirtyBytes
+	}
+	return max(len(c.dirty)-len(c.pending), 0), max(c.dirtyBytes-c.pendingBytes, 0)
+}
