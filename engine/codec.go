@@ -258,17 +258,7 @@ func unmarshalState(siren string, b []byte) (*State, error) {
 		s.usage = make([]dayUsage, n, n+1)
 		var day int64
 		for i := range s.usage {
-			if i == 0 {
-				day = r.varint()
-			} else {
-				day += int64(r.uvarint()) + 1
-			}
-			by := r.uvarint()
-			sims := int64(r.uvarint()) - 1
-			if day < -1<<31 || day > 1<<31-1 || by > 1<<63-1 || sims > 1<<31-1 {
-				r.fail(errors.New("usage value out of range"))
-			}
-			s.usage[i] = dayUsage{day: int32(day), bytes: int64(by), sims: int32(sims)}
+			s.usage[i] = r.dayUsage(i, &day)
 		}
 	}
 	if n := r.count(2); n > 0 {
@@ -383,20 +373,11 @@ func (t *Task) IntensityEncoded(b []byte) (float64, bool, error) {
 	n := r.count(3)
 	var day int64
 	for i := 0; i < n && r.err == nil; i++ {
-		if i == 0 {
-			day = r.varint()
-		} else {
-			day += int64(r.uvarint()) + 1
-		}
-		by := r.uvarint()
-		sims := int64(r.uvarint()) - 1
-		if day < -1<<31 || day > 1<<31-1 || by > 1<<63-1 || sims > 1<<31-1 {
-			r.fail(errors.New("usage value out of range"))
-		}
-		if day <= d && day >= d-29 {
-			t30 = satAdd(t30, int64(by))
-			if int32(sims) > maxSims {
-				maxSims = int32(sims)
+		u := r.dayUsage(i, &day)
+		if int64(u.day) <= d && int64(u.day) >= d-29 {
+			t30 = satAdd(t30, u.bytes)
+			if u.sims > maxSims {
+				maxSims = u.sims
 			}
 		}
 	}
@@ -441,4 +422,20 @@ func (r *reader) skipStr() {
 	if r.err == nil {
 		r.b = r.b[n:]
 	}
+}
+
+// dayUsage reads the i-th daily usage bucket: the first day absolute, the
+// next ones as gaps from *day (which it advances), then bytes and sims+1.
+func (r *reader) dayUsage(i int, day *int64) dayUsage {
+	if i == 0 {
+		*day = r.varint()
+	} else {
+		*day += int64(r.uvarint()) + 1
+	}
+	by := r.uvarint()
+	sims := int64(r.uvarint()) - 1
+	if *day < -1<<31 || *day > 1<<31-1 || by > 1<<63-1 || sims > 1<<31-1 {
+		r.fail(errors.New("usage value out of range"))
+	}
+	return dayUsage{day: int32(*day), bytes: int64(by), sims: int32(sims)}
 }
