@@ -90,6 +90,12 @@ type Config struct {
 	// per commit (default 20000).
 	CommitInterval time.Duration
 	CommitRecords  int
+	// CatchUpCommitInterval replaces CommitInterval while a task is behind
+	// by at least CommitRecords records (a replay, a restart after downtime,
+	// a burst): latency is then set by the backlog anyway, and a longer
+	// batch writes each SIREN's state once for more records (default 1s;
+	// never below CommitInterval).
+	CatchUpCommitInterval time.Duration
 	// GroupCommitInterval: how often durable offsets are also committed to the
 	// consumer group for lag tools (default 1s). Restart trusts Badger, not these.
 	GroupCommitInterval time.Duration
@@ -140,6 +146,10 @@ func (c *Config) setDefaults() {
 	if c.CommitRecords == 0 {
 		c.CommitRecords = 20000
 	}
+	if c.CatchUpCommitInterval == 0 {
+		c.CatchUpCommitInterval = time.Second
+	}
+	c.CatchUpCommitInterval = max(c.CatchUpCommitInterval, c.CommitInterval)
 	if c.GroupCommitInterval == 0 {
 		c.GroupCommitInterval = time.Second
 	}

@@ -371,7 +371,7 @@ func (t *task) run(ctx context.Context, client *kafka.Client) (err error) {
 				}
 			}
 		case <-ticker.C:
-			if time.Since(t.lastCommit) >= t.cfg.CommitInterval {
+			if t.commitDue() {
 				if err := t.commit(ctx, false); err != nil {
 					return t.stopErr(ctx, err)
 				}
@@ -474,7 +474,7 @@ func (t *task) drain(ctx context.Context) error {
 			t.buf[in] = t.buf[in][:0:0]
 		}
 		if t.uncommitted >= t.cfg.CommitRecords || t.batchFull() ||
-			(n&255 == 255 && time.Since(t.lastCommit) >= t.cfg.CommitInterval) {
+			(n&255 == 255 && t.commitDue()) {
 			if err := t.commit(ctx, false); err != nil {
 				return err
 			}
@@ -608,8 +608,14 @@ func (t *task) emit(d *engine.Decision) {
 // snapshot; pass 2 evaluates in SIREN order and commits in chunks with a
 // cursor, so a crash resumes the sweep exactly where it stopped.
 func (t *task) sweep(ctx context.Context, newTime int64) error {
-	if err := t.commit(ctx, true); err != nil {
-		return err
+	// Pass 1 reads the store when the cache does not hold the whole
+	// partition: the store must be the truth then. A complete cache needs
+	// no commit here: the day's last records and the sweep's changes go
+	// into one batch, which is what lets a batch span several days.
+	if !t.cache.Complete() {
+		if err := t.commit(ctx, true); err != nil {
+			return err
+		}
 	}
 	t.eng.AdvanceTo(newTime)
 	t.vals = t.vals[:0]
@@ -648,6 +654,31 @@ func (t *task) sweep(ctx context.Context, newTime int64) error {
 
 var errChunkFull = errors.New("sweep chunk full")
 
+// commitDue reports whether the current batch has waited long enough: every
+// CommitInterval when the task is caught up (output latency), every
+// CatchUpCommitInterval while it is behind by CommitRecords or more.
+func (t *task) commitDue() bool {
+	since := time.Since(t.lastCommit)
+	if since < t.cfg.CommitInterval {
+		return false
+	}
+	return since >= t.cfg.CatchUpCommitInterval || t.backlog() < int64(t.cfg.CommitRecords)
+}
+
+// backlog is how many input records are known to wait: up to the end offsets
+// of a bounded run, up to the last high watermarks seen otherwise.
+func (t *task) backlog() int64 {
+	var n int64
+	for i := range t.next {
+		last := t.hwm[i]
+		if t.opt.bounded {
+			last = t.end[i]
+		}
+		n += max(last-t.next[i], 0)
+	}
+	return n
+}
+
 // batchFull keeps one commit well inside Badger's transaction limits (bytes
 // and entries): half of each, since estimates are approximate.
 func (t *task) batchFull() bool {
@@ -682,19 +713,21 @@ func (t *task) sweepEvaluate(ctx context.Context) error {
 		if err != nil && !errors.Is(err, errChunkFull) {
 			return err
 		}
-		if err == nil {
-			t.sweeping, t.sweepCursor = false, ""
-		}
 		t.dirtyOffsets = true
-		// Not forced: the chunk is written in the background while the next
-		// one is evaluated. Its checkpoint carries the cursor, so a crash
-		// resumes after the last durable chunk and the deterministic sweep
-		// re-emits the in-flight chunk's events with the same bytes.
+		if err == nil {
+			// Done: the sweep's changes stay in the current batch, which the
+			// usual rules commit (a crash before that re-runs the records
+			// and the deterministic sweep from the last checkpoint).
+			t.sweeping, t.sweepCursor = false, ""
+			return nil
+		}
+		// A full chunk is committed, not forced: it is written in the
+		// background while the next one is evaluated. Its checkpoint carries
+		// the cursor, so a crash resumes after the last durable chunk and
+		// the deterministic sweep re-emits the in-flight chunk's events with
+		// the same bytes.
 		if cerr := t.commit(ctx, false); cerr != nil {
 			return cerr
-		}
-		if err == nil {
-			return nil
 		}
 	}
 }

@@ -31,6 +31,7 @@ type procFlags struct {
 	logFormat      string
 	logLevel       string
 	commitInterval time.Duration
+	catchUpCommit  time.Duration
 	futureSkew     time.Duration
 	lateness       time.Duration
 	usageDays      int
@@ -50,6 +51,7 @@ func (f *procFlags) register(fs *flag.FlagSet, defaultLog string) {
 	fs.StringVar(&f.logFormat, "log-format", defaultLog, "log format: json or console")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&f.commitInterval, "commit-interval", 100*time.Millisecond, "max time between commits (outputs flushed, then state+offsets); bounds output latency")
+	fs.DurationVar(&f.catchUpCommit, "catchup-commit-interval", time.Second, "max time between commits while a partition is behind by 20,000 records or more (replay, catching up): bigger batches write each SIREN's state once for more records")
 	fs.DurationVar(&f.futureSkew, "max-future-skew", 24*time.Hour, "dead-letter events whose event_time is later than their Kafka record timestamp plus this")
 	fs.DurationVar(&f.lateness, "allowed-lateness", 7*24*time.Hour, "records older than stream time minus this are late (dead-lettered)")
 	fs.IntVar(&f.usageDays, "usage-days", 90, "days of daily usage buckets kept per SIREN")
@@ -118,17 +120,18 @@ func (f *procFlags) build(stderr io.Writer) (*components, error) {
 		return nil, fmt.Errorf("state: %w", err)
 	}
 	c.cfg = processor.Config{
-		Kafka:          k,
-		Topics:         f.topics,
-		Partitions:     f.partitions,
-		Rules:          c.rules,
-		Engine:         engine.Config{UsageDays: f.usageDays, AllowedLatenessMs: f.lateness.Milliseconds()},
-		MaxFutureSkew:  f.futureSkew,
-		CommitInterval: f.commitInterval,
-		CacheSIRENs:    f.cacheSIRENs,
-		Logger:         log,
-		Codec:          c.codec,
-		Store:          c.store,
+		Kafka:                 k,
+		Topics:                f.topics,
+		Partitions:            f.partitions,
+		Rules:                 c.rules,
+		Engine:                engine.Config{UsageDays: f.usageDays, AllowedLatenessMs: f.lateness.Milliseconds()},
+		MaxFutureSkew:         f.futureSkew,
+		CommitInterval:        f.commitInterval,
+		CatchUpCommitInterval: f.catchUpCommit,
+		CacheSIRENs:           f.cacheSIRENs,
+		Logger:                log,
+		Codec:                 c.codec,
+		Store:                 c.store,
 	}
 	return c, nil
 }

@@ -46,14 +46,38 @@ func groupProgress(t *testing.T, brokers []string, group string, parts int) int6
 	return sum
 }
 
+// changelogRecords is the sum of the changelog partitions' end offsets.
+func changelogRecords(t *testing.T, brokers []string, parts int) int64 {
+	t.Helper()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	for p := 0; p < parts; p++ {
+		req.Topics["sirenstream-changelog"] = append(req.Topics["sirenstream-changelog"], kafka.LastOffsetOf(p))
+	}
+	resp, err := client.ListOffsets(context.Background(), req)
+	if err != nil {
+		return -1
+	}
+	var sum int64
+	for _, ps := range resp.Topics {
+		for _, p := range ps {
+			if p.Error == nil && p.LastOffset > 0 {
+				sum += p.LastOffset
+			}
+		}
+	}
+	return sum
+}
+
 type instance struct {
 	name string
 	cmd  *exec.Cmd
 	log  *testkit.LockedBuffer
 }
 
-// TestScaleOutKillAndAdd: three instances share the partitions of one group;
-// one is killed with SIGKILL and a fourth joins mid-stream. Partitions move
+// TestScaleOutKillAndAdd: an instance is SIGKILLed mid-stream, two others
+// take its partitions over and a third joins while they work (three
+// instances share the group at the end). Partitions move
 // with their state (restored from the changelog) and the final segments, and
 // the deduplicated segment changes, equal a single-instance run over the
 // same input. Every duplicate is byte-identical to its first copy.
@@ -80,7 +104,8 @@ func TestScaleOutKillAndAdd(t *testing.T) {
 		in := &instance{name: name, log: &testkit.LockedBuffer{}}
 		in.cmd = exec.Command(bin, "run", "--brokers", brokers[0], "--group", group,
 			"--state-dir", filepath.Join(root, name), "--session-timeout", "3s",
-			"--commit-interval", "50ms", "--log-format", "console", "--log-level", "info")
+			"--commit-interval", "50ms", "--catchup-commit-interval", "50ms",
+			"--log-format", "console", "--log-level", "info")
 		in.cmd.Stderr = in.log
 		if err := in.cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -112,24 +137,34 @@ func TestScaleOutKillAndAdd(t *testing.T) {
 		}
 	}
 
-	start("a")
+	// b starts alone and is SIGKILLed mid-stream, once it has committed
+	// some batches (their states are in the changelog) but long before the
+	// end; a and c then take over its partitions, restoring from the
+	// changelog, and d joins while they work. A kill during the group join
+	// itself is avoided: kfake never expires a member that joined but did
+	// not sync, so its partitions would stall.
 	b := start("b")
-	start("c")
-	// Kill b once it owns partitions and is processing them (a kill during
-	// the group join itself hits a kfake limitation: a member that joined
-	// but never synced is never expired, so its partitions stall).
-	waitFor("b processing its partitions, a fifth of the input processed", 90*time.Second, func() bool {
-		return strings.Contains(b.log.String(), "task loaded") &&
-			groupProgress(t, brokers, group, parts) >= int64(len(all)/5)
+	waitFor("b processing and committing", 90*time.Second, func() bool {
+		return strings.Contains(b.log.String(), "task loaded") && changelogRecords(t, brokers, parts) >= 2000
 	})
 	if err := b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	_ = b.cmd.Wait()
-	t.Logf("killed b at %d committed records", groupProgress(t, brokers, group, parts))
-	start("d")
+	t.Logf("killed b with %d changelog records and %d input records in group offsets (of %d)",
+		changelogRecords(t, brokers, parts), groupProgress(t, brokers, group, parts), len(all))
+	a := start("a")
+	start("c")
+	waitFor("a processing its partitions", 60*time.Second, func() bool {
+		return strings.Contains(a.log.String(), "task loaded")
+	})
+	d := start("d")
 	waitFor("every input record committed", 150*time.Second, func() bool {
 		return groupProgress(t, brokers, group, parts) == int64(len(all))
+	})
+	// d must own partitions (and have its signal handler) before SIGTERM.
+	waitFor("d processing its partitions", 60*time.Second, func() bool {
+		return strings.Contains(d.log.String(), "task loaded")
 	})
 	for _, in := range running {
 		if in == b {
