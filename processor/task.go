@@ -76,7 +76,7 @@ type task struct {
 	next [numInputs]int64 // next offset to process per input
 	end  [numInputs]int64 // bounded: stop offsets
 	hwm  [numInputs]int64 // latest known high watermark
-	buf  [numInputs][]item
+	buf  [numInputs]itemQueue
 
 	sweeping    bool
 	sweepCursor string
@@ -408,7 +408,42 @@ func (t *task) accept(ri readerItem) {
 	if ri.it.msg.Offset < t.next[in] {
 		return // already processed (reader restarted before our offset)
 	}
-	t.buf[in] = append(t.buf[in], ri.it)
+	t.buf[in].push(&ri.it)
+}
+
+// itemQueue holds one input's records waiting for the merge. Popping from
+// the front keeps the backing array, so a steady stream of records does not
+// reallocate it (re-slicing from the front did, for every record).
+type itemQueue struct {
+	items []item
+	head  int
+}
+
+// maxIdleQueue: an empty queue keeps its backing array up to this many
+// items; a bigger one (after a burst behind a waiting input) is released.
+const maxIdleQueue = 8192
+
+func (q *itemQueue) len() int     { return len(q.items) - q.head }
+func (q *itemQueue) front() *item { return &q.items[q.head] }
+
+func (q *itemQueue) push(it *item) {
+	if q.head > 0 && len(q.items) == cap(q.items) && q.head >= len(q.items)/2 {
+		n := copy(q.items, q.items[q.head:])
+		clear(q.items[n:])
+		q.items, q.head = q.items[:n], 0
+	}
+	q.items = append(q.items, *it)
+}
+
+func (q *itemQueue) pop() {
+	q.items[q.head] = item{} // release the record's buffers
+	q.head++
+	if q.head == len(q.items) {
+		q.items, q.head = q.items[:0], 0
+		if cap(q.items) > maxIdleQueue {
+			q.items = nil
+		}
+	}
 }
 
 func (t *task) allDone() bool {
@@ -426,7 +461,7 @@ func (t *task) allDone() bool {
 func (t *task) pick() int {
 	if len(t.replayPlan) > 0 {
 		in := int(t.replayPlan[0])
-		if len(t.buf[in]) == 0 {
+		if t.buf[in].len() == 0 {
 			return -1 // wait for the record the plan says came next
 		}
 		return in
@@ -434,7 +469,7 @@ func (t *task) pick() int {
 	best := -1
 	var bestKey int64
 	for i := range t.buf {
-		if len(t.buf[i]) == 0 {
+		if t.buf[i].len() == 0 {
 			if t.opt.bounded {
 				if t.next[i] >= t.end[i] {
 					continue
@@ -446,7 +481,7 @@ func (t *task) pick() int {
 			}
 			return -1
 		}
-		k := t.buf[i][0].key()
+		k := t.buf[i].front().key()
 		if best < 0 || k < bestKey {
 			best, bestKey = i, k
 		}
@@ -461,18 +496,14 @@ func (t *task) drain(ctx context.Context) error {
 		if in < 0 {
 			return nil
 		}
-		it := &t.buf[in][0]
+		it := t.buf[in].front()
 		if err := t.process(ctx, in, it); err != nil {
 			return err
 		}
 		if len(t.replayPlan) > 0 {
 			t.replayPlan = t.replayPlan[1:]
 		}
-		t.buf[in][0] = item{}
-		t.buf[in] = t.buf[in][1:]
-		if len(t.buf[in]) == 0 {
-			t.buf[in] = t.buf[in][:0:0]
-		}
+		t.buf[in].pop()
 		if t.uncommitted >= t.cfg.CommitRecords || t.batchFull() ||
 			(n&255 == 255 && t.commitDue()) {
 			if err := t.commit(ctx, false); err != nil {
@@ -942,6 +973,7 @@ func (t *task) read(ctx context.Context, in int, from, stop int64, out chan<- re
 		return
 	}
 	kind := engine.Kind(in)
+	scratch := new(engine.Event)
 	for attempt := 0; ; {
 		msg, err := r.FetchMessage(ctx)
 		if err != nil {
@@ -956,7 +988,10 @@ func (t *task) read(ctx context.Context, in int, from, stop int64, out chan<- re
 		attempt = 0
 		ri := readerItem{in: in, it: item{msg: msg}}
 		if stop < 0 || msg.Offset < stop {
-			t.decode(ctx, kind, &ri.it)
+			// Decoded into a scratch event and copied: decoding into ri
+			// itself would move every record's item to the heap.
+			ri.it.err = t.decode(ctx, kind, msg.Value, scratch)
+			ri.it.ev = *scratch
 		}
 		select {
 		case out <- ri:
@@ -969,14 +1004,14 @@ func (t *task) read(ctx context.Context, in int, from, stop int64, out chan<- re
 	}
 }
 
-// decode fills it.ev or it.err. A schema-registry outage is not the record's
-// fault: retry until it answers instead of dead-lettering.
-func (t *task) decode(ctx context.Context, kind engine.Kind, it *item) {
+// decode decodes value into *ev (reset first). A schema-registry outage is
+// not the record's fault: retry until it answers instead of dead-lettering.
+func (t *task) decode(ctx context.Context, kind engine.Kind, value []byte, ev *engine.Event) error {
 	for attempt := 0; ; attempt++ {
-		err := t.cfg.Codec.Decode(ctx, kind, it.msg.Value, &it.ev)
+		*ev = engine.Event{}
+		err := t.cfg.Codec.Decode(ctx, kind, value, ev)
 		if err == nil || !errors.Is(err, schemas.ErrRegistry) || ctx.Err() != nil {
-			it.err = err
-			return
+			return err
 		}
 		t.log.Warn("schema registry unavailable; retrying", zap.Error(err))
 		sleepCtx(ctx, backoff(attempt))
@@ -993,7 +1028,7 @@ func (t *task) updateProgress() {
 	var lag int64
 	caught := true
 	for i := range t.next {
-		l := t.hwm[i] - t.next[i] - int64(len(t.buf[i]))
+		l := t.hwm[i] - t.next[i] - int64(t.buf[i].len())
 		if l < 0 {
 			l = 0
 		}
