@@ -19,8 +19,19 @@ const (
 )
 
 // traffic returns traffic_30d, traffic_prev_30d and the max active_sims of
-// the 30-day window (-1: none) at stream day d.
+// the 30-day window (-1: none) at stream day d. The result is remembered
+// (runtime only) until usage changes or another day is asked.
 func (s *State) traffic(d int32) (t30, prev int64, maxSims int32) {
+	if m := &s.tmemo; m.ok && m.day == d {
+		return m.t30, m.prev, m.maxSims
+	}
+	t30, prev, maxSims = s.trafficScan(d)
+	s.tmemo = trafficMemo{ok: true, day: d, maxSims: maxSims, t30: t30, prev: prev}
+	return t30, prev, maxSims
+}
+
+// trafficScan computes traffic(d) from the usage buckets.
+func (s *State) trafficScan(d int32) (t30, prev int64, maxSims int32) {
 	maxSims = -1
 	for i := len(s.usage) - 1; i >= 0; i-- {
 		u := &s.usage[i]
@@ -51,8 +62,9 @@ func (s *State) intensity(t30 int64, maxSims int32) (v float64, basis string, ok
 	return 0, "", false
 }
 
-// metrics computes the spec §5 metrics at stream time now (day d). It reads
-// only; the percentile comes from the task's snapshot.
+// metrics computes the spec §5 metrics at stream time now (day d). It
+// changes nothing encoded (only the runtime traffic memo); the percentile
+// comes from the task's snapshot.
 func (t *Task) metrics(s *State, e *evaluation) {
 	now := t.streamTime
 	d := Day(now)

@@ -72,7 +72,8 @@ type wfObs struct {
 }
 
 // State is one SIREN's windows and last decision. It is owned by one Task
-// (not safe for concurrent use). Its encoding (AppendBinary) depends only on
+// (not safe for concurrent use, even by readers: Intensity, Evaluate and
+// View update a runtime memo). Its encoding (AppendBinary) depends only on
 // the sequence of events Stepped by its task.
 type State struct {
 	SIREN string
@@ -105,7 +106,25 @@ type State struct {
 	// is idempotent for a given day, so skipping it changes no bytes.
 	pruned    bool
 	prunedDay int32
+
+	// runtime only, not encoded: the last traffic result. Every change of
+	// usage must call usageChanged; the zero value (a decoded or new State)
+	// holds nothing.
+	tmemo trafficMemo
 }
+
+// trafficMemo is traffic(day) of the current usage buckets, valid when ok.
+// A day-change sweep asks for the same day twice per SIREN (pass 1
+// Intensity, pass 2 Evaluate).
+type trafficMemo struct {
+	ok        bool
+	day       int32
+	maxSims   int32
+	t30, prev int64
+}
+
+// usageChanged drops the traffic memo. Call it on every mutation of s.usage.
+func (s *State) usageChanged() { s.tmemo = trafficMemo{} }
 
 // NewState returns the empty state of a SIREN (nothing seen, seq 0).
 func NewState(siren string) *State { return &State{SIREN: siren} }
@@ -184,6 +203,7 @@ func satAdd(a, b int64) int64 {
 
 // applyUsage adds a usage record; minDay is the oldest day kept.
 func (s *State) applyUsage(ev *Event, minDay int32) {
+	s.usageChanged()
 	d := Day(ev.EventTime)
 	if !s.hasUsage || d < s.firstUsageDay {
 		s.firstUsageDay = d
@@ -311,6 +331,7 @@ type retention struct {
 }
 
 func (s *State) prune(r retention) {
+	s.usageChanged()
 	// usage: sorted by day, drop a prefix.
 	n := 0
 	for n < len(s.usage) && s.usage[n].day < r.usageMin {

@@ -150,8 +150,9 @@ func (t *Task) AdvanceTo(ms int64) {
 }
 
 // Intensity returns st's digital_intensity at the current stream day (ok
-// false: null). Pass-1 of the sweep collects these for SetSnapshot. Reads
-// only; allocates nothing.
+// false: null). Pass-1 of the sweep collects these for SetSnapshot. It
+// changes nothing encoded (it remembers the day's traffic sums for pass 2);
+// allocates nothing.
 func (t *Task) Intensity(st *State) (float64, bool) {
 	t30, _, sims := st.traffic(t.StreamDay())
 	v, _, ok := st.intensity(t30, sims)
@@ -247,8 +248,9 @@ func (t *Task) Evaluate(st *State, dec *Decision) bool {
 
 // View fills dec with st's current view (metrics now, the held segments,
 // reasons with exit thresholds, offers, seq of the last decision) without
-// mutating st. Previous = Segments and Added = Removed = 0. Reasons whose
-// metric is now null are left out.
+// changing st's encoding (only its runtime traffic memo). Previous =
+// Segments and Added = Removed = 0. Reasons whose metric is now null are
+// left out.
 func (t *Task) View(st *State, dec *Decision) {
 	var e evaluation
 	t.metrics(st, &e)

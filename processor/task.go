@@ -656,7 +656,8 @@ func (t *task) sweep(ctx context.Context, newTime int64) error {
 	// Pass 2's Cache.Each fills the cache when the partition fits.
 	var err error
 	if t.cache.Complete() {
-		err = t.cache.Each("", func(siren string, st *engine.State) error {
+		// Any order: SetSnapshot sorts the values.
+		err = t.cache.EachUnordered(func(siren string, st *engine.State) error {
 			if v, ok := t.eng.Intensity(st); ok {
 				t.vals = append(t.vals, v)
 			}

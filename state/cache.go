@@ -48,6 +48,14 @@ type Cache[V any] struct {
 	// that could cache everything; cleared by any eviction and by Reset).
 	// Then Each never reads the store and a Get miss needs no store read.
 	complete bool
+
+	// Sorted keys of complete mode (cache_each.go): every insertion into m
+	// calls keyAdded, every removal keyRemoved, and clearing complete drops
+	// them (dropKeys).
+	keys     []string
+	keysNew  []string
+	keysGone int
+	keysOK   bool
 }
 
 type cacheEntry[V any] struct {
@@ -102,6 +110,7 @@ func (c *Cache[V]) Get(siren string) (v V, found bool, err error) {
 	c.observeSize(int64(len(b)))
 	e := &cacheEntry[V]{siren: siren, v: v, size: int64(len(b))}
 	c.m[siren] = e
+	c.keyAdded(siren)
 	c.pushFront(e)
 	c.clean++
 	c.evict()
@@ -129,6 +138,7 @@ func (c *Cache[V]) touch(siren string) *cacheEntry[V] {
 	if e == nil {
 		e = &cacheEntry[V]{siren: siren, size: -1}
 		c.m[siren] = e
+		c.keyAdded(siren)
 	} else if !e.dirty {
 		c.unlink(e)
 		c.clean--
@@ -251,6 +261,7 @@ func (c *Cache[V]) settleCommitted() {
 		e.dirtyCost = 0
 		if e.deleted {
 			delete(c.m, e.siren)
+			c.keyRemoved()
 			continue
 		}
 		c.pushFront(e)
@@ -367,6 +378,7 @@ func (c *Cache[V]) Reset() {
 	clear(c.pending)
 	c.pending = c.pending[:0]
 	c.complete = false
+	c.dropKeys()
 }
 
 func (c *Cache[V]) observeSize(n int64) { c.avgSize += (n - c.avgSize) / 8 }
@@ -391,5 +403,6 @@ func (c *Cache[V]) evict() {
 		delete(c.m, e.siren)
 		c.clean--
 		c.complete = false
+		c.dropKeys()
 	}
 }

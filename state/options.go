@@ -49,6 +49,15 @@ type Options struct {
 	// Default zap.NewNop().
 	Logger *zap.Logger
 
+	// KeepTablePages disables the release of resident SSTable pages (mapped.go). Badger reads
+	// its tables through MAP_SHARED mmaps, so a scan of a partition bigger than the cache (a
+	// day-change sweep at 1M SIRENs) would otherwise leave the whole store resident in the
+	// process (clean file-backed pages, but RSS all the same). By default the store asks the
+	// kernel (madvise MADV_PAGEOUT, Linux ≥ 5.4) to drop them every 32 MiB of a scan and at
+	// most once a second after commits; the price is re-reading them from the page cache or
+	// disk on the next scan. Default false (pages released).
+	KeepTablePages bool
+
 	// SyncWrites makes every Commit fsync (msync) the WAL before returning. Default false.
 	//
 	// Without it, a Commit is still durable across a kill -9 of the PROCESS: Badger copies every

@@ -83,6 +83,8 @@ type Store struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	mapped *mappedReleaser // drops resident SSTable pages (mapped.go)
 }
 
 // KV is one state write. A nil Value deletes the SIREN.
@@ -131,6 +133,7 @@ func Open(o Options) (*Store, error) {
 		// and Badger's per-entry accounting.
 		maxBytes: o.MemTableSize / 10,
 		maxCount: int(maxBatch/int64(skl.MaxNodeSize)) * 2 / 3,
+		mapped:   newMappedReleaser(o.Dir, o.KeepTablePages),
 	}
 	return s, nil
 }
@@ -312,6 +315,8 @@ func (s *Store) Commit(p int32, puts []KV, cp Checkpoint) error {
 	if err != nil {
 		return s.wrap(fmt.Sprintf("commit of %d puts to", len(puts)), p, err)
 	}
+	// Reads of states not in the cache faulted table pages in: drop them now and then.
+	s.mapped.maybe(releaseEvery)
 	return nil
 }
 
@@ -389,6 +394,8 @@ func (s *Store) scan(p int32, after string, useAfter bool, fn func(string, []byt
 		io.PrefetchValues = false // values are inline (< ValueThreshold): prefetch only copies
 		it := txn.NewIterator(io)
 		defer it.Close()
+		var scanned int64
+		defer s.mapped.maybe(0)
 		seek := prefix
 		if useAfter {
 			seek = stateKey(nil, p, after)
@@ -400,6 +407,10 @@ func (s *Store) scan(p int32, after string, useAfter bool, fn func(string, []byt
 				continue
 			}
 			siren := string(k[len(prefix):])
+			if scanned += int64(len(k)) + item.ValueSize(); scanned >= releaseScanBytes {
+				scanned = 0
+				s.mapped.maybe(0)
+			}
 			if err := item.Value(func(v []byte) error {
 				fnErr = fn(siren, v)
 				return fnErr
@@ -419,7 +430,12 @@ func (s *Store) scan(p int32, after string, useAfter bool, fn func(string, []byt
 }
 
 // Count returns the number of SIRENs stored for p. Cost: a key-only iteration of the partition.
-func (s *Store) Count(p int32) (int, error) {
+func (s *Store) Count(p int32) (int, error) { return s.CountUpTo(p, -1) }
+
+// CountUpTo is Count that stops once it has counted more than limit SIRENs (limit < 0: no
+// limit), returning limit+1: enough to learn whether a partition fits in a cache, without
+// walking all of a big one.
+func (s *Store) CountUpTo(p int32, limit int) (int, error) {
 	if err := checkPartition(p); err != nil {
 		return 0, err
 	}
@@ -431,8 +447,18 @@ func (s *Store) Count(p int32) (int, error) {
 		io.PrefetchValues = false
 		it := txn.NewIterator(io)
 		defer it.Close()
+		defer s.mapped.maybe(0)
+		var scanned int64
 		for it.Rewind(); it.Valid(); it.Next() {
 			n++
+			if limit >= 0 && n > limit {
+				return nil
+			}
+			// A key-only walk still reads every block (keys and values are interleaved).
+			if scanned += it.Item().EstimatedSize(); scanned >= releaseScanBytes {
+				scanned = 0
+				s.mapped.maybe(0)
+			}
 		}
 		return nil
 	})
