@@ -59,11 +59,14 @@ func (c *Cache[V]) Each(after string, fn func(siren string, v V) error) error {
 	// key-only count is far cheaper than the decoding pass it may save.
 	fill := false
 	if after == "" {
-		n, err := c.store.Count(c.p)
+		// It stops as soon as the answer is no: a partition much bigger
+		// than the cache is not walked twice.
+		limit := c.maxClean + len(c.m) - c.clean
+		n, err := c.store.CountUpTo(c.p, limit)
 		if err != nil {
 			return err
 		}
-		fill = n-len(c.m)+c.clean <= c.maxClean
+		fill = n <= limit
 	}
 	all := fill // every SIREN seen is (now) cached
 	err := c.merge(after, keys, fn, func(siren string, val []byte, v V) error {

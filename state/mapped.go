@@ -15,8 +15,10 @@ import (
 // the next read faults it back in) while a scan runs and after commits, at most every
 // releaseEvery. See mapped_linux.go; elsewhere this is a no-op.
 
-// releaseScanBytes: a scan releases the table pages it faulted in every this many bytes read.
-const releaseScanBytes = 32 << 20
+// releaseScanBytes: scans release the table pages they faulted in every this many bytes read
+// (by all scans together: one release covers every table), which bounds the resident table
+// pages to about this much.
+const releaseScanBytes = 64 << 20
 
 // releaseEvery throttles releases outside scans.
 const releaseEvery = time.Second
@@ -27,6 +29,7 @@ type mappedReleaser struct {
 	fails atomic.Int32 // consecutive releases where every madvise failed
 	off   atomic.Bool  // the kernel refuses MADV_PAGEOUT: stop trying
 	n     atomic.Int64 // releases done (tests)
+	read  atomic.Int64 // bytes scanned since the last release
 }
 
 func newMappedReleaser(dir string, keep bool) *mappedReleaser {
@@ -40,6 +43,17 @@ func newMappedReleaser(dir string, keep bool) *mappedReleaser {
 		}
 	}
 	return &mappedReleaser{dir: abs}
+}
+
+// scanned counts bytes a scan read and releases once all scans together read releaseScanBytes.
+func (m *mappedReleaser) scanned(n int64) {
+	if m == nil {
+		return
+	}
+	if m.read.Add(n) >= releaseScanBytes {
+		m.read.Store(0)
+		m.maybe(0)
+	}
 }
 
 // maybe releases unless one ran less than every ago.

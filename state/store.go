@@ -394,7 +394,6 @@ func (s *Store) scan(p int32, after string, useAfter bool, fn func(string, []byt
 		io.PrefetchValues = false // values are inline (< ValueThreshold): prefetch only copies
 		it := txn.NewIterator(io)
 		defer it.Close()
-		var scanned int64
 		defer s.mapped.maybe(0)
 		seek := prefix
 		if useAfter {
@@ -407,10 +406,7 @@ func (s *Store) scan(p int32, after string, useAfter bool, fn func(string, []byt
 				continue
 			}
 			siren := string(k[len(prefix):])
-			if scanned += int64(len(k)) + item.ValueSize(); scanned >= releaseScanBytes {
-				scanned = 0
-				s.mapped.maybe(0)
-			}
+			s.mapped.scanned(int64(len(k)) + item.ValueSize())
 			if err := item.Value(func(v []byte) error {
 				fnErr = fn(siren, v)
 				return fnErr
@@ -448,17 +444,13 @@ func (s *Store) CountUpTo(p int32, limit int) (int, error) {
 		it := txn.NewIterator(io)
 		defer it.Close()
 		defer s.mapped.maybe(0)
-		var scanned int64
 		for it.Rewind(); it.Valid(); it.Next() {
 			n++
 			if limit >= 0 && n > limit {
 				return nil
 			}
 			// A key-only walk still reads every block (keys and values are interleaved).
-			if scanned += it.Item().EstimatedSize(); scanned >= releaseScanBytes {
-				scanned = 0
-				s.mapped.maybe(0)
-			}
+			s.mapped.scanned(it.Item().EstimatedSize())
 		}
 		return nil
 	})

@@ -672,3 +672,30 @@ func TestSizeReportsSomething(t *testing.T) {
 		t.Fatalf("Size = %d, %d", lsm, vlog)
 	}
 }
+
+func TestCountUpToStopsAtTheLimit(t *testing.T) {
+	s := openT(t, t.TempDir())
+	defer s.Close()
+	var puts []KV
+	for i := 0; i < 50; i++ {
+		puts = append(puts, KV{SIREN: siren(i), Value: []byte("v")})
+	}
+	if err := s.Commit(1, puts, Checkpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(2, puts[:7], Checkpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		p          int32
+		limit, out int
+	}{{1, -1, 50}, {1, 50, 50}, {1, 49, 50}, {1, 10, 11}, {1, 0, 1}, {2, -1, 7}, {2, 6, 7}, {2, 7, 7}, {3, 5, 0}} {
+		n, err := s.CountUpTo(tc.p, tc.limit)
+		if err != nil || n != tc.out {
+			t.Errorf("CountUpTo(%d, %d) = %d, %v; want %d", tc.p, tc.limit, n, err, tc.out)
+		}
+	}
+	if n, err := s.Count(1); err != nil || n != 50 {
+		t.Fatalf("Count = %d, %v", n, err)
+	}
+}
