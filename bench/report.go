@@ -10,6 +10,9 @@ func (r *Result) WriteText(w io.Writer) {
 	m := r.Machine
 	fmt.Fprintf(w, "machine: %d CPU (%s), GOMAXPROCS %d, %.1f GiB RAM, %s %s\n",
 		m.NumCPU, m.CPUModel, m.GOMAXPROCS, float64(m.MemTotal)/(1<<30), m.GoVersion, m.OS)
+	if m.MemoryLimit > 0 {
+		fmt.Fprintf(w, "GOMEMLIMIT: %d MiB\n", m.MemoryLimit>>20)
+	}
 	if in := r.Input; in != nil {
 		fmt.Fprintf(w, "input: %d events, %d SIRENs, %d days, %d partitions %v (produced in %.1fs)\n",
 			in.Events, in.SIRENs, in.Days, in.Partitions, in.ByTopic, in.ProduceSeconds)

@@ -3,9 +3,11 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,6 +22,8 @@ type Machine struct {
 	MemTotal   int64  `json:"mem_total_bytes"`
 	GoVersion  string `json:"go_version"`
 	OS         string `json:"os"`
+	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT), 0 when unset.
+	MemoryLimit int64 `json:"go_memory_limit_bytes,omitempty"`
 }
 
 func machine() Machine {
@@ -38,6 +42,9 @@ func machine() Machine {
 		}
 	}
 	m.MemTotal = procKB("/proc/meminfo", "MemTotal:")
+	if l := debug.SetMemoryLimit(-1); l != math.MaxInt64 {
+		m.MemoryLimit = l
+	}
 	return m
 }
 
