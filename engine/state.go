@@ -123,8 +123,29 @@ type trafficMemo struct {
 	t30, prev int64
 }
 
-// usageChanged drops the traffic memo. Call it on every mutation of s.usage.
+// usageChanged drops the traffic memo. Call it on every mutation of s.usage
+// (except applyUsage, which updates it: memoAdd).
 func (s *State) usageChanged() { s.tmemo = trafficMemo{} }
+
+// memoAdd keeps the traffic memo exact when b bytes and sims active SIMs are
+// added to day d's bucket: the event lands in the memo day's 30-day window,
+// its previous 30 days, or neither. Sums saturate like the scan's (for
+// non-negative terms, saturating sums do not depend on the order); the max of
+// SIMs only grows.
+func (s *State) memoAdd(d int32, b int64, sims int32) {
+	m := &s.tmemo
+	if !m.ok {
+		return
+	}
+	switch {
+	case d > m.day:
+	case d >= m.day-29:
+		m.t30 = satAdd(m.t30, b)
+		m.maxSims = max(m.maxSims, sims)
+	case d >= m.day-59:
+		m.prev = satAdd(m.prev, b)
+	}
+}
 
 // NewState returns the empty state of a SIREN (nothing seen, seq 0).
 func NewState(siren string) *State { return &State{SIREN: siren} }
@@ -203,7 +224,6 @@ func satAdd(a, b int64) int64 {
 
 // applyUsage adds a usage record; minDay is the oldest day kept.
 func (s *State) applyUsage(ev *Event, minDay int32) {
-	s.usageChanged()
 	d := Day(ev.EventTime)
 	if !s.hasUsage || d < s.firstUsageDay {
 		s.firstUsageDay = d
@@ -218,6 +238,7 @@ func (s *State) applyUsage(ev *Event, minDay int32) {
 		sims = ev.ActiveSIMs
 	}
 	b := ev.BytesUp + ev.BytesDown
+	s.memoAdd(d, b, sims)
 	i := len(s.usage) - 1
 	for i >= 0 && s.usage[i].day > d {
 		i--
