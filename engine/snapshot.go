@@ -55,7 +55,17 @@ func (t *Task) Percentile(x float64) (float64, bool) {
 	if !t.snapValid || t.snapN < t.rules.MinPopulation || t.snapN == 0 {
 		return 0, false
 	}
-	j, _ := slices.BinarySearch(t.snap, x) // first index with snap[j] >= x
+	// First index with snap[j] >= x (slices.BinarySearch, without its
+	// generic NaN-aware comparison: intensities are never NaN).
+	j, hi := 0, len(t.snap)
+	for j < hi {
+		m := int(uint(j+hi) >> 1)
+		if t.snap[m] < x {
+			j = m + 1
+		} else {
+			hi = m
+		}
+	}
 	below := j
 	if t.snapN > SnapshotMax && j > 0 {
 		below = sampleRank(j-1, t.snapN) + 1

@@ -352,13 +352,17 @@ type retention struct {
 }
 
 func (s *State) prune(r retention) {
-	s.usageChanged()
 	// usage: sorted by day, drop a prefix.
 	n := 0
 	for n < len(s.usage) && s.usage[n].day < r.usageMin {
 		n++
 	}
 	if n > 0 {
+		// The memo survives unless a dropped bucket was in its 60 days
+		// (never for a memo of the stream day: UsageDays >= 60).
+		if m := &s.tmemo; m.ok && s.usage[n-1].day >= m.day-59 {
+			s.usageChanged()
+		}
 		s.usage = s.usage[:copy(s.usage, s.usage[n:])]
 	}
 	// postal codes: filter in place.
