@@ -1,0 +1,53 @@
+package processor
+
+import (
+	"testing"
+	"time"
+)
+
+// TestCommitCadenceFollowsTheBacklog: a caught-up task commits every
+// CommitInterval (output latency); one that is CommitRecords or more behind
+// waits up to CatchUpCommitInterval, so a batch writes each SIREN's state once
+// for more records.
+func TestCommitCadenceFollowsTheBacklog(t *testing.T) {
+	// Long intervals: a stalled test machine cannot turn a case around.
+	cfg := &Config{CommitInterval: 10 * time.Second, CatchUpCommitInterval: 100 * time.Second, CommitRecords: 20000}
+	for _, tc := range []struct {
+		name    string
+		bounded bool
+		next    [numInputs]int64
+		hwm     [numInputs]int64
+		end     [numInputs]int64
+		since   time.Duration
+		due     bool
+	}{
+		{name: "fresh batch", since: 0},
+		{name: "caught up, interval passed", since: 15 * time.Second, due: true},
+		{name: "small backlog", next: [numInputs]int64{0, 0, 0, 100}, hwm: [numInputs]int64{0, 0, 0, 19_000}, since: 15 * time.Second, due: true},
+		{name: "behind", next: [numInputs]int64{0, 0, 0, 100}, hwm: [numInputs]int64{5_000, 0, 0, 20_000}, since: 15 * time.Second},
+		{name: "behind, catch-up interval passed", hwm: [numInputs]int64{0, 0, 0, 50_000}, since: 110 * time.Second, due: true},
+		{name: "bounded: end offsets count, not high watermarks", bounded: true, end: [numInputs]int64{0, 0, 0, 50_000}, since: 15 * time.Second},
+		{name: "bounded, nearly done", bounded: true, next: [numInputs]int64{0, 0, 0, 45_000}, end: [numInputs]int64{0, 0, 0, 50_000}, hwm: [numInputs]int64{0, 0, 0, 90_000}, since: 15 * time.Second, due: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tk := &task{cfg: cfg, next: tc.next, hwm: tc.hwm, end: tc.end, lastCommit: time.Now().Add(-tc.since)}
+			tk.opt.bounded = tc.bounded
+			if got := tk.commitDue(); got != tc.due {
+				t.Fatalf("commitDue() = %v with backlog %d after %s, want %v", got, tk.backlog(), tc.since, tc.due)
+			}
+		})
+	}
+}
+
+func TestCatchUpCommitIntervalDefaults(t *testing.T) {
+	c := Config{}
+	c.setDefaults()
+	if c.CatchUpCommitInterval != time.Second {
+		t.Fatalf("default CatchUpCommitInterval = %s", c.CatchUpCommitInterval)
+	}
+	c = Config{CommitInterval: 5 * time.Second}
+	c.setDefaults()
+	if c.CatchUpCommitInterval != 5*time.Second {
+		t.Fatalf("CatchUpCommitInterval below CommitInterval: %s", c.CatchUpCommitInterval)
+	}
+}
