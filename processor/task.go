@@ -730,9 +730,16 @@ func (t *task) sweepEvaluate(ctx context.Context) error {
 	chunk := t.cfg.CommitRecords
 	for {
 		n := 0
+		complete := t.cache.Complete()
 		err := t.cache.Each(t.sweepCursor, func(siren string, st *engine.State) error {
 			if t.eng.Evaluate(st, &t.dec) {
-				t.cache.Put(siren, st)
+				if complete {
+					t.cache.Put(siren, st)
+				} else {
+					// A partition bigger than the cache: do not let the
+					// sweep's changes evict the states traffic keeps hot.
+					t.cache.PutTransient(siren, st)
+				}
 				t.emit(&t.dec)
 			}
 			t.sweepCursor = siren

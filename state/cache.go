@@ -66,6 +66,7 @@ type cacheEntry[V any] struct {
 	dirtyCost  int64  // what this entry added to dirtyBytes
 	dirty      bool
 	deleted    bool // dirty tombstone
+	transient  bool // PutTransient: dropped, not kept clean, once committed
 	prev, next *cacheEntry[V]
 }
 
@@ -121,7 +122,22 @@ func (c *Cache[V]) Get(siren string) (v V, found bool, err error) {
 func (c *Cache[V]) Put(siren string, v V) {
 	e := c.touch(siren)
 	e.v = v
+	e.deleted, e.transient = false, false
+}
+
+// PutTransient is Put for a SIREN the caller does not expect to need again soon (a day-change
+// sweep over a partition bigger than the cache changes states it read from the store): once
+// committed, the entry is dropped instead of kept clean, so such a pass does not fill the cache
+// (and memory) with cold states. A SIREN that was already cached stays as Put would keep it; a
+// later Put makes the entry an ordinary one.
+func (c *Cache[V]) PutTransient(siren string, v V) {
+	cached := c.m[siren] != nil
+	e := c.touch(siren)
+	e.v = v
 	e.deleted = false
+	if !cached {
+		e.transient = true
+	}
 }
 
 // Delete marks siren deleted; the next flush writes a deletion.
@@ -259,9 +275,14 @@ func (c *Cache[V]) settleCommitted() {
 		e.dirty = false
 		c.dirtyBytes -= e.dirtyCost
 		e.dirtyCost = 0
-		if e.deleted {
+		if e.deleted || e.transient {
 			delete(c.m, e.siren)
 			c.keyRemoved()
+			if !e.deleted {
+				// A live SIREN left memory: the cache no longer holds the partition.
+				c.complete = false
+				c.dropKeys()
+			}
 			continue
 		}
 		c.pushFront(e)
