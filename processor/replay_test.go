@@ -46,16 +46,7 @@ func TestReplay(t *testing.T) {
 		t.Helper()
 		cfg := testkit.Config(t, brokers, t.TempDir())
 		defer cfg.Store.Close()
-		p, err := processor.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-		defer cancel()
-		if err := p.Replay(ctx, processor.ReplayOptions{OutputTopic: topic, ChurnTopic: topic + "-churn"}); err != nil {
-			t.Fatalf("replay to %s: %v", topic, err)
-		}
-		return p.Progress()
+		return replayTo(t, cfg, topic).Progress()
 	}
 	progA := replay("replay-a")
 	replay("replay-b")
@@ -231,4 +222,20 @@ func groups(t *testing.T, brokers []string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// replayTo runs a bounded replay with cfg into topic (churn alerts to
+// topic-churn) and fails the test if it does not complete.
+func replayTo(t *testing.T, cfg processor.Config, topic string) *processor.Processor {
+	t.Helper()
+	p, err := processor.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	if err := p.Replay(ctx, processor.ReplayOptions{OutputTopic: topic, ChurnTopic: topic + "-churn"}); err != nil {
+		t.Fatalf("replay to %s: %v", topic, err)
+	}
+	return p
 }

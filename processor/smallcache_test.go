@@ -1,13 +1,10 @@
 package processor_test
 
 import (
-	"context"
 	"testing"
-	"time"
 
 	"github.com/sirenstream/sirenstream/gen"
 	"github.com/sirenstream/sirenstream/internal/testkit"
-	"github.com/sirenstream/sirenstream/processor"
 )
 
 // TestReplayWithASmallCacheIsIdentical: a partition much bigger than the
@@ -24,15 +21,7 @@ func TestReplayWithASmallCacheIsIdentical(t *testing.T) {
 		dir := t.TempDir()
 		cfg := testkit.Config(t, brokers, dir)
 		cfg.CacheSIRENs, cfg.CommitRecords = cacheSIRENs, commitRecords
-		p, err := processor.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-		defer cancel()
-		if err := p.Replay(ctx, processor.ReplayOptions{OutputTopic: topic, ChurnTopic: topic + "-churn"}); err != nil {
-			t.Fatalf("replay to %s: %v", topic, err)
-		}
+		replayTo(t, cfg, topic)
 		if err := cfg.Store.Close(); err != nil {
 			t.Fatal(err)
 		}
