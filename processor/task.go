@@ -76,7 +76,10 @@ type task struct {
 	next [numInputs]int64 // next offset to process per input
 	end  [numInputs]int64 // bounded: stop offsets
 	hwm  [numInputs]int64 // latest known high watermark
-	buf  [numInputs]itemQueue
+	// rings hand each input's decoded records from its reader to the merge
+	// (nil until run starts the readers); wake lets readers wake the task.
+	rings [numInputs]*inputRing
+	wake  *wakeup
 
 	sweeping    bool
 	sweepCursor string
@@ -325,7 +328,7 @@ func (t *task) run(ctx context.Context, client *kafka.Client) (err error) {
 		}
 	}
 
-	items := make(chan readerItem, 4096)
+	t.wake = newWakeup()
 	rctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() {
@@ -333,6 +336,7 @@ func (t *task) run(ctx context.Context, client *kafka.Client) (err error) {
 		wg.Wait()
 	}()
 	for i := range t.inputs {
+		t.rings[i] = newInputRing(ringSize)
 		if t.opt.bounded && t.next[i] >= t.end[i] {
 			continue
 		}
@@ -343,43 +347,47 @@ func (t *task) run(ctx context.Context, client *kafka.Client) (err error) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			t.read(rctx, i, t.next[i], stop, items)
+			t.read(rctx, i, t.next[i], stop)
 		}(i)
 	}
 
 	ticker := time.NewTicker(t.cfg.CommitInterval / 2)
 	defer ticker.Stop()
 	for {
-		if err := t.drain(ctx); err != nil {
+		if err := t.drain(ctx, ticker.C); err != nil {
 			return t.stopErr(ctx, err)
 		}
 		if t.opt.bounded && t.allDone() {
 			return nil
 		}
+		// Say we are about to sleep, then look again: a reader that
+		// publishes after this sees the flag and wakes us.
+		t.wake.sleeping.Store(true)
+		if t.pick() >= 0 {
+			t.wake.sleeping.Store(false)
+			continue
+		}
 		select {
 		case <-ctx.Done():
+			t.wake.sleeping.Store(false)
 			return nil
-		case ri := <-items:
-			t.accept(ri)
-			// Take whatever else is already waiting without blocking.
-			for more := true; more; {
-				select {
-				case ri := <-items:
-					t.accept(ri)
-				default:
-					more = false
-				}
-			}
+		case <-t.wake.c:
 		case <-ticker.C:
 			if t.commitDue() {
 				if err := t.commit(ctx, false); err != nil {
+					t.wake.sleeping.Store(false)
 					return t.stopErr(ctx, err)
 				}
 			}
 			t.updateProgress()
 		}
+		t.wake.sleeping.Store(false)
 	}
 }
+
+// ringSize is the capacity of each input's ring (records decoded ahead of
+// the merge, per input).
+const ringSize = 2048
 
 // stopErr: an error caused by ctx ending (revocation, shutdown) is not fatal —
 // the batch simply was not committed, and run's deferred flush commits it
@@ -392,58 +400,42 @@ func (t *task) stopErr(ctx context.Context, err error) error {
 	return err
 }
 
-type readerItem struct {
-	in int
-	it item
+// headOf returns input in's next record for the merge, or nil when none is
+// buffered. It drops records already processed (a reader restarted before
+// our offset) and records past a bounded run's end.
+func (t *task) headOf(in int) *item {
+	r := t.rings[in]
+	if r == nil {
+		return nil
+	}
+	for r.len() > 0 {
+		it := r.front()
+		if it.msg.Offset >= t.next[in] && (!t.opt.bounded || it.msg.Offset < t.end[in]) {
+			return it
+		}
+		r.pop()
+	}
+	return nil
 }
 
-func (t *task) accept(ri readerItem) {
-	in := ri.in
-	if hw := ri.it.msg.HighWaterMark; hw > t.hwm[in] {
-		t.hwm[in] = hw
-	}
-	if t.opt.bounded && ri.it.msg.Offset >= t.end[in] {
-		return
-	}
-	if ri.it.msg.Offset < t.next[in] {
-		return // already processed (reader restarted before our offset)
-	}
-	t.buf[in].push(&ri.it)
-}
-
-// itemQueue holds one input's records waiting for the merge. Popping from
-// the front keeps the backing array, so a steady stream of records does not
-// reallocate it (re-slicing from the front did, for every record).
-type itemQueue struct {
-	items []item
-	head  int
-}
-
-// maxIdleQueue: an empty queue keeps its backing array up to this many
-// items; a bigger one (after a burst behind a waiting input) is released.
-const maxIdleQueue = 8192
-
-func (q *itemQueue) len() int     { return len(q.items) - q.head }
-func (q *itemQueue) front() *item { return &q.items[q.head] }
-
-func (q *itemQueue) push(it *item) {
-	if q.head > 0 && len(q.items) == cap(q.items) && q.head >= len(q.items)/2 {
-		n := copy(q.items, q.items[q.head:])
-		clear(q.items[n:])
-		q.items, q.head = q.items[:n], 0
-	}
-	q.items = append(q.items, *it)
-}
-
-func (q *itemQueue) pop() {
-	q.items[q.head] = item{} // release the record's buffers
-	q.head++
-	if q.head == len(q.items) {
-		q.items, q.head = q.items[:0], 0
-		if cap(q.items) > maxIdleQueue {
-			q.items = nil
+// syncHWM takes the latest high watermarks the readers saw.
+func (t *task) syncHWM() {
+	for i, r := range t.rings {
+		if r == nil {
+			continue
+		}
+		if hw := r.hwm.Load(); hw > t.hwm[i] {
+			t.hwm[i] = hw
 		}
 	}
+}
+
+// buffered is how many records of input in wait in its ring.
+func (t *task) buffered(in int) int {
+	if t.rings[in] == nil {
+		return 0
+	}
+	return t.rings[in].len()
 }
 
 func (t *task) allDone() bool {
@@ -461,27 +453,29 @@ func (t *task) allDone() bool {
 func (t *task) pick() int {
 	if len(t.replayPlan) > 0 {
 		in := int(t.replayPlan[0])
-		if t.buf[in].len() == 0 {
+		if t.headOf(in) == nil {
 			return -1 // wait for the record the plan says came next
 		}
 		return in
 	}
 	best := -1
 	var bestKey int64
-	for i := range t.buf {
-		if t.buf[i].len() == 0 {
+	for i := range t.rings {
+		it := t.headOf(i)
+		if it == nil {
 			if t.opt.bounded {
 				if t.next[i] >= t.end[i] {
 					continue
 				}
 				return -1
 			}
+			t.syncHWM()
 			if t.next[i] >= t.hwm[i] {
 				continue // caught up: do not wait for it
 			}
 			return -1
 		}
-		k := t.buf[i].front().key()
+		k := it.key()
 		if best < 0 || k < bestKey {
 			best, bestKey = i, k
 		}
@@ -489,29 +483,39 @@ func (t *task) pick() int {
 	return best
 }
 
-// drain processes every record the merge can decide now.
-func (t *task) drain(ctx context.Context) error {
+// drain processes every record the merge can decide now. Every 256 records
+// it also does what the ticker asks (progress, a due commit), since with
+// readers feeding the rings concurrently it may not return for a long time.
+func (t *task) drain(ctx context.Context, tick <-chan time.Time) error {
 	for n := 0; ; n++ {
 		in := t.pick()
 		if in < 0 {
 			return nil
 		}
-		it := t.buf[in].front()
+		it := t.headOf(in)
 		if err := t.process(ctx, in, it); err != nil {
 			return err
 		}
 		if len(t.replayPlan) > 0 {
 			t.replayPlan = t.replayPlan[1:]
 		}
-		t.buf[in].pop()
-		if t.uncommitted >= t.cfg.CommitRecords || t.batchFull() ||
-			(n&255 == 255 && t.commitDue()) {
+		t.rings[in].pop()
+		due := t.uncommitted >= t.cfg.CommitRecords || t.batchFull()
+		if n&255 == 255 {
+			select {
+			case <-tick:
+				t.updateProgress()
+			default:
+			}
+			due = due || t.commitDue()
+			if ctx.Err() != nil {
+				return nil
+			}
+		}
+		if due {
 			if err := t.commit(ctx, false); err != nil {
 				return err
 			}
-		}
-		if ctx.Err() != nil {
-			return nil
 		}
 	}
 }
@@ -700,6 +704,7 @@ func (t *task) commitDue() bool {
 // backlog is how many input records are known to wait: up to the end offsets
 // of a bounded run, up to the last high watermarks seen otherwise.
 func (t *task) backlog() int64 {
+	t.syncHWM()
 	var n int64
 	for i := range t.next {
 		last := t.hwm[i]
@@ -960,7 +965,7 @@ func (t *task) write(ctx context.Context, msgs []kafka.Message) error {
 }
 
 // read feeds one input partition into the merge, decoding in this goroutine.
-func (t *task) read(ctx context.Context, in int, from, stop int64, out chan<- readerItem) {
+func (t *task) read(ctx context.Context, in int, from, stop int64) {
 	topic := t.inputs[in]
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:        t.cfg.Kafka.Brokers,
@@ -981,7 +986,7 @@ func (t *task) read(ctx context.Context, in int, from, stop int64, out chan<- re
 		return
 	}
 	kind := engine.Kind(in)
-	scratch := new(engine.Event)
+	ring := t.rings[in]
 	for attempt := 0; ; {
 		msg, err := r.FetchMessage(ctx)
 		if err != nil {
@@ -994,18 +999,18 @@ func (t *task) read(ctx context.Context, in int, from, stop int64, out chan<- re
 			continue
 		}
 		attempt = 0
-		ri := readerItem{in: in, it: item{msg: msg}}
-		if stop < 0 || msg.Offset < stop {
-			// Decoded into a scratch event and copied: decoding into ri
-			// itself would move every record's item to the heap.
-			ri.it.err = t.decode(ctx, kind, msg.Value, scratch)
-			ri.it.ev = *scratch
-		}
-		select {
-		case out <- ri:
-		case <-ctx.Done():
+		it := ring.slot(ctx)
+		if it == nil {
 			return
 		}
+		it.msg = msg
+		if stop < 0 || msg.Offset < stop {
+			// Decoded in place: the task reads the slot, no copy.
+			it.err = t.decode(ctx, kind, msg.Value, &it.ev)
+		} else {
+			it.err, it.ev = nil, engine.Event{}
+		}
+		ring.publish(msg.HighWaterMark, t.wake)
 		if stop >= 0 && msg.Offset+1 >= stop {
 			return
 		}
@@ -1033,10 +1038,11 @@ func (t *task) count(f func(p *TaskProgress)) {
 }
 
 func (t *task) updateProgress() {
+	t.syncHWM()
 	var lag int64
 	caught := true
 	for i := range t.next {
-		l := t.hwm[i] - t.next[i] - int64(t.buf[i].len())
+		l := t.hwm[i] - t.next[i] - int64(t.buffered(i))
 		if l < 0 {
 			l = 0
 		}
