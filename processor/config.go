@@ -96,6 +96,13 @@ type Config struct {
 	// batch writes each SIREN's state once for more records (default 1s;
 	// never below CommitInterval).
 	CatchUpCommitInterval time.Duration
+	// CatchUpCommitRecords replaces CommitRecords as the bound of records
+	// per commit while a task is behind by CommitRecords or more (default
+	// 250000, or CommitRecords when that is set; never below CommitRecords):
+	// with a backlog, more records per commit means fewer state writes per
+	// record. Badger's transaction limit and CatchUpCommitInterval still end
+	// a batch earlier.
+	CatchUpCommitRecords int
 	// GroupCommitInterval: how often durable offsets are also committed to the
 	// consumer group for lag tools (default 1s). Restart trusts Badger, not these.
 	GroupCommitInterval time.Duration
@@ -143,9 +150,17 @@ func (c *Config) setDefaults() {
 	if c.CommitInterval == 0 {
 		c.CommitInterval = 100 * time.Millisecond
 	}
+	if c.CatchUpCommitRecords == 0 {
+		// An explicit CommitRecords bounds catch-up batches too.
+		c.CatchUpCommitRecords = c.CommitRecords
+		if c.CommitRecords == 0 {
+			c.CatchUpCommitRecords = 250000
+		}
+	}
 	if c.CommitRecords == 0 {
 		c.CommitRecords = 20000
 	}
+	c.CatchUpCommitRecords = max(c.CatchUpCommitRecords, c.CommitRecords)
 	if c.CatchUpCommitInterval == 0 {
 		c.CatchUpCommitInterval = time.Second
 	}
@@ -181,8 +196,8 @@ func (c *Config) Validate() error {
 	if c.Partitions < 0 {
 		return fmt.Errorf("processor: Partitions %d < 0", c.Partitions)
 	}
-	if c.CommitRecords < 0 || c.CommitInterval < 0 {
-		return errors.New("processor: CommitRecords and CommitInterval must be >= 0")
+	if c.CommitRecords < 0 || c.CommitInterval < 0 || c.CatchUpCommitRecords < 0 {
+		return errors.New("processor: CommitRecords, CatchUpCommitRecords and CommitInterval must be >= 0")
 	}
 	if err := c.Rules.Validate(); err != nil {
 		return fmt.Errorf("processor: Rules: %w", err)

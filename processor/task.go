@@ -500,7 +500,7 @@ func (t *task) drain(ctx context.Context, tick <-chan time.Time) error {
 			t.replayPlan = t.replayPlan[1:]
 		}
 		t.rings[in].pop()
-		due := t.uncommitted >= t.cfg.CommitRecords || t.batchFull()
+		due := t.recordsFull() || t.batchFull()
 		if n&255 == 255 {
 			select {
 			case <-tick:
@@ -714,6 +714,16 @@ func (t *task) backlog() int64 {
 		n += max(last-t.next[i], 0)
 	}
 	return n
+}
+
+// recordsFull reports whether the batch holds as many records as one commit
+// may: CommitRecords, or CatchUpCommitRecords while the task is behind by
+// CommitRecords or more.
+func (t *task) recordsFull() bool {
+	if t.uncommitted < t.cfg.CommitRecords {
+		return false
+	}
+	return t.uncommitted >= t.cfg.CatchUpCommitRecords || t.backlog() < int64(t.cfg.CommitRecords)
 }
 
 // batchFull keeps one commit well inside Badger's transaction limits (bytes

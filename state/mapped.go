@@ -10,10 +10,12 @@ import (
 // mapping; it has no option to use pread instead. A day-change sweep over a partition that does
 // not fit in the cache reads every table, so without help the process's resident set grows by
 // the whole store (~1 GB at 1M SIRENs) — clean, file-backed pages the kernel would reclaim
-// under pressure, but resident all the same. The store therefore asks the kernel to drop its
-// resident table pages (madvise MADV_PAGEOUT: non-destructive, the data stays in the file and
-// the next read faults it back in) while a scan runs and after commits, at most every
-// releaseEvery. See mapped_linux.go; elsewhere this is a no-op.
+// under pressure, but resident all the same. The store therefore unmaps the pages of its tables
+// from the process (madvise MADV_DONTNEED on the read-only MAP_SHARED table mappings: the pages
+// stay in the kernel's page cache, so the next read is a minor fault, not a disk read) while a
+// scan runs and after commits, at most every releaseEvery. Only tables pinned by an open Badger
+// iterator are touched, so no table can be unmapped — and its address range reused — while the
+// advice runs (pinTables). See mapped_linux.go; elsewhere this is a no-op.
 
 // releaseScanBytes: scans release the table pages they faulted in every this many bytes read
 // (by all scans together: one release covers every table), which bounds the resident table
@@ -24,7 +26,10 @@ const releaseScanBytes = 64 << 20
 const releaseEvery = time.Second
 
 type mappedReleaser struct {
-	dir   string       // absolute, symlinks resolved: as /proc/self/maps shows it
+	dir string // absolute, symlinks resolved: as /proc/self/maps shows it
+	// pin keeps every table the advice may touch mapped until done is called; keep
+	// reports whether a table file name (base name) is among them.
+	pin   func() (keep func(name string) bool, done func())
 	last  atomic.Int64 // unix nanos of the last release
 	fails atomic.Int32 // consecutive releases where every madvise failed
 	off   atomic.Bool  // the kernel refuses MADV_PAGEOUT: stop trying
@@ -32,7 +37,7 @@ type mappedReleaser struct {
 	read  atomic.Int64 // bytes scanned since the last release
 }
 
-func newMappedReleaser(dir string, keep bool) *mappedReleaser {
+func newMappedReleaser(dir string, keep bool, pin func() (func(string) bool, func())) *mappedReleaser {
 	if keep {
 		return nil
 	}
@@ -42,7 +47,7 @@ func newMappedReleaser(dir string, keep bool) *mappedReleaser {
 			abs = r
 		}
 	}
-	return &mappedReleaser{dir: abs}
+	return &mappedReleaser{dir: abs, pin: pin}
 }
 
 // scanned counts bytes a scan read and releases once all scans together read releaseScanBytes.
@@ -66,7 +71,10 @@ func (m *mappedReleaser) maybe(every time.Duration) {
 	if now-last < int64(every) || !m.last.CompareAndSwap(last, now) {
 		return
 	}
-	if err := releaseMapped(m.dir); err != nil {
+	keep, done := m.pin()
+	err := releaseMapped(m.dir, keep)
+	done()
+	if err != nil {
 		if m.fails.Add(1) >= 3 {
 			m.off.Store(true)
 		}

@@ -12,11 +12,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// releaseMapped calls madvise(MADV_PAGEOUT) on every mapping of a .sst file under dir listed in
-// /proc/self/maps. MADV_PAGEOUT only drops pages (they are re-read from the file, usually from
-// the page cache): if Badger unmapped a table in between and the range now holds other memory,
-// the advice still changes no byte — unlike MADV_DONTNEED, which would zero anonymous memory.
-func releaseMapped(dir string) error {
+// releaseMapped calls madvise(MADV_DONTNEED) on every mapping of a .sst file under dir listed in
+// /proc/self/maps whose base name keep accepts. Badger maps tables read-only and MAP_SHARED, so
+// the advice only drops the process's page table entries: the pages stay in the page cache and
+// the next read maps them again (a minor fault). The caller must keep those tables mapped while
+// this runs (Store.pinTables holds an iterator over them): MADV_DONTNEED on a range that was
+// unmapped and reused for anonymous memory would zero that memory. (MADV_PAGEOUT, used before,
+// has no such hazard but evicts the pages from the page cache, so a day-change sweep re-read
+// from disk in its second pass what its first pass had read.)
+func releaseMapped(dir string, keep func(name string) bool) error {
 	f, err := os.Open("/proc/self/maps")
 	if err != nil {
 		return err
@@ -34,7 +38,7 @@ func releaseMapped(dir string) error {
 		}
 		// start-end perms offset dev inode path
 		fields := strings.Fields(string(line))
-		if len(fields) < 6 || !strings.HasPrefix(fields[5], prefix) {
+		if len(fields) < 6 || !strings.HasPrefix(fields[5], prefix) || !keep(fields[5][len(prefix):]) {
 			continue
 		}
 		lo, hi, ok := strings.Cut(fields[0], "-")
@@ -47,12 +51,11 @@ func releaseMapped(dir string) error {
 			continue
 		}
 		tried++
-		_, _, errno := unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_PAGEOUT)
+		_, _, errno := unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_DONTNEED)
 		if errno == 0 {
 			done++
 		} else {
-			// ENOMEM/EINVAL: the range was unmapped or remapped meanwhile (Badger
-			// closed the table); ENOSYS/EINVAL everywhere: no MADV_PAGEOUT (< 5.4).
+			// Cannot happen for a pinned table; kept for the accounting.
 			lastErr = errno
 		}
 	}

@@ -4,4 +4,4 @@ package state
 
 import "errors"
 
-func releaseMapped(string) error { return errors.New("not supported") }
+func releaseMapped(string, func(string) bool) error { return errors.New("not supported") }

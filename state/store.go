@@ -37,6 +37,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/skl"
+	"github.com/dgraph-io/badger/v4/table"
 	"go.uber.org/zap"
 )
 
@@ -133,9 +134,35 @@ func Open(o Options) (*Store, error) {
 		// and Badger's per-entry accounting.
 		maxBytes: o.MemTableSize / 10,
 		maxCount: int(maxBatch/int64(skl.MaxNodeSize)) * 2 / 3,
-		mapped:   newMappedReleaser(o.Dir, o.KeepTablePages),
 	}
+	s.mapped = newMappedReleaser(o.Dir, o.KeepTablePages, s.pinTables)
 	return s, nil
+}
+
+// pinTables keeps the store's tables mapped until done is called, and tells which they are.
+// A Badger iterator holds a reference on every table of the LSM tree when it is created, and a
+// referenced table is never closed (unmapped). A table present both before and after the
+// iterator was created was present when it was created (a table ID is never reused), so it is
+// pinned; tables added meanwhile are left alone.
+func (s *Store) pinTables() (keep func(name string) bool, done func()) {
+	before := s.db.Tables()
+	txn := s.db.NewTransaction(false)
+	it := txn.NewIterator(badger.IteratorOptions{})
+	after := s.db.Tables()
+	was := make(map[uint64]bool, len(before))
+	for _, t := range before {
+		was[t.ID] = true
+	}
+	pinned := make(map[string]bool, len(after))
+	for _, t := range after {
+		if was[t.ID] {
+			pinned[table.IDToFilename(t.ID)] = true
+		}
+	}
+	return func(name string) bool { return pinned[name] }, func() {
+		it.Close()
+		txn.Discard()
+	}
 }
 
 func badgerMaxBatchSize(memTableSize int64) int64 { return 15 * memTableSize / 100 }

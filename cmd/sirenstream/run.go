@@ -32,6 +32,7 @@ type procFlags struct {
 	logLevel       string
 	commitInterval time.Duration
 	catchUpCommit  time.Duration
+	catchUpRecords int
 	futureSkew     time.Duration
 	lateness       time.Duration
 	usageDays      int
@@ -52,6 +53,7 @@ func (f *procFlags) register(fs *flag.FlagSet, defaultLog string) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&f.commitInterval, "commit-interval", 100*time.Millisecond, "max time between commits (outputs flushed, then state+offsets); bounds output latency")
 	fs.DurationVar(&f.catchUpCommit, "catchup-commit-interval", time.Second, "max time between commits while a partition is behind by 20,000 records or more (replay, catching up): bigger batches write each SIREN's state once for more records")
+	fs.IntVar(&f.catchUpRecords, "catchup-commit-records", 250000, "max records per commit while a partition is behind by 20,000 records or more (below 20,000 a commit holds at most 20,000)")
 	fs.DurationVar(&f.futureSkew, "max-future-skew", 24*time.Hour, "dead-letter events whose event_time is later than their Kafka record timestamp plus this")
 	fs.DurationVar(&f.lateness, "allowed-lateness", 7*24*time.Hour, "records older than stream time minus this are late (dead-lettered)")
 	fs.IntVar(&f.usageDays, "usage-days", 90, "days of daily usage buckets kept per SIREN")
@@ -128,6 +130,7 @@ func (f *procFlags) build(stderr io.Writer) (*components, error) {
 		MaxFutureSkew:         f.futureSkew,
 		CommitInterval:        f.commitInterval,
 		CatchUpCommitInterval: f.catchUpCommit,
+		CatchUpCommitRecords:  f.catchUpRecords,
 		CacheSIRENs:           f.cacheSIRENs,
 		Logger:                log,
 		Codec:                 c.codec,
