@@ -159,6 +159,16 @@ func (t *Task) Intensity(st *State) (float64, bool) {
 	return v, ok
 }
 
+// IntensityNextDay returns st's digital_intensity at the day after the
+// stream day: the value pass 1 of the next day change computes for st if that
+// change is to the next day and no other event reaches st before it. It
+// changes nothing, not even the traffic memo (a scan of the usage buckets).
+func (t *Task) IntensityNextDay(st *State) (float64, bool) {
+	t30, _, sims := st.trafficScan(t.StreamDay() + 1)
+	v, _, ok := st.intensity(t30, sims)
+	return v, ok
+}
+
 func (t *Task) retention() retention {
 	d := t.StreamDay()
 	return retention{

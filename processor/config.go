@@ -119,6 +119,11 @@ type Config struct {
 	// Metrics receives counters; default a no-op.
 	Metrics Metrics
 
+	// OnDayChange, when set, is called by a partition's task after each
+	// day-change sweep (both passes) with what it did. It runs on the task's
+	// goroutine: keep it short. For benchmarks and tools; nil by default.
+	OnDayChange func(DayChange)
+
 	// beforeStateCommit, set by tests only, runs after a batch's outputs and
 	// changelog records were written and before its Badger transaction: an
 	// error there is a crash at the worst moment of the commit protocol.
@@ -243,4 +248,18 @@ func Transport(k Kafka) *kafka.Transport {
 		k.ClientID = "sirenstream"
 	}
 	return k.transport()
+}
+
+// DayChange describes one day-change sweep of a partition (Config.OnDayChange).
+type DayChange struct {
+	Partition int32
+	Day       time.Time // the new stream day (UTC midnight)
+	Start     time.Time
+	Duration  time.Duration
+	// Pass1 is where the percentile snapshot's intensities came from:
+	// "cache" (the partition fits in memory), "kept set" (maintained since
+	// the previous day change, no read of the store) or "store" (a scan).
+	Pass1   string
+	Scored  int   // SIRENs with an intensity (snapshot population)
+	Changes int64 // segment changes the sweep emitted
 }

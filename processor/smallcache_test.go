@@ -1,10 +1,12 @@
 package processor_test
 
 import (
+	"sync"
 	"testing"
 
 	"github.com/sirenstream/sirenstream/gen"
 	"github.com/sirenstream/sirenstream/internal/testkit"
+	"github.com/sirenstream/sirenstream/processor"
 )
 
 // TestReplayWithASmallCacheIsIdentical: a partition much bigger than the
@@ -16,11 +18,19 @@ import (
 func TestReplayWithASmallCacheIsIdentical(t *testing.T) {
 	const parts = 2
 	brokers, _ := testkit.Loaded(t, parts, gen.Config{SIRENs: 240, Days: 75, Seed: 5, BadRate: 0.002})
+	pass1 := map[string]map[string]int{} // topic → pass 1 source → day changes
+	var mu sync.Mutex
 	replay := func(topic string, cacheSIRENs, commitRecords int) string {
 		t.Helper()
 		dir := t.TempDir()
 		cfg := testkit.Config(t, brokers, dir)
 		cfg.CacheSIRENs, cfg.CommitRecords = cacheSIRENs, commitRecords
+		pass1[topic] = map[string]int{}
+		cfg.OnDayChange = func(dc processor.DayChange) {
+			mu.Lock()
+			pass1[topic][dc.Pass1]++
+			mu.Unlock()
+		}
 		replayTo(t, cfg, topic)
 		if err := cfg.Store.Close(); err != nil {
 			t.Fatal(err)
@@ -29,6 +39,12 @@ func TestReplayWithASmallCacheIsIdentical(t *testing.T) {
 	}
 	bigState := replay("big-cache", 0, 0)     // defaults: every SIREN fits
 	smallState := replay("small-cache", 9, 7) // ~120 SIRENs per partition, 7-record commits and sweep chunks
+	// The small cache takes pass 1 from the store on a task's first day
+	// change and from the set kept since the previous one afterwards.
+	if pass1["small-cache"]["kept set"] == 0 || pass1["small-cache"]["store"] == 0 || pass1["big-cache"]["cache"] == 0 {
+		t.Fatalf("pass 1 sources: %v", pass1)
+	}
+	t.Logf("pass 1 sources: %v", pass1)
 	if bigState != smallState {
 		t.Fatal("final Badger state differs between a cache that holds the partition and a small one")
 	}

@@ -83,6 +83,12 @@ type task struct {
 
 	sweeping    bool
 	sweepCursor string
+	// nextInt holds the intensities of the next day change's pass 1 while
+	// the partition does not fit in the cache (nil: pass 1 reads the
+	// store); building is the set pass 2 of a sweep started by this task
+	// fills (nil when not tracking, or for a sweep resumed from a cursor).
+	nextInt  *nextIntensities
+	building *nextIntensities
 
 	// plan records the input of every record taken since the last
 	// checkpoint; it is saved before a batch's outputs are written so a
@@ -574,11 +580,28 @@ func (t *task) process(ctx context.Context, in int, it *item) error {
 		// state must not pin.
 		st = engine.NewState(strings.Clone(ev.SIREN))
 	}
+	var before float64
+	var hadBefore bool
+	if t.nextInt != nil && found {
+		before, hadBefore = t.eng.IntensityNextDay(st)
+	}
 	changed, err := t.eng.Step(st, ev, &t.dec)
 	if err != nil {
 		t.deadLetter(in, it, engine.DLQReason(err), err)
 		done()
 		return nil
+	}
+	if n := t.nextInt; n != nil {
+		if n.day != t.eng.StreamDay()+1 {
+			t.nextInt = nil // cannot happen: a new day sweeps first
+		} else {
+			if hadBefore {
+				n.remove(before)
+			}
+			if v, ok := t.eng.IntensityNextDay(st); ok {
+				n.add(v)
+			}
+		}
 	}
 	t.cache.Put(st.SIREN, st)
 	if changed {
@@ -643,6 +666,8 @@ func (t *task) emit(d *engine.Decision) {
 // snapshot; pass 2 evaluates in SIREN order and commits in chunks with a
 // cursor, so a crash resumes the sweep exactly where it stopped.
 func (t *task) sweep(ctx context.Context, newTime int64) error {
+	start := time.Now()
+	changes0 := t.snapshot().Changes
 	// Pass 1 reads the store when the cache does not hold the whole
 	// partition: the store must be the truth then. A complete cache needs
 	// no commit here: the day's last records and the sweep's changes go
@@ -654,12 +679,19 @@ func (t *task) sweep(ctx context.Context, newTime int64) error {
 	}
 	t.eng.AdvanceTo(newTime)
 	t.vals = t.vals[:0]
-	// Pass 1 needs only intensities: from memory when the cache holds the
-	// whole partition, else straight from the encoded states (the commit
-	// above left nothing dirty, so the store is the truth) without decoding.
+	// Pass 1 needs only intensities: from the set Steps kept up to date
+	// since the last sweep, or from memory when the cache holds the whole
+	// partition, else straight from the encoded states (the commit above
+	// left nothing dirty, so the store is the truth) without decoding.
 	// Pass 2's Cache.Each fills the cache when the partition fits.
 	var err error
-	if t.cache.Complete() {
+	from := "store"
+	switch n := t.nextInt; {
+	case n != nil && n.day == t.eng.StreamDay():
+		t.vals = n.appendValues(t.vals)
+		from = "kept set"
+	case t.cache.Complete():
+		from = "cache"
 		// Any order: SetSnapshot sorts the values.
 		err = t.cache.EachUnordered(func(siren string, st *engine.State) error {
 			if v, ok := t.eng.Intensity(st); ok {
@@ -667,7 +699,7 @@ func (t *task) sweep(ctx context.Context, newTime int64) error {
 			}
 			return nil
 		})
-	} else {
+	default:
 		err = t.cfg.Store.Scan(t.opt.partition, func(siren string, val []byte) error {
 			v, ok, err := t.eng.IntensityEncoded(val)
 			if err != nil {
@@ -682,10 +714,31 @@ func (t *task) sweep(ctx context.Context, newTime int64) error {
 	if err != nil {
 		return err
 	}
+	if ce := t.log.Check(zap.DebugLevel, "day change"); ce != nil {
+		ce.Write(zap.Time("day", time.UnixMilli(newTime).UTC()), zap.String("pass1_from", from), zap.Int("scored", len(t.vals)))
+	}
+	t.nextInt, t.building = nil, nil
+	if !t.cache.Complete() {
+		t.building = newNextIntensities(t.eng.StreamDay() + 1)
+	}
 	t.eng.SetSnapshot(t.vals)
 	t.sweeping, t.sweepCursor = true, ""
 	t.dirtyOffsets = true
-	return t.sweepEvaluate(ctx)
+	if err := t.sweepEvaluate(ctx); err != nil {
+		return err
+	}
+	if f := t.cfg.OnDayChange; f != nil {
+		f(DayChange{
+			Partition: t.opt.partition,
+			Day:       time.UnixMilli(int64(t.eng.StreamDay()) * engine.DayMs).UTC(),
+			Start:     start,
+			Duration:  time.Since(start),
+			Pass1:     from,
+			Scored:    len(t.vals),
+			Changes:   t.snapshot().Changes - changes0,
+		})
+	}
+	return nil
 }
 
 var errChunkFull = errors.New("sweep chunk full")
@@ -747,6 +800,11 @@ func (t *task) sweepEvaluate(ctx context.Context) error {
 		n := 0
 		complete := t.cache.Complete()
 		err := t.cache.Each(t.sweepCursor, func(siren string, st *engine.State) error {
+			if b := t.building; b != nil {
+				if v, ok := t.eng.IntensityNextDay(st); ok {
+					b.add(v)
+				}
+			}
 			if t.eng.Evaluate(st, &t.dec) {
 				if complete {
 					t.cache.Put(siren, st)
@@ -773,6 +831,10 @@ func (t *task) sweepEvaluate(ctx context.Context) error {
 			// usual rules commit (a crash before that re-runs the records
 			// and the deterministic sweep from the last checkpoint).
 			t.sweeping, t.sweepCursor = false, ""
+			if !t.cache.Complete() {
+				t.nextInt = t.building
+			}
+			t.building = nil
 			return nil
 		}
 		// A full chunk is committed, not forced: it is written in the

@@ -48,8 +48,9 @@ func TestBenchSmoke(t *testing.T) {
 	if l := r.Latency; l == nil || l.Probes == 0 || l.Observed == 0 || l.P99Ms <= 0 || l.P50Ms > l.P99Ms {
 		t.Errorf("latency = %+v", r.Latency)
 	}
-	if len(r.Scale) != 1 || r.Scale[0].SIRENs != 300 || len(r.Scale[0].Sweeps) != 2 || r.Scale[0].DiskBytes <= 0 ||
-		r.Scale[0].Sweeps[0].Seconds <= 0 || r.Scale[0].Sweeps[0].Changes == 0 {
+	if len(r.Scale) != 1 || r.Scale[0].SIRENs != 300 || len(r.Scale[0].Sweeps) != 3 || r.Scale[0].DiskBytes <= 0 ||
+		r.Scale[0].Sweeps[0].Seconds <= 0 || r.Scale[0].Sweeps[0].Changes == 0 ||
+		r.Scale[0].Sweeps[2].Day != 3 || r.Scale[0].Sweeps[2].Seconds <= 0 || r.Scale[0].Sweeps[2].Pass1 == "" {
 		t.Errorf("scale = %+v", r.Scale)
 	}
 }
