@@ -253,6 +253,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	for _, s := range cfg.Stages {
 		want[s] = true
 	}
+	// An untimed raw pass first: right after the produce, the first reads
+	// of the topics cost the broker more (its raw stage used 0.8–1.0 CPU
+	// s/M against 0.2–0.4 for later stages) and raw came out slower than
+	// decode, which flattered every ratio to it.
+	if _, err := runConsume(ctx, cfg, in, false); err != nil {
+		return res, fmt.Errorf("warm-up: %w", err)
+	}
+	cfg.Progress("warm-up pass done (untimed)")
 	var raw float64
 	for _, name := range AllStages {
 		if !want[name] {
