@@ -228,7 +228,12 @@ func (r *crashRun) start(group string) *crashProc {
 	p.cmd = exec.Command(r.bin, "run", "--brokers", r.addr, "--group", group, "--state-dir", r.dir,
 		"--session-timeout", "6s", "--log-format", "console", "--log-level", "warn",
 		"--topic-segment-changes", r.name+"-changes", "--topic-churn-alerts", r.name+"-churn",
-		"--topic-dlq", r.name+"-dlq", "--topic-changelog", r.name+"-changelog")
+		"--topic-dlq", r.name+"-dlq", "--topic-changelog", r.name+"-changelog",
+		// Catch-up batches of 3,000 records (default 250,000 or 1 s): the
+		// input is consumed in about a second otherwise, too fast for
+		// several kills, and many commits spread the kills over the
+		// protocol's phases.
+		"--catchup-commit-records", "3000")
 	p.cmd.Stderr = p.log
 	if err := p.cmd.Start(); err != nil {
 		r.t.Fatal(err)
