@@ -50,7 +50,7 @@ func TestKill9LosesNothing(t *testing.T) {
 	addr, _ := startBroker(t, bin) // 3 partitions
 	brokers := []string{addr}
 	const parts = 3
-	genCmd := exec.Command(bin, "generate", "--brokers", addr, "--sirens", "1200", "--days", "90",
+	genCmd := exec.Command(bin, "generate", "--brokers", addr, "--sirens", "3000", "--days", "90",
 		"--bad-rate", "0.001", "--seed", "7", "--partitions", strconv.Itoa(parts))
 	if out, err := genCmd.CombinedOutput(); err != nil {
 		t.Fatalf("generate: %v\n%s", err, out)
@@ -88,27 +88,24 @@ func TestKill9LosesNothing(t *testing.T) {
 	for i := 0; i < kills; i++ {
 		group := fmt.Sprintf("crash-%d", i+1)
 		p := run.start(group)
-		// Most kills land while the process consumes: after its first group
-		// commit shows progress, at a random delay that spreads them over
-		// the commit protocol's phases (outputs written / state committed /
-		// group committed) and over sweeps. Some land during start-up
-		// (group join, changelog restore, checkpoint load).
+		// Most kills land while the process consumes, at a random delay
+		// after its start that spreads them over the commit protocol's
+		// phases (outputs written / state committed / group committed) and
+		// over sweeps; some land during start-up (group join, changelog
+		// restore, checkpoint load). The delay is the random kill point, not
+		// synchronisation: the group's offsets are committed at most once a
+		// second, too late to watch for progress now that the processor
+		// consumes this input in about a second.
 		phase := "consuming"
+		delay := 200*time.Millisecond + time.Duration(rng.IntN(500))*time.Millisecond
 		if rng.IntN(4) == 0 {
 			phase = "starting"
-		} else {
-			deadline := time.Now().Add(90 * time.Second)
-			for crashGroupProgress(t, brokers, group, parts) <= durable {
-				if p.exited() {
-					t.Fatalf("processor exited on its own before kill %d:\n%s", i+1, tail(p.log.String(), 3000))
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("kill %d: the restarted processor made no progress in 90s", i+1)
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			delay = time.Duration(rng.IntN(200)) * time.Millisecond
 		}
-		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond) // the random kill point, not synchronisation
+		time.Sleep(delay)
+		if p.exited() {
+			t.Fatalf("processor exited on its own before kill %d:\n%s", i+1, tail(p.log.String(), 3000))
+		}
 		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
