@@ -21,7 +21,7 @@ import (
 )
 
 // TestKill9LosesNothing is the crash test of the delivery contract: a
-// `sirenstream run` process consuming 130k+ events is killed with SIGKILL
+// `sirenstream run` process consuming 380k+ events is killed with SIGKILL
 // at several random points and restarted on the same state directory each
 // time; the broker (`sirenstream broker`, another process) outlives it. When
 // it has finished, its Badger state (every partition's checkpoint and SIREN
