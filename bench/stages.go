@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sirenstream/sirenstream/engine"
+	"github.com/sirenstream/sirenstream/internal/handoff"
 	"github.com/sirenstream/sirenstream/processor"
 	"github.com/sirenstream/sirenstream/schemas"
 	"github.com/sirenstream/sirenstream/state"
@@ -155,8 +155,20 @@ type engineItem struct {
 	err error
 }
 
+// mergeable reports whether every input with records still to come has one
+// buffered (the merge can take the next record).
+func mergeable(rings []*handoff.Ring[engineItem], done, ends []int64) bool {
+	for i, r := range rings {
+		if done[i] < ends[i] && r.Len() == 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // runEngine is decode + engine with in-memory state: per partition, four
-// reader goroutines decode and feed one task goroutine that merges by event
+// reader goroutines decode into rings (the processor's hand-off) and one
+// task goroutine merges by event
 // time exactly like the processor (smallest event_time first, ties by input
 // order profiles, outages, claims, usage), checks, sweeps on a day change
 // (intensity pass, snapshot, evaluate pass over the map) and Steps the
@@ -171,82 +183,77 @@ func runEngine(ctx context.Context, cfg Config, in *Input) (StageResult, error) 
 	m.start()
 	g, gctx := errgroup.WithContext(ctx)
 	for p := 0; p < in.Partitions; p++ {
-		items := make(chan engineItem, 4096)
-		var readers sync.WaitGroup
+		// The processor's hand-off: each reader decodes into its input's
+		// ring, the task merges from the slots in place.
+		wake := handoff.NewWakeup()
+		var rings [4]*handoff.Ring[engineItem]
 		var ends [4]int64
 		for i, topic := range inputs {
 			r := ranges[topic][p]
 			ends[i] = r.end - r.first
-			readers.Add(1)
+			rings[i] = handoff.NewRing[engineItem](2048)
+			ring := rings[i]
 			g.Go(func() error {
-				defer readers.Done()
 				kind := engine.Kind(i)
 				return readRange(gctx, cfg.Brokers, topic, p, r, func(msg *kafka.Message) error {
-					it := engineItem{in: i, msg: *msg}
-					it.err = codec.Decode(gctx, kind, msg.Value, &it.ev)
-					select {
-					case items <- it:
-						return nil
-					case <-gctx.Done():
+					it := ring.Slot(gctx)
+					if it == nil {
 						return gctx.Err()
 					}
+					it.in, it.msg = i, *msg
+					it.ev = engine.Event{}
+					it.err = codec.Decode(gctx, kind, msg.Value, &it.ev)
+					ring.Publish(wake)
+					return nil
 				})
 			})
 		}
 		g.Go(func() error {
-			go func() { readers.Wait(); close(items) }()
 			et := newEngineTask()
-			var bufs [4][]engineItem
-			var got [4]int64 // records received per input
-			var waited time.Duration
-			var waitedOn [4]int
+			var done [4]int64 // records merged per input
 			for {
 				// Merge: process while every input with records still to come
 				// has at least one buffered.
-				for {
-					best := -1
-					for i := range bufs {
-						if len(bufs[i]) == 0 {
-							if got[i] < ends[i] {
-								best = -2
-								break
-							}
-							continue
-						}
-						if best < 0 || bufs[i][0].key() < bufs[best][0].key() {
-							best = i
-						}
+				best := -1
+				finished := true
+				for i, r := range rings {
+					if done[i] < ends[i] {
+						finished = false
 					}
-					if best < 0 {
-						break
-					}
-					et.process(&bufs[best][0])
-					bufs[best][0] = engineItem{}
-					bufs[best] = bufs[best][1:]
-				}
-				var tw time.Time
-				if debugReaders {
-					tw = time.Now()
-				}
-				it, ok := <-items
-				if debugReaders {
-					waited += time.Since(tw)
-					for i := range bufs {
-						if len(bufs[i]) == 0 && got[i] < ends[i] {
-							waitedOn[i]++
+					if r.Len() == 0 {
+						if done[i] < ends[i] {
+							best = -2
+							break
 						}
+						continue
+					}
+					if best < 0 || r.Front().key() < rings[best].Front().key() {
+						best = i
 					}
 				}
-				if !ok {
-					if debugReaders {
-						fmt.Fprintf(os.Stderr, "partition %d: waited %s, empty-input counts %v, got %v ends %v\n", p, waited, waitedOn, got, ends)
-					}
+				if best >= 0 {
+					et.process(rings[best].Front())
+					rings[best].Pop()
+					done[best]++
+					continue
+				}
+				if finished {
 					n.Add(et.records)
 					changes.Add(et.changes)
 					return nil
 				}
-				got[it.in]++
-				bufs[it.in] = append(bufs[it.in], it)
+				wake.Sleeping(true)
+				if mergeable(rings[:], done[:], ends[:]) {
+					wake.Sleeping(false)
+					continue
+				}
+				select {
+				case <-wake.C():
+				case <-gctx.Done():
+					wake.Sleeping(false)
+					return gctx.Err()
+				}
+				wake.Sleeping(false)
 			}
 		})
 	}

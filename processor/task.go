@@ -9,12 +9,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
 	"github.com/sirenstream/sirenstream/engine"
+	"github.com/sirenstream/sirenstream/internal/handoff"
 	"github.com/sirenstream/sirenstream/schemas"
 	"github.com/sirenstream/sirenstream/state"
 )
@@ -78,8 +80,9 @@ type task struct {
 	hwm  [numInputs]int64 // latest known high watermark
 	// rings hand each input's decoded records from its reader to the merge
 	// (nil until run starts the readers); wake lets readers wake the task.
-	rings [numInputs]*inputRing
-	wake  *wakeup
+	rings   [numInputs]*handoff.Ring[item]
+	ringHWM [numInputs]atomic.Int64 // latest high watermark each reader saw
+	wake    *handoff.Wakeup
 
 	sweeping    bool
 	sweepCursor string
@@ -334,7 +337,7 @@ func (t *task) run(ctx context.Context, client *kafka.Client) (err error) {
 		}
 	}
 
-	t.wake = newWakeup()
+	t.wake = handoff.NewWakeup()
 	rctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() {
@@ -342,7 +345,7 @@ func (t *task) run(ctx context.Context, client *kafka.Client) (err error) {
 		wg.Wait()
 	}()
 	for i := range t.inputs {
-		t.rings[i] = newInputRing(ringSize)
+		t.rings[i] = handoff.NewRing[item](ringSize)
 		if t.opt.bounded && t.next[i] >= t.end[i] {
 			continue
 		}
@@ -368,26 +371,26 @@ func (t *task) run(ctx context.Context, client *kafka.Client) (err error) {
 		}
 		// Say we are about to sleep, then look again: a reader that
 		// publishes after this sees the flag and wakes us.
-		t.wake.sleeping.Store(true)
+		t.wake.Sleeping(true)
 		if t.pick() >= 0 {
-			t.wake.sleeping.Store(false)
+			t.wake.Sleeping(false)
 			continue
 		}
 		select {
 		case <-ctx.Done():
-			t.wake.sleeping.Store(false)
+			t.wake.Sleeping(false)
 			return nil
-		case <-t.wake.c:
+		case <-t.wake.C():
 		case <-ticker.C:
 			if t.commitDue() {
 				if err := t.commit(ctx, false); err != nil {
-					t.wake.sleeping.Store(false)
+					t.wake.Sleeping(false)
 					return t.stopErr(ctx, err)
 				}
 			}
 			t.updateProgress()
 		}
-		t.wake.sleeping.Store(false)
+		t.wake.Sleeping(false)
 	}
 }
 
@@ -414,23 +417,20 @@ func (t *task) headOf(in int) *item {
 	if r == nil {
 		return nil
 	}
-	for r.len() > 0 {
-		it := r.front()
+	for r.Len() > 0 {
+		it := r.Front()
 		if it.msg.Offset >= t.next[in] && (!t.opt.bounded || it.msg.Offset < t.end[in]) {
 			return it
 		}
-		r.pop()
+		r.Pop()
 	}
 	return nil
 }
 
 // syncHWM takes the latest high watermarks the readers saw.
 func (t *task) syncHWM() {
-	for i, r := range t.rings {
-		if r == nil {
-			continue
-		}
-		if hw := r.hwm.Load(); hw > t.hwm[i] {
+	for i := range t.ringHWM {
+		if hw := t.ringHWM[i].Load(); hw > t.hwm[i] {
 			t.hwm[i] = hw
 		}
 	}
@@ -441,7 +441,7 @@ func (t *task) buffered(in int) int {
 	if t.rings[in] == nil {
 		return 0
 	}
-	return t.rings[in].len()
+	return t.rings[in].Len()
 }
 
 func (t *task) allDone() bool {
@@ -505,7 +505,7 @@ func (t *task) drain(ctx context.Context, tick <-chan time.Time) error {
 		if len(t.replayPlan) > 0 {
 			t.replayPlan = t.replayPlan[1:]
 		}
-		t.rings[in].pop()
+		t.rings[in].Pop()
 		due := t.recordsFull() || t.batchFull()
 		if n&255 == 255 {
 			select {
@@ -1071,7 +1071,7 @@ func (t *task) read(ctx context.Context, in int, from, stop int64) {
 			continue
 		}
 		attempt = 0
-		it := ring.slot(ctx)
+		it := ring.Slot(ctx)
 		if it == nil {
 			return
 		}
@@ -1082,7 +1082,10 @@ func (t *task) read(ctx context.Context, in int, from, stop int64) {
 		} else {
 			it.err, it.ev = nil, engine.Event{}
 		}
-		ring.publish(msg.HighWaterMark, t.wake)
+		if hw := msg.HighWaterMark; hw > t.ringHWM[in].Load() {
+			t.ringHWM[in].Store(hw)
+		}
+		ring.Publish(t.wake)
 		if stop >= 0 && msg.Offset+1 >= stop {
 			return
 		}
