@@ -250,11 +250,7 @@ func runScalePoint(ctx context.Context, cfg Config, n int) (ScalePoint, error) {
 						last = end
 					}
 					sw.Changes += dc.Changes
-					if sw.Pass1 == "" || sw.Pass1 == dc.Pass1 {
-						sw.Pass1 = dc.Pass1
-					} else {
-						sw.Pass1 = "mixed"
-					}
+					sw.Pass1 = mergePass1(sw.Pass1, dc.Pass1)
 				}
 				if first.IsZero() {
 					return sp, fmt.Errorf("no day change to D+%d observed", day)
@@ -262,11 +258,7 @@ func runScalePoint(ctx context.Context, cfg Config, n int) (ScalePoint, error) {
 				sw.Seconds = last.Sub(first).Seconds()
 			} else {
 				for _, dc := range dcs {
-					if sw.Pass1 == "" || sw.Pass1 == dc.Pass1 {
-						sw.Pass1 = dc.Pass1
-					} else {
-						sw.Pass1 = "mixed"
-					}
+					sw.Pass1 = mergePass1(sw.Pass1, dc.Pass1)
 				}
 			}
 			sp.Sweeps = append(sp.Sweeps, sw)
@@ -399,6 +391,15 @@ func (b *builder) build(i int) (*engine.State, error) {
 		}
 	}
 	return st, nil
+}
+
+// mergePass1 combines the pass-1 sources of a day's partitions: the common
+// one, or "mixed".
+func mergePass1(sofar, p string) string {
+	if sofar == "" || sofar == p {
+		return p
+	}
+	return "mixed"
 }
 
 func pow(x float64, n int) float64 {

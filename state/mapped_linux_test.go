@@ -133,7 +133,7 @@ func TestPinTablesKeepsThemMapped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	if dir, err = filepathEval(dir); err != nil {
+	if dir, err = filepath.EvalSymlinks(dir); err != nil {
 		t.Fatal(err)
 	}
 	s, err := Open(Options{Dir: dir, MemTableSize: 4 << 20})
@@ -210,5 +210,3 @@ func TestPinTablesKeepsThemMapped(t *testing.T) {
 	}
 	t.Logf("%d tables pinned, %d of them replaced by a compaction while pinned", len(pinned), replaced)
 }
-
-func filepathEval(dir string) (string, error) { return filepath.EvalSymlinks(dir) }
