@@ -26,6 +26,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"sync/atomic"
 	"time"
 
@@ -267,16 +268,20 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			continue
 		}
 		var st StageResult
-		switch name {
-		case StageRaw:
-			st, err = runConsume(ctx, cfg, in, false)
-		case StageDecode:
-			st, err = runConsume(ctx, cfg, in, true)
-		case StageEngine:
-			st, err = runEngine(ctx, cfg, in)
-		case StageFull:
-			st, err = runFull(ctx, cfg, in)
-		}
+		// Goroutines started by the stage inherit the label, so a CPU
+		// profile of the run focuses on one stage with -tagfocus stage=NAME.
+		pprof.Do(ctx, pprof.Labels("stage", name), func(ctx context.Context) {
+			switch name {
+			case StageRaw:
+				st, err = runConsume(ctx, cfg, in, false)
+			case StageDecode:
+				st, err = runConsume(ctx, cfg, in, true)
+			case StageEngine:
+				st, err = runEngine(ctx, cfg, in)
+			case StageFull:
+				st, err = runFull(ctx, cfg, in)
+			}
+		})
 		if err != nil {
 			return res, fmt.Errorf("stage %s: %w", name, err)
 		}

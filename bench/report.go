@@ -43,11 +43,11 @@ func (r *Result) WriteText(w io.Writer) {
 			l.ProduceAckP50, l.ProduceAckP99, l.CPUSecondsPerMillion, l.BrokerCPUSecondsPerMillion, l.PeakRSSBytes>>20, l.PeakAnonBytes>>20)
 	}
 	if len(r.Scale) > 0 {
-		fmt.Fprintf(w, "\n%9s %9s %13s %11s %11s   %s\n", "SIRENs", "build s", "RSS built", "disk", "B/SIREN", "sweeps: D+n [pass 1 from] seconds, changes, peak RSS/anon (D+2, D+3: one replay)")
+		fmt.Fprintf(w, "\n%9s %9s %13s %11s %11s %9s   %s\n", "SIRENs", "build s", "RSS built", "disk", "B/SIREN", "settle s", "sweeps: D+n [pass 1 from] seconds, changes, peak RSS/anon, compaction after (D+2, D+3: one replay)")
 		for _, p := range r.Scale {
-			fmt.Fprintf(w, "%9d %9.1f %9d MiB %7d MiB %11.0f", p.SIRENs, p.BuildSeconds, p.RSSAfterBuild>>20, p.DiskBytes>>20, p.BytesPerSIREN)
+			fmt.Fprintf(w, "%9d %9.1f %9d MiB %7d MiB %11.0f %9.1f", p.SIRENs, p.BuildSeconds, p.RSSAfterBuild>>20, p.DiskBytes>>20, p.BytesPerSIREN, p.SettleSeconds)
 			for _, s := range p.Sweeps {
-				fmt.Fprintf(w, "   D+%d [%s] %.2fs %d %d/%d MiB", s.Day, s.Pass1, s.Seconds, s.Changes, s.PeakRSSBytes>>20, s.PeakAnonBytes>>20)
+				fmt.Fprintf(w, "   D+%d [%s] %.2fs %d %d/%d MiB +%.1fs", s.Day, s.Pass1, s.Seconds, s.Changes, s.PeakRSSBytes>>20, s.PeakAnonBytes>>20, s.CompactionAfterSeconds)
 			}
 			fmt.Fprintln(w)
 		}

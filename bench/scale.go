@@ -34,6 +34,9 @@ type ScalePoint struct {
 	BytesPerSIREN float64 `json:"disk_bytes_per_siren"`
 	// RSSAfterBuild: VmRSS after building the states (GC'd).
 	RSSAfterBuild int64 `json:"rss_after_build_bytes"`
+	// SettleSeconds: after the build, how long Badger's background
+	// compaction took to catch up (no level left to compact) before D+1.
+	SettleSeconds float64 `json:"settle_seconds"`
 	// Sweeps: the first day change after the build (every SIREN gets its
 	// first intensity percentile: many changes) and the next one (steady
 	// state).
@@ -53,6 +56,10 @@ type Sweep struct {
 	Changes      int64   `json:"changes"`
 	CPUSeconds   float64 `json:"cpu_seconds"`
 	PeakRSSBytes int64   `json:"peak_rss_bytes"`
+	// CompactionAfterSeconds: how long Badger's background compaction
+	// still ran after the replay returned, until no level was left to
+	// compact (the next replay starts after it; a day has hours for it).
+	CompactionAfterSeconds float64 `json:"compaction_after_seconds"`
 	// PeakAnonBytes: peak anonymous RSS (the rest is mmapped Badger files).
 	// Sweeps D+2 and D+3 run in one replay: their CPU and peak RSS are those
 	// of the whole replay.
@@ -204,10 +211,18 @@ func runScalePoint(ctx context.Context, cfg Config, n int) (ScalePoint, error) {
 	}
 	sp.BuildSeconds = time.Since(start).Seconds()
 	pidx = nil
+	// The build writes the whole store in minutes; compaction of those
+	// writes is not part of any day change, so it finishes first (a real
+	// backfill takes hours over the same writes).
+	settle, err := settleCompaction(ctx, store)
+	if err != nil {
+		return sp, err
+	}
+	sp.SettleSeconds = settle.Seconds()
 	runtime.GC()
 	debug.FreeOSMemory()
 	sp.RSSAfterBuild = currentRSS()
-	cfg.Progress("scale %d: states built in %.1fs, RSS %d MiB", n, sp.BuildSeconds, sp.RSSAfterBuild>>20)
+	cfg.Progress("scale %d: states built in %.1fs, compaction settled %.1fs later, RSS %d MiB", n, sp.BuildSeconds, sp.SettleSeconds, sp.RSSAfterBuild>>20)
 
 	// D+1: a task that just started (pass 1 scans the store); the first
 	// snapshot, so many changes. D+2 then D+3 in ONE replay: D+2 is again a
@@ -231,8 +246,13 @@ func runScalePoint(ctx context.Context, cfg Config, n int) (ScalePoint, error) {
 		}
 		st := m.stop("sweep", 1)
 		cpu := (cpuTime() - cpu0).Seconds()
+		after, err := settleCompaction(ctx, store)
+		if err != nil {
+			return sp, err
+		}
 		for _, day := range days {
-			sw := Sweep{Day: day, Seconds: st.Seconds, Changes: changes, CPUSeconds: cpu, PeakRSSBytes: st.PeakRSSBytes, PeakAnonBytes: st.PeakAnonBytes}
+			sw := Sweep{Day: day, Seconds: st.Seconds, Changes: changes, CPUSeconds: cpu, PeakRSSBytes: st.PeakRSSBytes, PeakAnonBytes: st.PeakAnonBytes,
+				CompactionAfterSeconds: after.Seconds()}
 			if len(days) > 1 {
 				// Wall time of the day's sweep: from the first partition's
 				// start to the last one's end.
@@ -262,7 +282,7 @@ func runScalePoint(ctx context.Context, cfg Config, n int) (ScalePoint, error) {
 				}
 			}
 			sp.Sweeps = append(sp.Sweeps, sw)
-			cfg.Progress("scale %d: sweep day D+%d over %d SIRENs (pass 1 from %s): %.2fs, %d changes, peak RSS %d MiB (anon %d MiB)", n, day, n, sw.Pass1, sw.Seconds, sw.Changes, sw.PeakRSSBytes>>20, sw.PeakAnonBytes>>20)
+			cfg.Progress("scale %d: sweep day D+%d over %d SIRENs (pass 1 from %s): %.2fs, %d changes, peak RSS %d MiB (anon %d MiB); compaction ran %.1fs after the replay", n, day, n, sw.Pass1, sw.Seconds, sw.Changes, sw.PeakRSSBytes>>20, sw.PeakAnonBytes>>20, sw.CompactionAfterSeconds)
 		}
 	}
 	closed = true
@@ -391,6 +411,23 @@ func (b *builder) build(i int) (*engine.State, error) {
 		}
 	}
 	return st, nil
+}
+
+// settleCompaction waits until Badger has no level left to compact (polling;
+// at most 15 minutes) and returns how long that took.
+func settleCompaction(ctx context.Context, store *state.Store) (time.Duration, error) {
+	start := time.Now()
+	for store.CompactionPending() > 0 {
+		if time.Since(start) > 15*time.Minute {
+			return 0, errors.New("Badger compaction did not settle within 15 minutes")
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return time.Since(start), nil
 }
 
 // mergePass1 combines the pass-1 sources of a day's partitions: the common

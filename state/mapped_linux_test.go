@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // residentTableKB sums the resident kB of this process's mappings of .sst files under dir
@@ -71,6 +72,7 @@ func TestScanReleasesTablePages(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Disable the release, scan: the tables are resident (this is what the release fixes).
+	s.stopReleaseLoop()
 	m := s.mapped
 	s.mapped = nil
 	count := 0
@@ -105,6 +107,59 @@ func TestScanReleasesTablePages(t *testing.T) {
 		t.Fatalf("resident table pages after a scan with release: %d kB (without: %d kB)", with, without)
 	}
 	scan() // data read back through the released mapping is intact
+}
+
+// TestIdleStoreReleasesNewTables: tables written by flushes and compactions are written
+// through mmap, so their pages are resident in this process; with no commit or scan to release
+// them (an idle task), the store's background loop does, within a few seconds.
+func TestIdleStoreReleasesNewTables(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir, MemTableSize: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.mapped == nil {
+		t.Skip("release disabled")
+	}
+	val := bytes.Repeat([]byte("0123456789abcdef"), 50)
+	const n = 100_000 // ~80 MB of states
+	for i := 0; i < n; i += 500 {
+		puts := make([]KV, 0, 500)
+		for j := i; j < i+500; j++ {
+			puts = append(puts, KV{SIREN: siren(j), Value: val})
+		}
+		if err := s.Commit(0, puts, Checkpoint{Offsets: map[string]int64{"usage": int64(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.db.Flatten(2); err != nil { // memtables → tables, compacted: all new files
+		t.Fatal(err)
+	}
+	var lsm int64
+	for _, ti := range s.db.Tables() {
+		lsm += int64(ti.OnDiskSize)
+	}
+	peak := residentTableKB(t, dir)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		kb := residentTableKB(t, dir)
+		peak = max(peak, kb)
+		if kb <= 8<<10 {
+			t.Logf("tables %d kB; resident %d kB after the flatten at most, %d kB now (%d releases)", lsm>>10, peak, kb, s.mapped.n.Load())
+			if s.mapped.n.Load() == 0 {
+				t.Fatal("resident pages dropped without a release: the test cannot tell")
+			}
+			return
+		}
+		if s.mapped.off.Load() {
+			t.Skip("kernel refuses MADV_DONTNEED")
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d kB of table pages still resident 10 s after the last write (tables: %d kB, %d releases)", kb, lsm>>10, s.mapped.n.Load())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // mappedTables lists the base names of the .sst files under dir mapped by this process.

@@ -86,6 +86,10 @@ type Store struct {
 	closeErr  error
 
 	mapped *mappedReleaser // drops resident SSTable pages (mapped.go)
+	// stopBg ends the background release of table pages (closed by Close,
+	// which then waits for bgDone).
+	stopBg chan struct{}
+	bgDone chan struct{}
 }
 
 // KV is one state write. A nil Value deletes the SIREN.
@@ -104,8 +108,10 @@ type Checkpoint struct {
 
 // Open opens (creating if needed) the store in o.Dir. It takes an exclusive flock on Dir/LOCK
 // (shared when ReadOnly); if another store holds it, the error wraps ErrLocked. Errors that look
-// like damaged files wrap ErrCorrupt. Open starts no goroutine of ours (Badger starts its own
-// compactors and flushers, stopped by Close).
+// like damaged files wrap ErrCorrupt. Besides Badger's own compactors and flushers, Open starts
+// one goroutine (stopped by Close) that releases the pages of new table files every second
+// (mapped.go): compactions write tables through mmap, and an idle task has no commit or scan
+// that would release them.
 func Open(o Options) (*Store, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
@@ -136,7 +142,46 @@ func Open(o Options) (*Store, error) {
 		maxCount: int(maxBatch/int64(skl.MaxNodeSize)) * 2 / 3,
 	}
 	s.mapped = newMappedReleaser(o.Dir, o.KeepTablePages, s.pinTables)
+	if s.mapped != nil {
+		s.stopBg, s.bgDone = make(chan struct{}), make(chan struct{})
+		go s.releaseLoop(s.mapped)
+	}
 	return s, nil
+}
+
+// stopReleaseLoop ends releaseLoop and waits for it (idempotent; not
+// concurrent-safe: Close and tests call it).
+func (s *Store) stopReleaseLoop() {
+	if s.stopBg != nil {
+		close(s.stopBg)
+		<-s.bgDone
+		s.stopBg = nil
+	}
+}
+
+// releaseLoop releases the table pages once a second while the set of
+// tables changes (compactions and flushes write new tables through mmap, so
+// their pages are resident in this process until released).
+func (s *Store) releaseLoop(m *mappedReleaser) {
+	defer close(s.bgDone)
+	t := time.NewTicker(releaseEvery)
+	defer t.Stop()
+	var last uint64
+	for {
+		select {
+		case <-s.stopBg:
+			return
+		case <-t.C:
+		}
+		var fp uint64
+		for _, ti := range s.db.Tables() {
+			fp = fp*31 + ti.ID + 1
+		}
+		if fp != last {
+			last = fp
+			m.maybe(releaseEvery / 2)
+		}
+	}
 }
 
 // pinTables keeps the store's tables mapped until done is called, and tells which they are.
@@ -206,10 +251,24 @@ func looksCorrupt(err error) bool {
 	return false
 }
 
+// CompactionPending reports how many LSM levels Badger's compactors would
+// pick now (adjusted score >= 1): 0 once background compaction has caught up
+// with the writes. For benchmarks and operators; it does not block.
+func (s *Store) CompactionPending() int {
+	n := 0
+	for _, l := range s.db.Levels() {
+		if l.Adjusted >= 1 {
+			n++
+		}
+	}
+	return n
+}
+
 // Close closes Badger (flushing memtables) and releases the directory lock. Later calls return
 // the first call's result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.stopReleaseLoop()
 		var errs []error
 		if err := s.checkFreeSpace(); err != nil && !s.opts.ReadOnly {
 			// Closing flushes the memtables into new table files through mmap: on a full disk
