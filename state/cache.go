@@ -201,7 +201,10 @@ func (c *Cache[V]) Encode() []KV {
 	slices.SortFunc(c.dirty, func(a, b *cacheEntry[V]) int { return strings.Compare(a.siren, b.siren) })
 	puts := make([]KV, len(c.dirty))
 	c.pending = c.pending[:0]
-	arena := make([]byte, 0, c.dirtyBytes+64)
+	// dirtyBytes counts each entry at its last encoded size; states grow
+	// between commits (a day's usage bucket, event ids), so leave room for
+	// that rather than copy the whole arena when it overflows.
+	arena := make([]byte, 0, c.dirtyBytes+64*int64(len(c.dirty))+64)
 	var exact int64
 	for i, e := range c.dirty {
 		puts[i].SIREN = e.siren

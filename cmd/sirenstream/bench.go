@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"syscall"
@@ -40,7 +41,8 @@ and 1M SIRENs. By default the embedded broker runs as a child process
 	scaleSizes := fs.String("scale-sizes", "10000,100000,1000000", "SIREN counts of the scale test")
 	broker := fs.String("broker", "child", "child: embedded broker in a child process; inproc: in this process; or host:port of a running broker")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (samples of each throughput stage carry the label stage=NAME: go tool pprof -tagfocus stage=full)")
+	traceFile := fs.String("trace", "", "write a runtime execution trace of the whole run to this file (go tool trace; -pprof=sync shows where goroutines wait)")
 	memProfile := fs.String("memprofile", "", "write a heap profile at the end to this file")
 	workDir := fs.String("work-dir", "", "directory for the temporary Badger stores (default: the system temp dir)")
 	logLevel := fs.String("log-level", "error", "log level of the processor")
@@ -79,6 +81,17 @@ and 1M SIRENs. By default the embedded broker runs as a child process
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *traceFile != "" {
+		f, err := os.Create(*traceFile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return err
+		}
+		defer trace.Stop()
 	}
 
 	switch *broker {
