@@ -43,24 +43,24 @@ func residentTableKB(t *testing.T, dir string) int64 {
 	return kb
 }
 
-// TestScanReleasesTablePages: a scan of a store much bigger than releaseScanBytes leaves few
-// of its table pages resident (Badger maps the tables; without the release a full scan keeps
-// the whole store resident), and the data read through the mapping stays intact afterwards.
-func TestScanReleasesTablePages(t *testing.T) {
-	dir := t.TempDir()
+// filledStore opens a store in a fresh directory (closed by the test's cleanup) and commits n
+// states of ~800 B (like a SIREN's) to partition 0, each value prefixed with "i:"; it skips the
+// test when the release is disabled.
+func filledStore(t *testing.T, n int) (dir string, s *Store, val []byte) {
+	t.Helper()
+	dir = t.TempDir()
 	s, err := Open(Options{Dir: dir, MemTableSize: 8 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
 	if s.mapped == nil {
 		t.Skip("release disabled")
 	}
-	val := bytes.Repeat([]byte("0123456789abcdef"), 50) // 800 B, like a SIREN state
-	const n = 120_000                                   // ~100 MB of states
+	val = bytes.Repeat([]byte("0123456789abcdef"), 50)
 	for i := 0; i < n; i += 500 {
 		puts := make([]KV, 0, 500)
-		for j := i; j < i+500; j++ {
+		for j := i; j < min(i+500, n); j++ {
 			v := append([]byte(strconv.Itoa(j)+":"), val...)
 			puts = append(puts, KV{SIREN: siren(j), Value: v})
 		}
@@ -68,6 +68,15 @@ func TestScanReleasesTablePages(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	return dir, s, val
+}
+
+// TestScanReleasesTablePages: a scan of a store much bigger than releaseScanBytes leaves few
+// of its table pages resident (Badger maps the tables; without the release a full scan keeps
+// the whole store resident), and the data read through the mapping stays intact afterwards.
+func TestScanReleasesTablePages(t *testing.T) {
+	const n = 120_000 // ~100 MB of states
+	dir, s, val := filledStore(t, n)
 	if err := s.db.Flatten(2); err != nil { // memtables → tables
 		t.Fatal(err)
 	}
@@ -113,26 +122,7 @@ func TestScanReleasesTablePages(t *testing.T) {
 // through mmap, so their pages are resident in this process; with no commit or scan to release
 // them (an idle task), the store's background loop does, within a few seconds.
 func TestIdleStoreReleasesNewTables(t *testing.T) {
-	dir := t.TempDir()
-	s, err := Open(Options{Dir: dir, MemTableSize: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if s.mapped == nil {
-		t.Skip("release disabled")
-	}
-	val := bytes.Repeat([]byte("0123456789abcdef"), 50)
-	const n = 100_000 // ~80 MB of states
-	for i := 0; i < n; i += 500 {
-		puts := make([]KV, 0, 500)
-		for j := i; j < i+500; j++ {
-			puts = append(puts, KV{SIREN: siren(j), Value: val})
-		}
-		if err := s.Commit(0, puts, Checkpoint{Offsets: map[string]int64{"usage": int64(i)}}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir, s, _ := filledStore(t, 100_000)    // ~80 MB of states
 	if err := s.db.Flatten(2); err != nil { // memtables → tables, compacted: all new files
 		t.Fatal(err)
 	}
