@@ -20,6 +20,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +28,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -65,6 +67,11 @@ type Config struct {
 	Seed int64
 	// Stages to run, a subset of AllStages (nil: all; empty: none).
 	Stages []string
+	// Rounds runs the stages this many times in turn (default 1) on the same
+	// input: each round's ratios are to that round's raw stage, and the
+	// report gives each stage's median round (a shared machine's noise
+	// moves single runs by ±15 %).
+	Rounds int
 	// WorkDir holds Badger directories (default os.TempDir()); removed after.
 	WorkDir string
 	// Prefix of every topic the run creates (default "bench-<unix nanos>-"):
@@ -92,6 +99,9 @@ func (c *Config) setDefaults() {
 	if c.Stages == nil {
 		c.Stages = AllStages
 	}
+	if c.Rounds == 0 {
+		c.Rounds = 1
+	}
 	if c.WorkDir == "" {
 		c.WorkDir = os.TempDir()
 	}
@@ -111,8 +121,8 @@ func (c *Config) Validate() error {
 	if len(c.Brokers) == 0 {
 		return errors.New("bench: Brokers is empty")
 	}
-	if c.Events < 0 || c.SIRENs < 0 || c.Partitions < 0 {
-		return errors.New("bench: Events, SIRENs and Partitions must be >= 0")
+	if c.Events < 0 || c.SIRENs < 0 || c.Partitions < 0 || c.Rounds < 0 {
+		return errors.New("bench: Events, SIRENs, Partitions and Rounds must be >= 0")
 	}
 	if c.SIRENs > 1_000_000 {
 		return fmt.Errorf("bench: SIRENs %d > 1,000,000", c.SIRENs)
@@ -131,11 +141,15 @@ func (c *Config) Validate() error {
 
 // Result is the whole report; JSON field names are stable for machines.
 type Result struct {
-	Machine Machine       `json:"machine"`
-	Input   *Input        `json:"input,omitempty"`
-	Stages  []StageResult `json:"stages,omitempty"`
-	Latency *Latency      `json:"latency,omitempty"`
-	Scale   []ScalePoint  `json:"scale,omitempty"`
+	Machine Machine `json:"machine"`
+	Input   *Input  `json:"input,omitempty"`
+	// Stages: one result per stage; with several rounds, the stage's median
+	// round (by ratio to raw; raw by records/s).
+	Stages []StageResult `json:"stages,omitempty"`
+	// Rounds: every round's stages when more than one ran.
+	Rounds  [][]StageResult `json:"rounds,omitempty"`
+	Latency *Latency        `json:"latency,omitempty"`
+	Scale   []ScalePoint    `json:"scale,omitempty"`
 	// RSSResettable: peak RSS figures are per stage (VmHWM reset); false: they
 	// are process-lifetime maxima (stages run in ascending memory order).
 	RSSResettable bool `json:"rss_per_stage"`
@@ -154,7 +168,9 @@ type Input struct {
 
 // StageResult is one throughput stage.
 type StageResult struct {
-	Name          string  `json:"name"`
+	Name string `json:"name"`
+	// Round: which round (1-based) these figures come from.
+	Round         int     `json:"round"`
 	Records       int64   `json:"records"`
 	Seconds       float64 `json:"seconds"`
 	RecordsPerSec float64 `json:"records_per_sec"`
@@ -262,12 +278,31 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return res, fmt.Errorf("warm-up: %w", err)
 	}
 	cfg.Progress("warm-up pass done (untimed)")
+	for round := 1; round <= cfg.Rounds; round++ {
+		stages, err := runRound(ctx, cfg, in, want, round)
+		if err != nil {
+			return res, err
+		}
+		res.Rounds = append(res.Rounds, stages)
+	}
+	res.Stages = medianRounds(res.Rounds)
+	if len(res.Rounds) == 1 {
+		res.Rounds = nil
+	}
+	return res, nil
+}
+
+// runRound runs the wanted stages once, in order; ratios are to this
+// round's raw stage.
+func runRound(ctx context.Context, cfg Config, in *Input, want map[string]bool, round int) ([]StageResult, error) {
+	var out []StageResult
 	var raw float64
 	for _, name := range AllStages {
 		if !want[name] {
 			continue
 		}
 		var st StageResult
+		var err error
 		// Goroutines started by the stage inherit the label, so a CPU
 		// profile of the run focuses on one stage with -tagfocus stage=NAME.
 		pprof.Do(ctx, pprof.Labels("stage", name), func(ctx context.Context) {
@@ -283,7 +318,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			}
 		})
 		if err != nil {
-			return res, fmt.Errorf("stage %s: %w", name, err)
+			return out, fmt.Errorf("round %d: stage %s: %w", round, name, err)
 		}
 		if name == StageRaw {
 			raw = st.RecordsPerSec
@@ -292,12 +327,38 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			st.RatioToRaw = st.RecordsPerSec / raw
 		}
 		if st.Records != in.Events {
-			return res, fmt.Errorf("stage %s: consumed %d records, want %d", name, st.Records, in.Events)
+			return out, fmt.Errorf("round %d: stage %s: consumed %d records, want %d", round, name, st.Records, in.Events)
 		}
-		res.Stages = append(res.Stages, st)
-		cfg.Progress("stage %-6s %9.0f records/s  %5.2f CPU s/M  ratio %.2f  peak RSS %d MiB", st.Name, st.RecordsPerSec, st.CPUSecondsPerMillion, st.RatioToRaw, st.PeakRSSBytes>>20)
+		st.Round = round
+		out = append(out, st)
+		cfg.Progress("round %d: stage %-6s %9.0f records/s  %5.2f CPU s/M  ratio %.2f  peak RSS %d MiB", round, st.Name, st.RecordsPerSec, st.CPUSecondsPerMillion, st.RatioToRaw, st.PeakRSSBytes>>20)
 	}
-	return res, nil
+	return out, nil
+}
+
+// medianRounds returns, per stage (in run order), the round whose figure is
+// the median: by ratio to raw, or by records/s for raw itself (or when no raw
+// ran). With an even count, the lower middle one.
+func medianRounds(rounds [][]StageResult) []StageResult {
+	if len(rounds) == 0 {
+		return nil
+	}
+	var out []StageResult
+	for i := range rounds[0] {
+		col := make([]StageResult, 0, len(rounds))
+		for _, r := range rounds {
+			col = append(col, r[i])
+		}
+		key := func(s StageResult) float64 {
+			if s.Name == StageRaw || s.RatioToRaw == 0 {
+				return s.RecordsPerSec
+			}
+			return s.RatioToRaw
+		}
+		slices.SortStableFunc(col, func(a, b StageResult) int { return cmp.Compare(key(a), key(b)) })
+		out = append(out, col[(len(col)-1)/2])
+	}
+	return out
 }
 
 func topicsFor(prefix string) processor.Topics {

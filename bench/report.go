@@ -19,6 +19,20 @@ func (r *Result) WriteText(w io.Writer) {
 	}
 	if len(r.Stages) > 0 {
 		rss := "peak RSS"
+		if n := len(r.Rounds); n > 1 {
+			fmt.Fprintf(w, "each stage: its median round of %d (ratios to the same round's raw); per round:\n", n)
+			for i, s := range r.Stages {
+				fmt.Fprintf(w, "  %-7s", s.Name)
+				for _, round := range r.Rounds {
+					if s.Name == StageRaw {
+						fmt.Fprintf(w, " %9.0f/s", round[i].RecordsPerSec)
+					} else {
+						fmt.Fprintf(w, " %6.0f%%", 100*round[i].RatioToRaw)
+					}
+				}
+				fmt.Fprintln(w)
+			}
+		}
 		if !r.RSSResettable {
 			rss = "maxrss*"
 		}

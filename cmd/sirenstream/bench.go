@@ -35,6 +35,7 @@ and 1M SIRENs. By default the embedded broker runs as a child process
 	partitions := fs.Int("partitions", 4, "partitions of the benchmark topics")
 	seed := fs.Int64("seed", 1, "generator seed")
 	stages := fs.String("stages", strings.Join(bench.AllStages, ","), "throughput stages to run (comma list; 'none' for none)")
+	rounds := fs.Int("rounds", 1, "run the throughput stages this many times in turn and report each stage's median round (ratios within a round)")
 	rate := fs.Int("rate", 10_000, "input rate of the latency run, events/s")
 	latency := fs.Duration("latency", 20*time.Second, "duration of the latency run (0 disables it)")
 	scale := fs.Bool("scale", false, "also run the scale test (takes minutes)")
@@ -54,7 +55,10 @@ and 1M SIRENs. By default the embedded broker runs as a child process
 	if err != nil {
 		return err
 	}
-	cfg := bench.Config{Events: *events, SIRENs: *sirens, Partitions: *partitions, Seed: *seed, WorkDir: *workDir, Logger: log}
+	if *rounds < 1 {
+		return usageErr("--rounds %d: want at least 1", *rounds)
+	}
+	cfg := bench.Config{Events: *events, SIRENs: *sirens, Partitions: *partitions, Seed: *seed, WorkDir: *workDir, Logger: log, Rounds: *rounds}
 	if *stages != "none" && *stages != "" {
 		cfg.Stages = strings.Split(*stages, ",")
 	} else {

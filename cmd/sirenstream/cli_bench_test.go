@@ -18,7 +18,7 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	var out, errb bytes.Buffer
 	code := realMain([]string{"bench", "--broker", "inproc", "--json", "--events", "3000", "--sirens", "200",
-		"--partitions", "2", "--latency", "1s", "--rate", "1000", "--scale", "--scale-sizes", "300",
+		"--partitions", "2", "--rounds", "2", "--latency", "1s", "--rate", "1000", "--scale", "--scale-sizes", "300",
 		"--work-dir", t.TempDir()}, &out, &errb)
 	if code != 0 {
 		t.Fatalf("bench exited %d: %s", code, errb.String())
@@ -39,6 +39,14 @@ func TestBenchSmoke(t *testing.T) {
 		}
 		if s.Records != 3000 || s.RecordsPerSec <= 0 || s.Seconds <= 0 || s.RatioToRaw <= 0 || s.PeakRSSBytes <= 0 {
 			t.Errorf("stage %s: implausible figures %+v", s.Name, s)
+		}
+	}
+	if len(r.Rounds) != 2 {
+		t.Fatalf("rounds = %d, want 2", len(r.Rounds))
+	}
+	for i, s := range r.Stages {
+		if s.Round < 1 || s.Round > 2 || r.Rounds[s.Round-1][i] != s {
+			t.Errorf("stage %s: round %d is not one of the rounds run", s.Name, s.Round)
 		}
 	}
 	full := r.Stages[len(r.Stages)-1]
