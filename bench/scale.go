@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"time"
@@ -240,7 +241,13 @@ func runScalePoint(ctx context.Context, cfg Config, n int) (ScalePoint, error) {
 		m := meter{brokerPID: cfg.BrokerPID}
 		m.start()
 		cpu0 := cpuTime()
-		changes, err := replay()
+		// Labelled for profiles: -tagfocus scale=D+1 (Badger's compactors
+		// run unlabelled: they started with the store).
+		var changes int64
+		var err error
+		pprof.Do(ctx, pprof.Labels("scale", fmt.Sprintf("D+%d", days[0])), func(context.Context) {
+			changes, err = replay()
+		})
 		if err != nil {
 			return sp, err
 		}

@@ -112,7 +112,9 @@ func TestScanReleasesTablePages(t *testing.T) {
 	if m.off.Load() {
 		t.Skip("kernel refuses MADV_DONTNEED")
 	}
-	if with > without/3 || with > (2*releaseScanBytes)>>10 {
+	// One release every releaseScanBytes read; what the last window faulted
+	// in may stay until the next release (at most one a second at a scan's end).
+	if with > without*3/4 || with > (releaseScanBytes+8<<20)>>10 {
 		t.Fatalf("resident table pages after a scan with release: %d kB (without: %d kB)", with, without)
 	}
 	scan() // data read back through the released mapping is intact
