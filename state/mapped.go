@@ -61,15 +61,16 @@ func (m *mappedReleaser) scanned(n int64) {
 	}
 }
 
-// maybe releases unless one ran less than every ago.
-func (m *mappedReleaser) maybe(every time.Duration) {
+// maybe releases unless one ran less than every ago (or the release is
+// off), and reports whether it ran.
+func (m *mappedReleaser) maybe(every time.Duration) bool {
 	if m == nil || m.off.Load() {
-		return
+		return false
 	}
 	now := time.Now().UnixNano()
 	last := m.last.Load()
 	if now-last < int64(every) || !m.last.CompareAndSwap(last, now) {
-		return
+		return false
 	}
 	keep, done := m.pin()
 	err := releaseMapped(m.dir, keep)
@@ -78,8 +79,9 @@ func (m *mappedReleaser) maybe(every time.Duration) {
 		if m.fails.Add(1) >= 3 {
 			m.off.Store(true)
 		}
-		return
+		return true
 	}
 	m.fails.Store(0)
 	m.n.Add(1)
+	return true
 }

@@ -144,7 +144,7 @@ func Open(o Options) (*Store, error) {
 	s.mapped = newMappedReleaser(o.Dir, o.KeepTablePages, s.pinTables)
 	if s.mapped != nil {
 		s.stopBg, s.bgDone = make(chan struct{}), make(chan struct{})
-		go s.releaseLoop(s.mapped)
+		go releaseLoop(s.db, s.mapped, s.stopBg, s.bgDone)
 	}
 	return s, nil
 }
@@ -161,25 +161,26 @@ func (s *Store) stopReleaseLoop() {
 
 // releaseLoop releases the table pages once a second while the set of
 // tables changes (compactions and flushes write new tables through mmap, so
-// their pages are resident in this process until released).
-func (s *Store) releaseLoop(m *mappedReleaser) {
-	defer close(s.bgDone)
+// their pages are resident in this process until released). A tick whose
+// release was throttled (a commit or scan released just before) is retried
+// on the next one.
+func releaseLoop(db *badger.DB, m *mappedReleaser, stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
 	t := time.NewTicker(releaseEvery)
 	defer t.Stop()
-	var last uint64
+	var released uint64 // fingerprint of the table set at the last release
 	for {
 		select {
-		case <-s.stopBg:
+		case <-stop:
 			return
 		case <-t.C:
 		}
 		var fp uint64
-		for _, ti := range s.db.Tables() {
+		for _, ti := range db.Tables() {
 			fp = fp*31 + ti.ID + 1
 		}
-		if fp != last {
-			last = fp
-			m.maybe(releaseEvery / 2)
+		if fp != released && m.maybe(releaseEvery/2) {
+			released = fp
 		}
 	}
 }
