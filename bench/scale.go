@@ -115,7 +115,7 @@ func runScalePoint(ctx context.Context, cfg Config, n int) (ScalePoint, error) {
 		return sp, err
 	}
 	defer os.RemoveAll(dir)
-	store, err := state.Open(state.Options{Dir: dir, Logger: cfg.Logger})
+	store, err := state.Open(state.Options{Dir: dir, MergeHeader: engine.MergeHeader, Logger: cfg.Logger})
 	if err != nil {
 		return sp, err
 	}

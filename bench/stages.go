@@ -346,7 +346,7 @@ func runFull(ctx context.Context, cfg Config, in *Input) (StageResult, error) {
 // replayOnce opens the store in dir, runs one Replay, measures it, closes the
 // store and adds the Badger figures.
 func replayOnce(ctx context.Context, cfg Config, topics processor.Topics, dir string, ro processor.ReplayOptions, name string) (StageResult, error) {
-	store, err := state.Open(state.Options{Dir: dir, Logger: cfg.Logger})
+	store, err := state.Open(state.Options{Dir: dir, MergeHeader: engine.MergeHeader, Logger: cfg.Logger})
 	if err != nil {
 		return StageResult{}, err
 	}

@@ -439,3 +439,61 @@ func (r *reader) dayUsage(i int, day *int64) dayUsage {
 	}
 	return dayUsage{day: int32(*day), bytes: int64(by), sims: int32(sims)}
 }
+
+// AppendHeader appends the header of st's encoding — the first bytes of
+// AppendBinary: version, seq and segments, the decision Evaluate changes — to
+// dst. A day-change sweep that changes only a SIREN's decision writes this
+// header alone (a few bytes instead of the ~1 KB state); MergeHeader puts it
+// back in front of the stored body on every read, so what a reader sees is
+// exactly AppendBinary of the new state.
+func (s *State) AppendHeader(dst []byte) []byte {
+	dst = append(dst, StateVersion)
+	dst = binary.AppendUvarint(dst, uint64(s.seq))
+	return append(dst, byte(s.segs))
+}
+
+// headerLen returns the length of the header of encoding b and its seq.
+func headerLen(b []byte) (int, uint64, error) {
+	if len(b) == 0 {
+		return 0, 0, errTruncated
+	}
+	if b[0] != StateVersion {
+		return 0, 0, fmt.Errorf("unknown state version %d", b[0])
+	}
+	seq, n := binary.Uvarint(b[1:])
+	if n <= 0 || len(b) < 1+n+1 {
+		return 0, 0, errTruncated
+	}
+	if seq > 1<<62 {
+		return 0, 0, errors.New("bad seq")
+	}
+	return 1 + n + 1, seq, nil
+}
+
+// MergeHeader appends to dst the state encoding base with its header
+// replaced by hdr (an AppendHeader), when hdr is newer than base's own header
+// (a greater seq: every decision increments seq, and a full write of the
+// state carries the seq of its last decision, so a header written before the
+// base's last full write is stale and ignored). It is the
+// state.Options.MergeHeader of the processor's store.
+func MergeHeader(dst, base, hdr []byte) ([]byte, error) {
+	bn, bseq, err := headerLen(base)
+	if err != nil {
+		return dst, fmt.Errorf("engine: state: %w", err)
+	}
+	hn, hseq, err := headerLen(hdr)
+	if err == nil && hn != len(hdr) {
+		err = fmt.Errorf("%d trailing bytes", len(hdr)-hn)
+	}
+	if err == nil && Segments(hdr[hn-1])&^AllSegments != 0 {
+		err = fmt.Errorf("unknown segment bits %#x", hdr[hn-1])
+	}
+	if err != nil {
+		return dst, fmt.Errorf("engine: state header: %w", err)
+	}
+	if hseq <= bseq {
+		return append(dst, base...), nil
+	}
+	dst = append(dst, hdr...)
+	return append(dst, base[bn:]...), nil
+}

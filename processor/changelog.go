@@ -98,7 +98,16 @@ func (t *task) writeChangelog(ctx context.Context, puts []state.KV, cp state.Che
 	for attempt := 0; ; attempt++ {
 		recs := make([]kafka.Record, 0, len(puts)+1)
 		for _, kv := range puts {
-			recs = append(recs, record([]byte(kv.SIREN), kv.Value))
+			v := kv.Value
+			if kv.Header {
+				// The changelog holds whole states: a restore writes them
+				// as the base, newer than any header key left behind.
+				if kv.Full == nil {
+					return -1, fmt.Errorf("partition %d: header put of %s without its full state", t.opt.partition, kv.SIREN)
+				}
+				v = kv.Full
+			}
+			recs = append(recs, record([]byte(kv.SIREN), v))
 		}
 		recs = append(recs, record(cpKey, cpBytes))
 		next, err := t.changelog.produce(ctx, t.opt.partition, recs)

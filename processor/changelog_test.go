@@ -31,7 +31,9 @@ func restoreStats(p *processor.Processor) (sirens, records int64, full int) {
 // its state (states, input offsets, task meta) equals the original. Then a
 // second instance takes the partitions over, processes more input, and the
 // first instance, restarted on its intact but stale directory, restores only
-// the tail it lacks.
+// the tail it lacks. The instances run with a cache smaller than a
+// partition, so their sweeps write header keys (state.KV.Header) that the
+// changelog carries as whole states.
 func TestRestoreFromChangelog(t *testing.T) {
 	const parts = 3
 	_, brokers := testkit.Cluster(t, parts)
@@ -39,16 +41,41 @@ func TestRestoreFromChangelog(t *testing.T) {
 	all := testkit.Generated(t, gen.Config{SIRENs: 200, Days: 70, Seed: 5})
 	half := len(all) * 2 / 3
 	testkit.Produce(t, brokers, all[:half]...)
+	config := func(dir string) processor.Config {
+		cfg := testkit.Config(t, brokers, dir)
+		// ~67 SIRENs per partition; sweep chunks committed before the next
+		// day's records rewrite their states whole.
+		cfg.CacheSIRENs, cfg.CommitRecords = 20, 10
+		return cfg
+	}
 
 	dirA := t.TempDir()
-	h := testkit.Start(t, testkit.Config(t, brokers, dirA))
+	h := testkit.Start(t, config(dirA))
 	h.WaitConsumed(t, int64(half), parts, 120*time.Second)
 	h.Stop(t)
+	st, err := state.Open(state.Options{Dir: dirA, MergeHeader: engine.MergeHeader, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	headers := 0
+	for p := int32(0); p < parts; p++ {
+		n, err := st.Headers(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		headers += n
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if headers == 0 {
+		t.Fatal("no header keys: the test does not cover header writes")
+	}
 	original := dumpState(t, dirA, parts)
 
 	// Lose the disk: a fresh directory restores everything from the changelog.
 	dirFresh := t.TempDir()
-	h = testkit.Start(t, testkit.Config(t, brokers, dirFresh))
+	h = testkit.Start(t, config(dirFresh))
 	h.WaitConsumed(t, 0, parts, 120*time.Second)
 	sirens, _, full := restoreStats(h.P)
 	h.Stop(t)
@@ -61,13 +88,13 @@ func TestRestoreFromChangelog(t *testing.T) {
 
 	// Another instance (dirFresh) processes the rest of the input...
 	testkit.Produce(t, brokers, all[half:]...)
-	h = testkit.Start(t, testkit.Config(t, brokers, dirFresh))
+	h = testkit.Start(t, config(dirFresh))
 	h.WaitConsumed(t, int64(len(all)-half), parts, 120*time.Second)
 	h.Stop(t)
 	final := dumpState(t, dirFresh, parts)
 
 	// ...and the first one comes back with its stale directory: tail only.
-	h = testkit.Start(t, testkit.Config(t, brokers, dirA))
+	h = testkit.Start(t, config(dirA))
 	h.WaitConsumed(t, 0, parts, 120*time.Second)
 	tailSIRENs, tailRecords, full := restoreStats(h.P)
 	h.Stop(t)
@@ -77,7 +104,7 @@ func TestRestoreFromChangelog(t *testing.T) {
 	if got := dumpState(t, dirA, parts); got != final {
 		t.Fatal("state after a tail restore differs from the instance that processed the tail")
 	}
-	t.Logf("tail restore read %d changelog records (%d SIRENs)", tailRecords, tailSIRENs)
+	t.Logf("tail restore read %d changelog records (%d SIRENs); %d header keys after the first run", tailRecords, tailSIRENs, headers)
 }
 
 // BenchmarkRestore100k measures SIRENs restored per second from a changelog

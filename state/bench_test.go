@@ -22,7 +22,7 @@ func BenchmarkCommit1000(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		for j := range puts {
-			puts[j] = KV{keys[(i*1000+j)%len(keys)], val}
+			puts[j] = KV{SIREN: keys[(i*1000+j)%len(keys)], Value: val}
 		}
 		cp.Offsets["usage"] = int64(i)
 		if err := s.Commit(0, puts, cp); err != nil {
@@ -62,7 +62,7 @@ func BenchmarkScan(b *testing.B) {
 	for i := 0; i < n; i += 1000 {
 		puts := make([]KV, 1000)
 		for j := range puts {
-			puts[j] = KV{siren(i + j), val}
+			puts[j] = KV{SIREN: siren(i + j), Value: val}
 		}
 		if err := s.Commit(0, puts, Checkpoint{}); err != nil {
 			b.Fatal(err)

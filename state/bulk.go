@@ -66,7 +66,13 @@ func (b *Bulk) Put(siren string, val []byte) error {
 	var err error
 	if val == nil {
 		err = b.wb.Delete(key)
+		if err == nil && b.s.mayHaveHeaders(b.p) {
+			// A SIREN created again later starts a new seq: its old header must go.
+			err = b.wb.Delete(headerKey(nil, b.p, siren))
+		}
 	} else {
+		// A header key of siren, if any, stays: it is older than val (whose seq
+		// includes every decision of the SIREN's history), so reads ignore it.
 		err = b.wb.Set(key, append([]byte(nil), val...))
 	}
 	if err != nil {

@@ -15,6 +15,13 @@ type Codec[V any] interface {
 	Unmarshal(siren string, b []byte) (V, error)
 }
 
+// HeaderCodec is implemented by a Codec whose encodings start with a header that can change
+// alone (the decision of a SIREN state): MarshalHeader appends the header of v — the bytes
+// Options.MergeHeader puts in front of a stored body. Cache.PutHeader needs it.
+type HeaderCodec[V any] interface {
+	MarshalHeader(dst []byte, v V) []byte
+}
+
 // Cache is the write-behind cache of one partition's states: reads hit memory first, writes
 // only mark the entry dirty, and Flush (or Encode + CommitEncoded) writes each dirty SIREN once
 // per commit, together with the checkpoint, in one Store transaction.
@@ -31,7 +38,10 @@ type Cache[V any] struct {
 	store    *Store
 	p        int32
 	codec    Codec[V]
+	hcodec   HeaderCodec[V] // nil: PutHeader writes whole states
 	maxClean int
+	// encodeFull: Encode also sets KV.Full of header puts (SetEncodeFull).
+	encodeFull bool
 
 	m          map[string]*cacheEntry[V]
 	dirty      []*cacheEntry[V] // entries with dirty set, unordered
@@ -67,6 +77,7 @@ type cacheEntry[V any] struct {
 	dirty      bool
 	deleted    bool // dirty tombstone
 	transient  bool // PutTransient: dropped, not kept clean, once committed
+	headerOnly bool // PutHeader: only the header differs from the store
 	prev, next *cacheEntry[V]
 }
 
@@ -80,9 +91,16 @@ const initialAvgSize = 256
 // NewCache returns an empty cache for partition p of store. maxClean < 0 is treated as 0.
 func NewCache[V any](store *Store, p int32, codec Codec[V], maxClean int) *Cache[V] {
 	c := &Cache[V]{store: store, p: p, codec: codec, maxClean: max(maxClean, 0)}
+	if hc, ok := codec.(HeaderCodec[V]); ok && store.opts.MergeHeader != nil {
+		c.hcodec = hc
+	}
 	c.Reset()
 	return c
 }
+
+// SetEncodeFull makes Encode give every header put its whole encoding too (KV.Full), for a
+// caller that copies states elsewhere (a changelog) before committing them.
+func (c *Cache[V]) SetEncodeFull(on bool) { c.encodeFull = on }
 
 // Get returns the state of siren: from memory if cached, else decoded from the store (and cached
 // clean), else found=false. Cost of a hit: one map lookup; of a miss: a Badger read and a decode.
@@ -122,7 +140,7 @@ func (c *Cache[V]) Get(siren string) (v V, found bool, err error) {
 func (c *Cache[V]) Put(siren string, v V) {
 	e := c.touch(siren)
 	e.v = v
-	e.deleted, e.transient = false, false
+	e.deleted, e.transient, e.headerOnly = false, false, false
 }
 
 // PutTransient is Put for a SIREN the caller does not expect to need again soon (a day-change
@@ -134,18 +152,42 @@ func (c *Cache[V]) PutTransient(siren string, v V) {
 	cached := c.m[siren] != nil
 	e := c.touch(siren)
 	e.v = v
-	e.deleted = false
+	e.deleted, e.headerOnly = false, false
 	if !cached {
 		e.transient = true
 	}
 }
+
+// PutHeader is PutTransient for a state whose change since the store is in its header alone
+// (HeaderCodec): a day-change sweep's new decision. When the entry is clean, or not cached
+// (v was just read from the store, by Each), the next Encode writes only the header (a Header
+// KV of a few bytes, merged into the stored state by every read) instead of the whole state; a
+// dirty entry stays a whole write. The caller must not have changed anything but the header of
+// v since it was read or last Put (then Put is the right call). Without a HeaderCodec, or a
+// Store without Options.MergeHeader, it is PutTransient.
+func (c *Cache[V]) PutHeader(siren string, v V) {
+	e := c.m[siren]
+	headerOnly := c.hcodec != nil && (e == nil || !e.dirty || e.headerOnly) && (e == nil || !e.deleted)
+	c.PutTransient(siren, v)
+	if headerOnly {
+		e = c.m[siren]
+		e.headerOnly = true
+		// A header costs its key and a few bytes, not the state's size.
+		c.dirtyBytes -= e.dirtyCost
+		e.dirtyCost = PutCost(siren, nil) + headerEstimate
+		c.dirtyBytes += e.dirtyCost
+	}
+}
+
+// headerEstimate bounds the size of a header (version, uvarint seq, segments) for estimates.
+const headerEstimate = 12
 
 // Delete marks siren deleted; the next flush writes a deletion.
 func (c *Cache[V]) Delete(siren string) {
 	e := c.touch(siren)
 	var zero V
 	e.v = zero
-	e.deleted = true
+	e.deleted, e.headerOnly = true, false
 }
 
 // touch returns the entry of siren, created if needed, marked dirty.
@@ -213,6 +255,18 @@ func (c *Cache[V]) Encode() []KV {
 			exact += int64(len(e.siren))
 			continue
 		}
+		if e.headerOnly {
+			start := len(arena)
+			arena = c.hcodec.MarshalHeader(arena, e.v)
+			val := arena[start:len(arena):len(arena)]
+			puts[i].Value, puts[i].Header = val, true
+			e.dirtyCost = PutCost(e.siren, val)
+			exact += e.dirtyCost
+			if c.encodeFull {
+				puts[i].Full = c.codec.Marshal(nil, e.v)
+			}
+			continue
+		}
 		start := len(arena)
 		arena = c.codec.Marshal(arena, e.v)
 		val := arena[start:len(arena):len(arena)]
@@ -222,12 +276,12 @@ func (c *Cache[V]) Encode() []KV {
 		puts[i].Value = val
 		e.size = int64(len(val))
 		c.observeSize(e.size)
-		exact += PutCost(e.siren, val)
+		e.dirtyCost = PutCost(e.siren, val)
+		exact += e.dirtyCost
 	}
 	c.dirtyBytes = exact
 	c.pendingBytes = exact
 	for _, e := range c.dirty {
-		e.dirtyCost = PutCost(e.siren, nil) + max(e.size, 0)
 		if e.deleted {
 			e.dirtyCost = int64(len(e.siren))
 		}
@@ -275,7 +329,7 @@ func (c *Cache[V]) settleCommitted() {
 		if c.m[e.siren] != e || e.gen != pe.gen || !e.dirty {
 			continue // touched since Encode (or dropped by Reset): stays as is
 		}
-		e.dirty = false
+		e.dirty, e.headerOnly = false, false
 		c.dirtyBytes -= e.dirtyCost
 		e.dirtyCost = 0
 		if e.deleted || e.transient {

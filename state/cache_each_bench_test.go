@@ -30,7 +30,7 @@ func completeCacheB(b *testing.B, n int, shuffled bool) *Cache[*counter] {
 		for i := 0; i < n; i += 1000 {
 			puts := make([]KV, 0, 1000)
 			for j := i; j < min(i+1000, n); j++ {
-				puts = append(puts, KV{siren(j), (counterCodec{}).Marshal(nil, &counter{N: int64(j)})})
+				puts = append(puts, KV{SIREN: siren(j), Value: (counterCodec{}).Marshal(nil, &counter{N: int64(j)})})
 			}
 			if err := s.Commit(7, puts, Checkpoint{}); err != nil {
 				b.Fatal(err)

@@ -49,7 +49,7 @@ func completeCacheT(t *testing.T, n, maxClean int) (*Store, *Cache[*counter], ea
 	m := eachModel{}
 	var puts []KV
 	for i := 0; i < 2*n; i += 2 {
-		puts = append(puts, KV{siren(i), (counterCodec{}).Marshal(nil, &counter{N: int64(i)})})
+		puts = append(puts, KV{SIREN: siren(i), Value: (counterCodec{}).Marshal(nil, &counter{N: int64(i)})})
 		m[siren(i)] = int64(i)
 	}
 	if err := s.Commit(7, puts, Checkpoint{}); err != nil {

@@ -87,7 +87,7 @@ func TestCacheEvictionNeverLosesDirty(t *testing.T) {
 	for i := range 200 {
 		c.Put(siren(i), &counter{N: int64(i)})
 	}
-	if err := s.Commit(7, []KV{{"x-1", []byte{2}}, {"x-2", []byte{4}}}, Checkpoint{}); err != nil {
+	if err := s.Commit(7, []KV{{SIREN: "x-1", Value: []byte{2}}, {SIREN: "x-2", Value: []byte{4}}}, Checkpoint{}); err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {
@@ -177,7 +177,7 @@ func TestCacheScanMergesStoreAndDirty(t *testing.T) {
 	s, c := newCacheT(t, 2)
 	var puts []KV
 	for _, k := range []string{"b", "d", "f"} {
-		puts = append(puts, KV{k, (counterCodec{}).Marshal(nil, &counter{N: 1})})
+		puts = append(puts, KV{SIREN: k, Value: (counterCodec{}).Marshal(nil, &counter{N: 1})})
 	}
 	if err := s.Commit(7, puts, Checkpoint{}); err != nil {
 		t.Fatal(err)

@@ -99,6 +99,18 @@ type Options struct {
 	// DropPartition return ErrReadOnly. Badger refuses to open read-only a directory whose last
 	// writer did not close cleanly (it would need to replay the WAL).
 	ReadOnly bool
+
+	// MergeHeader enables header-only writes (KV.Header, Cache.PutHeader): a write that
+	// changes only the first bytes of a state — its header, in the caller's format — stores
+	// that header under a second, small key instead of rewriting the whole state. Every read
+	// (Get, Scan, ScanFrom and the cache built on them) then returns
+	// MergeHeader(dst, base, header): base with its header replaced when header is newer,
+	// base unchanged when it is stale (a full write after the header write, which leaves
+	// the header key in place). It must append to dst and return the extended slice, must
+	// not retain base or header, and must be deterministic. The processor passes
+	// engine.MergeHeader. A store whose directory holds header keys refuses reads of their
+	// partitions, with an error, when MergeHeader is nil.
+	MergeHeader func(dst, base, header []byte) ([]byte, error)
 }
 
 // Validate reports the first invalid field. Zero values are valid (they select defaults).

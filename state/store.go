@@ -13,6 +13,13 @@
 //
 //	's' | partition (4 bytes, big-endian uint32) | SIREN bytes  →  encoded state
 //	'c' | partition (4 bytes, big-endian uint32)                 →  encoded Checkpoint
+//	'h' | partition (4 bytes, big-endian uint32) | SIREN bytes  →  header of the state (optional)
+//
+// A header key holds the new header of a state whose body did not change (Options.MergeHeader,
+// KV.Header): a day-change sweep that changes the decision of 200k SIRENs writes 200k headers of
+// a few bytes instead of 200k states of ~1 KB (and Badger compacts 50× less). Reads merge the
+// header into the state; a header older than its state is ignored, so a full write never needs
+// to delete it. Only a deletion of the SIREN (and DropPartition) removes it.
 //
 // Big-endian partition numbers make every partition one contiguous, SIREN-ordered key range, so
 // Scan is a prefix iteration and DropPartition deletes a range without touching other partitions.
@@ -62,6 +69,7 @@ var (
 const (
 	prefixState      byte = 's'
 	prefixCheckpoint byte = 'c'
+	prefixHeader     byte = 'h'
 	partitionLen          = 4
 	// maxSIRENLen keeps keys far below Badger's 65000-byte key limit.
 	maxSIRENLen = 1024
@@ -90,12 +98,24 @@ type Store struct {
 	// which then waits for bgDone).
 	stopBg chan struct{}
 	bgDone chan struct{}
+
+	// hdrMu guards hdrParts: the partitions that may hold header keys (found by Open, added by
+	// a Commit of a header, removed by DropPartition). Reads of other partitions skip the
+	// header lookup.
+	hdrMu    sync.RWMutex
+	hdrParts map[int32]bool
 }
 
 // KV is one state write. A nil Value deletes the SIREN.
 type KV struct {
 	SIREN string
 	Value []byte
+	// Header: Value is only the new header of the stored state (Options.MergeHeader), written
+	// under the SIREN's header key; the stored state stays. The state must exist.
+	Header bool
+	// Full is the whole new encoding of a Header put, for copies that need the state itself
+	// (a changelog). Set by Cache.Encode when Cache.SetEncodeFull is on; the Store ignores it.
+	Full []byte
 }
 
 // Checkpoint is what a task needs to resume a partition, committed atomically with its states.
@@ -140,6 +160,9 @@ func Open(o Options) (*Store, error) {
 		// and Badger's per-entry accounting.
 		maxBytes: o.MemTableSize / 10,
 		maxCount: int(maxBatch/int64(skl.MaxNodeSize)) * 2 / 3,
+	}
+	if s.hdrParts, err = findHeaderPartitions(db); err != nil {
+		return nil, errors.Join(fmt.Errorf("state: open %q: list header keys: %w", o.Dir, err), db.Close(), unlockDir(lock))
 	}
 	s.mapped = newMappedReleaser(o.Dir, o.KeepTablePages, s.pinTables)
 	if s.mapped != nil {
@@ -300,6 +323,95 @@ func statePrefix(p int32) []byte {
 	return binary.BigEndian.AppendUint32([]byte{prefixState}, uint32(p))
 }
 
+func headerKey(dst []byte, p int32, siren string) []byte {
+	dst = append(dst, prefixHeader)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(p))
+	return append(dst, siren...)
+}
+
+func headerPrefix(p int32) []byte {
+	return binary.BigEndian.AppendUint32([]byte{prefixHeader}, uint32(p))
+}
+
+// findHeaderPartitions returns the partitions that hold at least one header key: one seek per
+// such partition.
+func findHeaderPartitions(db *badger.DB) (map[int32]bool, error) {
+	parts := map[int32]bool{}
+	err := db.View(func(txn *badger.Txn) error {
+		io := badger.DefaultIteratorOptions
+		io.Prefix = []byte{prefixHeader}
+		io.PrefetchValues = false
+		it := txn.NewIterator(io)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); {
+			k := it.Item().Key()
+			if len(k) < 1+partitionLen {
+				return fmt.Errorf("header key %x: %w", k, ErrCorrupt)
+			}
+			p := binary.BigEndian.Uint32(k[1:])
+			parts[int32(p)] = true
+			if p == 1<<32-1 {
+				break
+			}
+			it.Seek(headerPrefix(int32(p + 1)))
+		}
+		return nil
+	})
+	return parts, err
+}
+
+// mayHaveHeaders reports whether partition p may hold header keys.
+func (s *Store) mayHaveHeaders(p int32) bool {
+	s.hdrMu.RLock()
+	defer s.hdrMu.RUnlock()
+	return s.hdrParts[p]
+}
+
+func (s *Store) setHeaders(p int32, on bool) {
+	s.hdrMu.Lock()
+	defer s.hdrMu.Unlock()
+	if on {
+		s.hdrParts[p] = true
+	} else {
+		delete(s.hdrParts, p)
+	}
+}
+
+// merge returns base with header merged in (Options.MergeHeader), appended to dst.
+func (s *Store) merge(dst []byte, p int32, siren string, base, header []byte) ([]byte, error) {
+	if s.opts.MergeHeader == nil {
+		return nil, fmt.Errorf("state: partition %d SIREN %s has a header key but Options.MergeHeader is nil", p, siren)
+	}
+	out, err := s.opts.MergeHeader(dst, base, header)
+	if err != nil {
+		return nil, fmt.Errorf("state: partition %d SIREN %s: merge header: %w", p, siren, err)
+	}
+	return out, nil
+}
+
+// Headers returns the number of header keys of partition p (diagnostics, tests).
+func (s *Store) Headers(p int32) (int, error) {
+	if err := checkPartition(p); err != nil {
+		return 0, err
+	}
+	n := 0
+	err := s.db.View(func(txn *badger.Txn) error {
+		io := badger.DefaultIteratorOptions
+		io.Prefix = headerPrefix(p)
+		io.PrefetchValues = false
+		it := txn.NewIterator(io)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, s.wrap("count headers of", p, err)
+	}
+	return n, nil
+}
+
 func checkpointKey(p int32) []byte {
 	return binary.BigEndian.AppendUint32([]byte{prefixCheckpoint}, uint32(p))
 }
@@ -325,22 +437,40 @@ func (s *Store) wrap(op string, p int32, err error) error {
 	return fmt.Errorf("state: %s %q partition %d: %w", op, s.opts.Dir, p, err)
 }
 
-// Get returns a copy of the stored state of siren in partition p, or nil, nil when missing.
-// Cost: one Badger point read and one allocation for the copy.
+// Get returns a copy of the stored state of siren in partition p (its header key merged in, see
+// Options.MergeHeader), or nil, nil when missing. Cost: one Badger point read (two in a partition
+// with header keys) and one allocation for the copy.
 func (s *Store) Get(p int32, siren string) ([]byte, error) {
 	if err := checkPartition(p); err != nil {
 		return nil, err
 	}
 	var kbuf [64]byte
 	key := stateKey(kbuf[:0], p, siren)
+	headers := s.mayHaveHeaders(p)
 	var out []byte
 	err := s.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(key)
 		if err != nil {
 			return err
 		}
-		out, err = item.ValueCopy(nil)
-		return err
+		if !headers {
+			out, err = item.ValueCopy(nil)
+			return err
+		}
+		hitem, err := txn.Get(headerKey(kbuf[:0], p, siren))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			out, err = item.ValueCopy(nil)
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(base []byte) error {
+			return hitem.Value(func(h []byte) error {
+				out, err = s.merge(nil, p, siren, base, h)
+				return err
+			})
+		})
 	})
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, nil
@@ -363,11 +493,26 @@ func (s *Store) Commit(p int32, puts []KV, cp Checkpoint) error {
 	if s.opts.ReadOnly {
 		return s.wrap("commit", p, ErrReadOnly)
 	}
+	headers := false
 	for i := range puts {
 		if err := checkSIREN(p, puts[i].SIREN); err != nil {
 			return err
 		}
+		if puts[i].Header {
+			if puts[i].Value == nil {
+				return fmt.Errorf("state: partition %d SIREN %s: a header put needs a value", p, puts[i].SIREN)
+			}
+			if s.opts.MergeHeader == nil {
+				return fmt.Errorf("state: partition %d SIREN %s: header put without Options.MergeHeader", p, puts[i].SIREN)
+			}
+			headers = true
+		}
 	}
+	if headers {
+		// Before the transaction: a reader that sees the header must know to merge it.
+		s.setHeaders(p, true)
+	}
+	hadHeaders := s.mayHaveHeaders(p)
 	if err := s.checkFreeSpace(); err != nil {
 		return s.wrap("commit", p, err)
 	}
@@ -381,11 +526,19 @@ func (s *Store) Commit(p int32, puts []KV, cp Checkpoint) error {
 	err := s.db.Update(func(txn *badger.Txn) error {
 		for i := range puts {
 			start := len(keys)
-			keys = stateKey(keys, p, puts[i].SIREN)
+			if puts[i].Header {
+				keys = headerKey(keys, p, puts[i].SIREN)
+			} else {
+				keys = stateKey(keys, p, puts[i].SIREN)
+			}
 			k := keys[start:len(keys):len(keys)]
 			var err error
 			if puts[i].Value == nil {
 				err = txn.Delete(k)
+				if err == nil && hadHeaders {
+					// A SIREN created again later starts a new seq: its old header must go.
+					err = txn.Delete(headerKey(nil, p, puts[i].SIREN))
+				}
 			} else {
 				err = txn.Set(k, puts[i].Value)
 			}
@@ -492,6 +645,21 @@ func (s *Store) scan(p int32, after string, useAfter bool, fn func(string, []byt
 		if useAfter {
 			seek = stateKey(nil, p, after)
 		}
+		// Header keys (same SIREN order, their own prefix) are merged in by a
+		// second iterator that walks alongside.
+		var hs *headerScan
+		if s.mayHaveHeaders(p) {
+			hio := io
+			hio.Prefix = headerPrefix(p)
+			hs = &headerScan{it: txn.NewIterator(hio), plen: len(hio.Prefix)}
+			defer hs.it.Close()
+			hseek := hio.Prefix
+			if useAfter {
+				hseek = headerKey(nil, p, after)
+			}
+			hs.it.Seek(hseek)
+		}
+		var merged []byte
 		for it.Seek(seek); it.ValidForPrefix(prefix); it.Next() {
 			item := it.Item()
 			k := item.Key()
@@ -500,7 +668,18 @@ func (s *Store) scan(p int32, after string, useAfter bool, fn func(string, []byt
 			}
 			siren := string(k[len(prefix):])
 			s.mapped.scanned(int64(len(k)) + item.ValueSize())
+			hitem := hs.find(k[len(prefix):])
 			if err := item.Value(func(v []byte) error {
+				if hitem != nil {
+					if err := hitem.Value(func(h []byte) error {
+						var err error
+						merged, err = s.merge(merged[:0], p, siren, v, h)
+						return err
+					}); err != nil {
+						return err
+					}
+					v = merged
+				}
 				fnErr = fn(siren, v)
 				return fnErr
 			}); err != nil {
@@ -514,6 +693,28 @@ func (s *Store) scan(p int32, after string, useAfter bool, fn func(string, []byt
 	}
 	if err != nil {
 		return s.wrap("scan", p, err)
+	}
+	return nil
+}
+
+// headerScan walks a partition's header keys alongside a scan of its states.
+type headerScan struct {
+	it   *badger.Iterator
+	plen int
+}
+
+// find returns the header item of siren, or nil; sirens must come in ascending order.
+func (h *headerScan) find(siren []byte) *badger.Item {
+	if h == nil {
+		return nil
+	}
+	for ; h.it.Valid(); h.it.Next() {
+		switch c := bytes.Compare(h.it.Item().Key()[h.plen:], siren); {
+		case c == 0:
+			return h.it.Item()
+		case c > 0:
+			return nil
+		}
 	}
 	return nil
 }
@@ -572,19 +773,21 @@ func (s *Store) DropPartition(p int32) error {
 	}); err != nil {
 		return s.wrap("drop checkpoint of", p, err)
 	}
-	prefix := statePrefix(p)
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
 	err := s.db.View(func(txn *badger.Txn) error {
-		io := badger.DefaultIteratorOptions
-		io.Prefix = prefix
-		io.PrefetchValues = false
-		it := txn.NewIterator(io)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			if err := wb.Delete(it.Item().KeyCopy(nil)); err != nil {
-				return err
+		for _, prefix := range [][]byte{headerPrefix(p), statePrefix(p)} {
+			io := badger.DefaultIteratorOptions
+			io.Prefix = prefix
+			io.PrefetchValues = false
+			it := txn.NewIterator(io)
+			for it.Rewind(); it.Valid(); it.Next() {
+				if err := wb.Delete(it.Item().KeyCopy(nil)); err != nil {
+					it.Close()
+					return err
+				}
 			}
+			it.Close()
 		}
 		return nil
 	})
@@ -594,6 +797,7 @@ func (s *Store) DropPartition(p int32) error {
 	if err != nil {
 		return s.wrap("drop states of", p, err)
 	}
+	s.setHeaders(p, false)
 	return nil
 }
 

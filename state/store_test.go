@@ -59,7 +59,7 @@ func TestCommitIsAtomicAndSurvivesReopen(t *testing.T) {
 	dir := t.TempDir()
 	s := openT(t, dir)
 	cp := Checkpoint{Offsets: map[string]int64{"usage": 42, "claims": 7, "outages": 0}, Meta: []byte("meta")}
-	puts := []KV{{"000000001", []byte("a")}, {"000000002", []byte("b")}}
+	puts := []KV{{SIREN: "000000001", Value: []byte("a")}, {SIREN: "000000002", Value: []byte("b")}}
 	if err := s.Commit(3, puts, cp); err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestCommitIsAtomicAndSurvivesReopen(t *testing.T) {
 	check(s)
 	// Deletion through a nil value, in the same txn as a new checkpoint.
 	cp2 := Checkpoint{Offsets: map[string]int64{"usage": 43}}
-	if err := s.Commit(3, []KV{{"000000002", nil}}, cp2); err != nil {
+	if err := s.Commit(3, []KV{{SIREN: "000000002", Value: nil}}, cp2); err != nil {
 		t.Fatal(err)
 	}
 	if v, err := s.Get(3, "000000002"); v != nil || err != nil {
@@ -130,16 +130,16 @@ func TestScanIsInSIRENOrderAndScanFromResumes(t *testing.T) {
 	r := rand.New(rand.NewSource(1))
 	var puts []KV
 	for _, i := range r.Perm(500) {
-		puts = append(puts, KV{siren(i), []byte(strconv.Itoa(i))})
+		puts = append(puts, KV{SIREN: siren(i), Value: []byte(strconv.Itoa(i))})
 	}
 	if err := s.Commit(1, puts, Checkpoint{}); err != nil {
 		t.Fatal(err)
 	}
 	// Neighbouring partitions must not leak into the scan.
-	if err := s.Commit(0, []KV{{siren(1000), []byte("x")}}, Checkpoint{}); err != nil {
+	if err := s.Commit(0, []KV{{SIREN: siren(1000), Value: []byte("x")}}, Checkpoint{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Commit(2, []KV{{"000000000", []byte("y")}}, Checkpoint{}); err != nil {
+	if err := s.Commit(2, []KV{{SIREN: "000000000", Value: []byte("y")}}, Checkpoint{}); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
@@ -185,7 +185,7 @@ func TestDropPartitionLeavesOtherPartitionsIntact(t *testing.T) {
 	for p := int32(0); p < 3; p++ {
 		var puts []KV
 		for i := range 300 {
-			puts = append(puts, KV{siren(i), []byte{byte(p)}})
+			puts = append(puts, KV{SIREN: siren(i), Value: []byte{byte(p)}})
 		}
 		if err := s.Commit(p, puts, Checkpoint{Offsets: map[string]int64{"usage": int64(p)}}); err != nil {
 			t.Fatal(err)
@@ -213,7 +213,7 @@ func TestDropPartitionLeavesOtherPartitionsIntact(t *testing.T) {
 func TestBulkRestoreWritesCheckpointLast(t *testing.T) {
 	s := openT(t, t.TempDir())
 	defer s.Close()
-	if err := s.Commit(5, []KV{{"old", []byte("x")}}, Checkpoint{Offsets: map[string]int64{"usage": 9}}); err != nil {
+	if err := s.Commit(5, []KV{{SIREN: "old", Value: []byte("x")}}, Checkpoint{Offsets: map[string]int64{"usage": 9}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DropPartition(5); err != nil {
@@ -256,14 +256,14 @@ func TestBulkRestoreWritesCheckpointLast(t *testing.T) {
 func TestCommitTooBigFailsWhole(t *testing.T) {
 	s := openT(t, t.TempDir())
 	defer s.Close()
-	if err := s.Commit(0, []KV{{"keep", []byte("1")}}, Checkpoint{Offsets: map[string]int64{"usage": 1}}); err != nil {
+	if err := s.Commit(0, []KV{{SIREN: "keep", Value: []byte("1")}}, Checkpoint{Offsets: map[string]int64{"usage": 1}}); err != nil {
 		t.Fatal(err)
 	}
 	var puts []KV
 	var total int64
 	val := bytes.Repeat([]byte{'x'}, 300)
 	for i := 0; total < 2*s.MaxCommitBytes(); i++ {
-		puts = append(puts, KV{siren(i), val})
+		puts = append(puts, KV{SIREN: siren(i), Value: val})
 		total += PutCost(siren(i), val)
 	}
 	err := s.Commit(0, puts, Checkpoint{Offsets: map[string]int64{"usage": 2}})
@@ -286,7 +286,7 @@ func TestCommitTooBigFailsWhole(t *testing.T) {
 			if total+c > s.MaxCommitBytes() {
 				break
 			}
-			puts = append(puts, KV{siren(i), val})
+			puts = append(puts, KV{SIREN: siren(i), Value: val})
 			total += c
 		}
 		if err := s.Commit(0, puts, Checkpoint{Offsets: map[string]int64{"usage": 3}, Meta: make([]byte, 4096)}); err != nil {
@@ -363,10 +363,10 @@ func childCommitForever() {
 		puts := make([]KV, crashBatch)
 		for i := range puts {
 			// Overlapping SIREN sets across batches: a partial batch would show mixed values.
-			puts[i] = KV{siren(r.Intn(2000)), []byte(fmt.Sprintf("%d/%0300d", b, i))}
+			puts[i] = KV{SIREN: siren(r.Intn(2000)), Value: []byte(fmt.Sprintf("%d/%0300d", b, i))}
 		}
 		// The batch's own SIRENs are also recorded in a per-batch marker key.
-		puts = append(puts, KV{fmt.Sprintf("batch-%09d", b), []byte(strconv.Itoa(len(puts)))})
+		puts = append(puts, KV{SIREN: fmt.Sprintf("batch-%09d", b), Value: []byte(strconv.Itoa(len(puts)))})
 		if err := s.Commit(0, puts, Checkpoint{Offsets: map[string]int64{"usage": b}}); err != nil {
 			fmt.Println("ERR", err)
 			os.Exit(2)
@@ -507,7 +507,7 @@ func TestOpenWhereDirIsAFile(t *testing.T) {
 func TestReadOnlyStore(t *testing.T) {
 	dir := t.TempDir()
 	s := openT(t, dir)
-	if err := s.Commit(0, []KV{{"a", []byte("1")}}, Checkpoint{Offsets: map[string]int64{"usage": 1}}); err != nil {
+	if err := s.Commit(0, []KV{{SIREN: "a", Value: []byte("1")}}, Checkpoint{Offsets: map[string]int64{"usage": 1}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -579,7 +579,7 @@ func TestOpenGarbageDirectoryFailsCleanly(t *testing.T) {
 		for b := range 5 {
 			var puts []KV
 			for i := range 1000 {
-				puts = append(puts, KV{siren(i), bytes.Repeat([]byte{byte(b)}, 200)})
+				puts = append(puts, KV{SIREN: siren(i), Value: bytes.Repeat([]byte{byte(b)}, 200)})
 			}
 			if err := s.Commit(0, puts, Checkpoint{Offsets: map[string]int64{"usage": int64(b)}}); err != nil {
 				t.Fatal(err)

@@ -81,7 +81,7 @@ companies per segment, examples with their reasons and offers, events/s.`, stdou
 	if err != nil {
 		return err
 	}
-	store, err := state.Open(state.Options{Dir: dir, Logger: log})
+	store, err := state.Open(state.Options{Dir: dir, MergeHeader: engine.MergeHeader, Logger: log})
 	if err != nil {
 		return err
 	}

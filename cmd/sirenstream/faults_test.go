@@ -17,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/sirenstream/sirenstream/engine"
 	"github.com/sirenstream/sirenstream/gen"
 	"github.com/sirenstream/sirenstream/internal/load"
 	"github.com/sirenstream/sirenstream/internal/testkit"
@@ -156,7 +157,7 @@ func TestCorruptStateDirExitsNonZero(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			s, err := state.Open(state.Options{Dir: dir})
+			s, err := state.Open(state.Options{Dir: dir, MergeHeader: engine.MergeHeader})
 			if err != nil {
 				t.Fatal(err)
 			}

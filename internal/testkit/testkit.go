@@ -150,7 +150,7 @@ type Harness struct {
 // Config returns a processor config for tests with a Badger store in dir.
 func Config(t testing.TB, brokers []string, dir string) processor.Config {
 	t.Helper()
-	store, err := state.Open(state.Options{Dir: dir})
+	store, err := state.Open(state.Options{Dir: dir, MergeHeader: engine.MergeHeader})
 	if err != nil {
 		t.Fatalf("open state: %v", err)
 	}

@@ -1,0 +1,343 @@
+package state
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// vstate is a state with a two-byte header — seq, tag — in front of its body,
+// the shape of the engine's states (whose header is version, seq, segments).
+type vstate struct {
+	Seq, Tag byte
+	Body     string
+}
+
+type vcodec struct{}
+
+func (vcodec) Marshal(dst []byte, v *vstate) []byte {
+	return append(append(dst, v.Seq, v.Tag), v.Body...)
+}
+
+func (vcodec) MarshalHeader(dst []byte, v *vstate) []byte { return append(dst, v.Seq, v.Tag) }
+
+func (vcodec) Unmarshal(siren string, b []byte) (*vstate, error) {
+	if len(b) < 2 {
+		return nil, fmt.Errorf("bad vstate of %s", siren)
+	}
+	return &vstate{Seq: b[0], Tag: b[1], Body: string(b[2:])}, nil
+}
+
+// vmerge is the Options.MergeHeader of vstate: a header applies when its
+// seq is greater than the stored state's.
+func vmerge(dst, base, hdr []byte) ([]byte, error) {
+	if len(base) < 2 || len(hdr) != 2 {
+		return dst, errors.New("bad vstate or header")
+	}
+	if hdr[0] <= base[0] {
+		return append(dst, base...), nil
+	}
+	return append(append(dst, hdr...), base[2:]...), nil
+}
+
+func openH(t testing.TB, dir string) *Store {
+	t.Helper()
+	s, err := Open(Options{Dir: dir, MergeHeader: vmerge})
+	if err != nil {
+		t.Fatalf("Open(%s): %v", dir, err)
+	}
+	return s
+}
+
+func enc(seq, tag byte, body string) []byte { return vcodec{}.Marshal(nil, &vstate{seq, tag, body}) }
+
+// readAll returns Get of every SIREN in sirens and Scan, ScanFrom(after) of p.
+func readAll(t *testing.T, s *Store, p int32, after string, sirens []string) (gets, scan, from map[string]string) {
+	t.Helper()
+	gets, scan, from = map[string]string{}, map[string]string{}, map[string]string{}
+	for _, k := range sirens {
+		v, err := s.Get(p, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v != nil {
+			gets[k] = string(v)
+		}
+	}
+	last := ""
+	if err := s.Scan(p, func(k string, v []byte) error {
+		if k <= last {
+			t.Fatalf("scan out of order: %s after %s", k, last)
+		}
+		last = k
+		scan[k] = string(v)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ScanFrom(p, after, func(k string, v []byte) error {
+		from[k] = string(v)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return gets, scan, from
+}
+
+// TestHeaderWritesAreMergedByEveryRead: a header put changes what Get, Scan
+// and ScanFrom return for its SIREN and nothing else; a later whole write
+// with a seq at least the header's wins (the stale header stays, ignored); a
+// deletion removes the header, so a SIREN created again is not patched.
+func TestHeaderWritesAreMergedByEveryRead(t *testing.T) {
+	s := openH(t, t.TempDir())
+	defer s.Close()
+	sirens := []string{siren(1), siren(2), siren(3), siren(4), siren(5)}
+	var puts []KV
+	for i, k := range sirens {
+		puts = append(puts, KV{SIREN: k, Value: enc(1, 'a', strings.Repeat(fmt.Sprint(i), 50))})
+	}
+	if err := s.Commit(3, puts, Checkpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(4, []KV{{SIREN: siren(2), Value: enc(1, 'z', "other partition")}}, Checkpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	for _, kv := range puts {
+		want[kv.SIREN] = string(kv.Value)
+	}
+	// Headers of 2 and 5 (the last SIREN: the header iterator runs to its end).
+	if err := s.Commit(3, []KV{{SIREN: siren(2), Value: []byte{2, 'b'}, Header: true}, {SIREN: siren(5), Value: []byte{3, 'c'}, Header: true}}, Checkpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	want[siren(2)] = string(enc(2, 'b', strings.Repeat("1", 50)))
+	want[siren(5)] = string(enc(3, 'c', strings.Repeat("4", 50)))
+	for _, after := range []string{"", siren(1), siren(2), siren(3)} {
+		gets, scan, from := readAll(t, s, 3, after, sirens)
+		wantFrom := map[string]string{}
+		for k, v := range want {
+			if k > after {
+				wantFrom[k] = v
+			}
+		}
+		if fmt.Sprint(gets) != fmt.Sprint(want) || fmt.Sprint(scan) != fmt.Sprint(want) || fmt.Sprint(from) != fmt.Sprint(wantFrom) {
+			t.Fatalf("after %q:\nget  %v\nscan %v\nfrom %v\nwant %v", after, gets, scan, from, want)
+		}
+	}
+	if v, _ := s.Get(4, siren(2)); string(v) != string(enc(1, 'z', "other partition")) {
+		t.Fatalf("partition 4 read %q", v)
+	}
+	if n, err := s.Headers(3); err != nil || n != 2 {
+		t.Fatalf("Headers(3) = %d, %v", n, err)
+	}
+	// A whole write at the header's seq: the stored state wins.
+	if err := s.Commit(3, []KV{{SIREN: siren(2), Value: enc(2, 'w', "whole")}}, Checkpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	want[siren(2)] = string(enc(2, 'w', "whole"))
+	if gets, scan, _ := readAll(t, s, 3, "", sirens); fmt.Sprint(gets) != fmt.Sprint(want) || fmt.Sprint(scan) != fmt.Sprint(want) {
+		t.Fatalf("after a whole write:\nget  %v\nscan %v\nwant %v", gets, scan, want)
+	}
+	// Deleted, then created again from seq 0: the old header (seq 3) must not apply.
+	if err := s.Commit(3, []KV{{SIREN: siren(5)}}, Checkpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(3, []KV{{SIREN: siren(5), Value: enc(0, 'n', "new")}}, Checkpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := s.Get(3, siren(5)); string(v) != string(enc(0, 'n', "new")) {
+		t.Fatalf("recreated SIREN read %q", v)
+	}
+	if n, _ := s.Headers(3); n != 1 {
+		t.Fatalf("Headers(3) after the deletion = %d, want 1", n)
+	}
+	// A header needs a value.
+	if err := s.Commit(3, []KV{{SIREN: siren(1), Header: true}}, Checkpoint{}); err == nil {
+		t.Fatal("header put without a value accepted")
+	}
+}
+
+// TestHeadersFoundOnReopen: Open finds the partitions that hold header keys;
+// without MergeHeader their reads fail with a clear error (never a silently
+// stale state) and header puts are refused, while other partitions work.
+func TestHeadersFoundOnReopen(t *testing.T) {
+	dir := t.TempDir()
+	s := openH(t, dir)
+	if err := s.Commit(1, []KV{{SIREN: siren(1), Value: enc(1, 'a', "body")}}, Checkpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(2, []KV{{SIREN: siren(1), Value: enc(1, 'a', "plain")}}, Checkpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(1, []KV{{SIREN: siren(1), Value: []byte{2, 'b'}, Header: true}}, Checkpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openH(t, dir)
+	if v, err := s.Get(1, siren(1)); err != nil || string(v) != string(enc(2, 'b', "body")) {
+		t.Fatalf("after reopen: %q, %v", v, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openT(t, dir) // no MergeHeader
+	defer s.Close()
+	if _, err := s.Get(1, siren(1)); err == nil || !strings.Contains(err.Error(), "MergeHeader") {
+		t.Fatalf("Get without MergeHeader: %v", err)
+	}
+	if err := s.Scan(1, func(string, []byte) error { return nil }); err == nil || !strings.Contains(err.Error(), "MergeHeader") {
+		t.Fatalf("Scan without MergeHeader: %v", err)
+	}
+	if v, err := s.Get(2, siren(1)); err != nil || string(v) != string(enc(1, 'a', "plain")) {
+		t.Fatalf("partition without headers: %q, %v", v, err)
+	}
+	if err := s.Commit(2, []KV{{SIREN: siren(1), Value: []byte{3, 'c'}, Header: true}}, Checkpoint{}); err == nil {
+		t.Fatal("header put accepted without MergeHeader")
+	}
+}
+
+// TestDropPartitionAndBulkDropHeaders: DropPartition removes a partition's
+// header keys with its states; a bulk deletion removes the SIREN's header.
+func TestDropPartitionAndBulkDropHeaders(t *testing.T) {
+	s := openH(t, t.TempDir())
+	defer s.Close()
+	for _, p := range []int32{1, 2} {
+		if err := s.Commit(p, []KV{{SIREN: siren(1), Value: enc(1, 'a', "x")}, {SIREN: siren(2), Value: enc(1, 'a', "y")}}, Checkpoint{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Commit(p, []KV{{SIREN: siren(1), Value: []byte{2, 'b'}, Header: true}, {SIREN: siren(2), Value: []byte{2, 'b'}, Header: true}}, Checkpoint{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DropPartition(1); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.Headers(1); n != 0 {
+		t.Fatalf("%d headers after DropPartition", n)
+	}
+	if err := s.Commit(1, []KV{{SIREN: siren(1), Value: enc(0, 'n', "new")}}, Checkpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := s.Get(1, siren(1)); string(v) != string(enc(0, 'n', "new")) {
+		t.Fatalf("after DropPartition: %q", v)
+	}
+	b := s.BulkWriter(2)
+	if err := b.Put(siren(1), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(siren(3), enc(1, 'a', "z")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Finish(Checkpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.Headers(2); n != 1 {
+		t.Fatalf("%d headers after the bulk deletion, want 1 (siren 2's)", n)
+	}
+	if v, _ := s.Get(2, siren(2)); string(v) != string(enc(2, 'b', "y")) {
+		t.Fatalf("siren 2 after bulk: %q", v)
+	}
+}
+
+// TestCachePutHeader: PutHeader writes the header alone for a clean or
+// uncached state, and the whole state for one already dirty or touched by
+// Put since; Full carries the whole encoding when asked; without MergeHeader
+// it is PutTransient.
+func TestCachePutHeader(t *testing.T) {
+	s := openH(t, t.TempDir())
+	defer s.Close()
+	c := NewCache[*vstate](s, 7, vcodec{}, 100)
+	body := strings.Repeat("b", 300)
+	for i := 1; i <= 4; i++ {
+		c.Put(siren(i), &vstate{1, 'a', body})
+	}
+	if _, err := c.Flush(Checkpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	// 1: clean → header. 2: dirty (Put) → whole. 3: header then Put → whole.
+	// 5: not cached (read by a fresh cache) → header, dropped once committed.
+	v1, _, _ := c.Get(siren(1))
+	v1.Seq, v1.Tag = 2, 'h'
+	c.PutHeader(siren(1), v1)
+	v2, _, _ := c.Get(siren(2))
+	v2.Body = "changed"
+	c.Put(siren(2), v2)
+	v2.Seq = 2
+	c.PutHeader(siren(2), v2)
+	v3, _, _ := c.Get(siren(3))
+	v3.Seq = 2
+	c.PutHeader(siren(3), v3)
+	v3.Body = "grown"
+	c.Put(siren(3), v3)
+	if est := c.DirtyBytesEstimate(); est > 3*(9+310) {
+		t.Fatalf("dirty estimate %d counts the header entry as a whole state", est)
+	}
+	c.SetEncodeFull(true)
+	puts := c.Encode()
+	kinds := map[string]string{}
+	for _, kv := range puts {
+		kinds[kv.SIREN] = fmt.Sprintf("header=%v len=%d full=%d", kv.Header, len(kv.Value), len(kv.Full))
+	}
+	want := map[string]string{
+		siren(1): "header=true len=2 full=302",
+		siren(2): "header=false len=9 full=0",
+		siren(3): "header=false len=7 full=0",
+	}
+	if fmt.Sprint(kinds) != fmt.Sprint(want) {
+		t.Fatalf("puts %v\nwant %v", kinds, want)
+	}
+	if err := c.CommitEncoded(puts, Checkpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	fresh := NewCache[*vstate](s, 7, vcodec{}, 100)
+	for i, w := range []vstate{{2, 'h', body}, {2, 'a', "changed"}, {2, 'a', "grown"}, {1, 'a', body}} {
+		v, ok, err := fresh.Get(siren(i + 1))
+		if err != nil || !ok || *v != w {
+			t.Fatalf("%s: %+v %v %v, want %+v", siren(i+1), v, ok, err, w)
+		}
+	}
+	// Uncached: a sweep over the store (Each) changes siren 4's header.
+	other := NewCache[*vstate](s, 7, vcodec{}, 0)
+	if err := other.Each("", func(k string, v *vstate) error {
+		if k == siren(4) {
+			v.Seq, v.Tag = 5, 'e'
+			other.PutHeader(k, v)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	puts = other.Encode()
+	if len(puts) != 1 || !puts[0].Header || puts[0].Full != nil {
+		t.Fatalf("uncached PutHeader encoded %+v", puts)
+	}
+	if err := other.CommitEncoded(puts, Checkpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	if other.Len() != 0 {
+		t.Fatalf("a transient header entry stayed cached (%d entries)", other.Len())
+	}
+	if b, _ := s.Get(7, siren(4)); !bytes.Equal(b, enc(5, 'e', body)) {
+		t.Fatalf("siren 4 stored %q", b)
+	}
+
+	// A store without MergeHeader: PutHeader writes whole states.
+	plain := openT(t, t.TempDir())
+	defer plain.Close()
+	pc := NewCache[*vstate](plain, 7, vcodec{}, 100)
+	pc.Put(siren(1), &vstate{1, 'a', body})
+	if _, err := pc.Flush(Checkpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	pv, _, _ := pc.Get(siren(1))
+	pv.Seq = 2
+	pc.PutHeader(siren(1), pv)
+	if puts := pc.Encode(); len(puts) != 1 || puts[0].Header || len(puts[0].Value) != 302 {
+		t.Fatalf("PutHeader without MergeHeader encoded %+v", puts)
+	}
+}
