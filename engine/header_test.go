@@ -17,16 +17,7 @@ func TestMergeHeaderIsTheNewEncoding(t *testing.T) {
 	for _, ev := range evs {
 		if d := Day(ev.EventTime); d > day {
 			day = d
-			h.task.AdvanceTo(ev.EventTime)
-			keys := h.sirens()
-			var vals []float64
-			for _, k := range keys {
-				if v, ok := h.task.Intensity(h.states[k]); ok {
-					vals = append(vals, v)
-				}
-			}
-			h.task.SetSnapshot(vals)
-			for _, k := range keys {
+			for _, k := range h.advance(ev.EventTime) {
 				st := h.states[k]
 				base := st.AppendBinary(nil)
 				oldHdr := st.AppendHeader(nil)

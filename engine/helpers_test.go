@@ -57,7 +57,9 @@ func (h *harness) sirens() []string {
 	return keys
 }
 
-func (h *harness) sweep(ms int64) {
+// advance starts the stream day of ms: pass 1 of a sweep (the percentile
+// snapshot). It returns the SIRENs in order, for pass 2.
+func (h *harness) advance(ms int64) []string {
 	h.task.AdvanceTo(ms)
 	keys := h.sirens()
 	var vals []float64
@@ -67,6 +69,11 @@ func (h *harness) sweep(ms int64) {
 		}
 	}
 	h.task.SetSnapshot(vals)
+	return keys
+}
+
+func (h *harness) sweep(ms int64) {
+	keys := h.advance(ms)
 	for _, k := range keys {
 		if h.task.Evaluate(h.states[k], &h.dec) {
 			h.out = append(h.out, cloneDec(h.dec))

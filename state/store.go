@@ -313,25 +313,23 @@ func (s *Store) Close() error {
 // Dir returns the directory of the store.
 func (s *Store) Dir() string { return s.opts.Dir }
 
-func stateKey(dst []byte, p int32, siren string) []byte {
-	dst = append(dst, prefixState)
-	dst = binary.BigEndian.AppendUint32(dst, uint32(p))
+// sirenKey appends prefix | partition | siren to dst.
+func sirenKey(dst []byte, prefix byte, p int32, siren string) []byte {
+	dst = binary.BigEndian.AppendUint32(append(dst, prefix), uint32(p))
 	return append(dst, siren...)
 }
 
-func statePrefix(p int32) []byte {
-	return binary.BigEndian.AppendUint32([]byte{prefixState}, uint32(p))
+func stateKey(dst []byte, p int32, siren string) []byte {
+	return sirenKey(dst, prefixState, p, siren)
 }
+
+func statePrefix(p int32) []byte { return sirenKey(nil, prefixState, p, "") }
 
 func headerKey(dst []byte, p int32, siren string) []byte {
-	dst = append(dst, prefixHeader)
-	dst = binary.BigEndian.AppendUint32(dst, uint32(p))
-	return append(dst, siren...)
+	return sirenKey(dst, prefixHeader, p, siren)
 }
 
-func headerPrefix(p int32) []byte {
-	return binary.BigEndian.AppendUint32([]byte{prefixHeader}, uint32(p))
-}
+func headerPrefix(p int32) []byte { return sirenKey(nil, prefixHeader, p, "") }
 
 // findHeaderPartitions returns the partitions that hold at least one header key: one seek per
 // such partition.
