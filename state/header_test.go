@@ -132,13 +132,17 @@ func TestHeaderWritesAreMergedByEveryRead(t *testing.T) {
 	if n, err := s.Headers(3); err != nil || n != 2 {
 		t.Fatalf("Headers(3) = %d, %v", n, err)
 	}
-	// A whole write at the header's seq: the stored state wins.
+	// A whole write at the header's seq: the stored state wins, and the
+	// commit deletes the header key it superseded.
 	if err := s.Commit(3, []KV{{SIREN: siren(2), Value: enc(2, 'w', "whole")}}, Checkpoint{}); err != nil {
 		t.Fatal(err)
 	}
 	want[siren(2)] = string(enc(2, 'w', "whole"))
 	if gets, scan, _ := readAll(t, s, 3, "", sirens); fmt.Sprint(gets) != fmt.Sprint(want) || fmt.Sprint(scan) != fmt.Sprint(want) {
 		t.Fatalf("after a whole write:\nget  %v\nscan %v\nwant %v", gets, scan, want)
+	}
+	if n, _ := s.Headers(3); n != 1 {
+		t.Fatalf("Headers(3) after a whole write = %d, want 1", n)
 	}
 	// Deleted, then created again from seq 0: the old header (seq 3) must not apply.
 	if err := s.Commit(3, []KV{{SIREN: siren(5)}}, Checkpoint{}); err != nil {
@@ -150,8 +154,8 @@ func TestHeaderWritesAreMergedByEveryRead(t *testing.T) {
 	if v, _ := s.Get(3, siren(5)); string(v) != string(enc(0, 'n', "new")) {
 		t.Fatalf("recreated SIREN read %q", v)
 	}
-	if n, _ := s.Headers(3); n != 1 {
-		t.Fatalf("Headers(3) after the deletion = %d, want 1", n)
+	if n, _ := s.Headers(3); n != 0 {
+		t.Fatalf("Headers(3) after the deletion = %d, want 0", n)
 	}
 	// A header needs a value.
 	if err := s.Commit(3, []KV{{SIREN: siren(1), Header: true}}, Checkpoint{}); err == nil {
@@ -339,5 +343,45 @@ func TestCachePutHeader(t *testing.T) {
 	pc.PutHeader(siren(1), pv)
 	if puts := pc.Encode(); len(puts) != 1 || puts[0].Header || len(puts[0].Value) != 302 {
 		t.Fatalf("PutHeader without MergeHeader encoded %+v", puts)
+	}
+}
+
+// TestStaleHeadersBeyondTheCleanupBudgetAreIgnored: a commit that fills the
+// store's transaction limits leaves the header keys its whole writes
+// superseded (no room to delete them); reads ignore them all the same.
+func TestStaleHeadersBeyondTheCleanupBudgetAreIgnored(t *testing.T) {
+	s, err := Open(Options{Dir: t.TempDir(), MergeHeader: vmerge, MemTableSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const n = 10
+	per := int(s.MaxCommitBytes())/n - 20 // ten whole writes fill the commit
+	var base, hdrs, whole []KV
+	for i := 0; i < n; i++ {
+		base = append(base, KV{SIREN: siren(i), Value: enc(1, 'a', "b")})
+		hdrs = append(hdrs, KV{SIREN: siren(i), Value: []byte{2, 'h'}, Header: true})
+		whole = append(whole, KV{SIREN: siren(i), Value: enc(3, 'w', strings.Repeat("w", per-2))})
+	}
+	for _, puts := range [][]KV{base, hdrs, whole} {
+		if err := s.Commit(0, puts, Checkpoint{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if k, _ := s.Headers(0); k != n {
+		t.Fatalf("%d header keys left, want all %d (no cleanup budget)", k, n)
+	}
+	seen := 0
+	if err := s.Scan(0, func(k string, v []byte) error {
+		seen++
+		if v[0] != 3 || v[1] != 'w' || len(v) != per {
+			t.Fatalf("%s: stale header applied: %q", k, v[:2])
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := s.Get(0, siren(4)); v[1] != 'w' || seen != n {
+		t.Fatalf("Get %q, scanned %d", v[:2], seen)
 	}
 }

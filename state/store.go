@@ -521,6 +521,17 @@ func (s *Store) Commit(p int32, puts []KV, cp Checkpoint) error {
 		n += 1 + partitionLen + len(puts[i].SIREN)
 	}
 	keys := make([]byte, 0, n)
+	// Stale header keys are harmless (reads ignore a header older than its state), so a whole
+	// write deletes its SIREN's header key only while the transaction stays within the store's
+	// own limits (MaxCommitEntries, MaxCommitBytes; Badger's are 1.5× those). This bounds the
+	// header keys to SIRENs whose last write was a header (within a commit's limits).
+	cleanN, cleanB := 0, int64(0)
+	if hadHeaders {
+		cleanN, cleanB = s.maxCount-len(puts)-2, s.maxBytes-int64(len(cpVal))-2*putOverhead
+		for i := range puts {
+			cleanB -= PutCost(puts[i].SIREN, puts[i].Value) + putOverhead
+		}
+	}
 	err := s.db.Update(func(txn *badger.Txn) error {
 		for i := range puts {
 			start := len(keys)
@@ -539,6 +550,9 @@ func (s *Store) Commit(p int32, puts []KV, cp Checkpoint) error {
 				}
 			} else {
 				err = txn.Set(k, puts[i].Value)
+				if err == nil && !puts[i].Header && cleanN > 0 && cleanB > int64(len(k))+putOverhead {
+					err = deleteStaleHeader(txn, headerKey(nil, p, puts[i].SIREN), &cleanN, &cleanB)
+				}
 			}
 			if err != nil {
 				return err
@@ -556,6 +570,19 @@ func (s *Store) Commit(p int32, puts []KV, cp Checkpoint) error {
 	// Reads of states not in the cache faulted table pages in: drop them now and then.
 	s.mapped.maybe(releaseEvery)
 	return nil
+}
+
+// deleteStaleHeader deletes header key hk in txn if it exists (one point read, answered by bloom
+// filters when it does not), counting the deletion against the cleanup budget.
+func deleteStaleHeader(txn *badger.Txn, hk []byte, n *int, b *int64) error {
+	if _, err := txn.Get(hk); errors.Is(err, badger.ErrKeyNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	*n--
+	*b -= int64(len(hk)) + putOverhead
+	return txn.Delete(hk)
 }
 
 // checkFreeSpace refuses a write when the directory's filesystem has less than minFree bytes
