@@ -65,6 +65,9 @@ type Sweep struct {
 	// Sweeps D+2 and D+3 run in one replay: their CPU and peak RSS are those
 	// of the whole replay.
 	PeakAnonBytes int64 `json:"peak_rss_anon_bytes"`
+	// HeaderKeys: header keys in the store after the replay (sweep changes
+	// of clean states written as their header alone; state.KV.Header).
+	HeaderKeys int `json:"header_keys"`
 }
 
 // scaleDay is the stream day D of the scale states: history on D-89..D-1,
@@ -257,9 +260,17 @@ func runScalePoint(ctx context.Context, cfg Config, n int) (ScalePoint, error) {
 		if err != nil {
 			return sp, err
 		}
+		headers := 0
+		for p := int32(0); p < int32(parts); p++ {
+			h, err := store.Headers(p)
+			if err != nil {
+				return sp, err
+			}
+			headers += h
+		}
 		for _, day := range days {
 			sw := Sweep{Day: day, Seconds: st.Seconds, Changes: changes, CPUSeconds: cpu, PeakRSSBytes: st.PeakRSSBytes, PeakAnonBytes: st.PeakAnonBytes,
-				CompactionAfterSeconds: after.Seconds()}
+				CompactionAfterSeconds: after.Seconds(), HeaderKeys: headers}
 			if len(days) > 1 {
 				// Wall time of the day's sweep: from the first partition's
 				// start to the last one's end.
@@ -289,7 +300,7 @@ func runScalePoint(ctx context.Context, cfg Config, n int) (ScalePoint, error) {
 				}
 			}
 			sp.Sweeps = append(sp.Sweeps, sw)
-			cfg.Progress("scale %d: sweep day D+%d over %d SIRENs (pass 1 from %s): %.2fs, %d changes, peak RSS %d MiB (anon %d MiB); compaction ran %.1fs after the replay", n, day, n, sw.Pass1, sw.Seconds, sw.Changes, sw.PeakRSSBytes>>20, sw.PeakAnonBytes>>20, sw.CompactionAfterSeconds)
+			cfg.Progress("scale %d: sweep day D+%d over %d SIRENs (pass 1 from %s): %.2fs, %d changes, peak RSS %d MiB (anon %d MiB); compaction ran %.1fs after the replay; %d header keys", n, day, n, sw.Pass1, sw.Seconds, sw.Changes, sw.PeakRSSBytes>>20, sw.PeakAnonBytes>>20, sw.CompactionAfterSeconds, sw.HeaderKeys)
 		}
 	}
 	closed = true
