@@ -78,3 +78,64 @@ func BenchmarkScan(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(keys), "ns/key")
 }
+
+// BenchmarkSweepChunk: one sweep chunk of 2,000 changed decisions committed
+// over a store of 200k states of ~1 KB, as whole states (before header keys)
+// or as headers, in commits of at most half Badger's transaction limit; the
+// run ends with Badger compacting what it wrote (Flatten, inside the timing),
+// since compaction is most of what whole rewrites cost. Compare the two
+// sub-benchmarks of one run.
+func BenchmarkSweepChunk(b *testing.B) {
+	const n, chunk = 200_000, 2000
+	for _, mode := range []string{"whole", "header"} {
+		b.Run(mode, func(b *testing.B) {
+			s := openH(b, b.TempDir())
+			defer s.Close()
+			body := string(bytes.Repeat([]byte{'u'}, 1000))
+			for i := 0; i < n; i += 1000 {
+				puts := make([]KV, 0, 1000)
+				for j := i; j < i+1000; j++ {
+					puts = append(puts, KV{SIREN: siren(j), Value: enc(1, 'a', body)})
+				}
+				if err := s.Commit(0, puts, Checkpoint{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := s.db.Flatten(2); err != nil {
+				b.Fatal(err)
+			}
+			puts := make([]KV, chunk)
+			var written int64
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				seq := byte(2 + i%250)
+				for j := range puts {
+					k := siren((i*chunk + j) * 7 % n)
+					if mode == "whole" {
+						puts[j] = KV{SIREN: k, Value: enc(seq, 'b', body)}
+					} else {
+						puts[j] = KV{SIREN: k, Value: []byte{seq, 'b'}, Header: true}
+					}
+					written += PutCost(k, puts[j].Value)
+				}
+				// In commits of at most half the transaction limit, as the
+				// processor's chunks (whole states: ~800 per commit).
+				for rest := puts; len(rest) > 0; {
+					k, size := 0, int64(0)
+					for k < len(rest) && size < s.MaxCommitBytes()/2 {
+						size += PutCost(rest[k].SIREN, rest[k].Value)
+						k++
+					}
+					if err := s.Commit(0, rest[:k], Checkpoint{}); err != nil {
+						b.Fatal(err)
+					}
+					rest = rest[k:]
+				}
+			}
+			if err := s.db.Flatten(2); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(written)/float64(b.N), "written-B/op")
+		})
+	}
+}
