@@ -18,8 +18,9 @@
 // A header key holds the new header of a state whose body did not change (Options.MergeHeader,
 // KV.Header): a day-change sweep that changes the decision of 200k SIRENs writes 200k headers of
 // a few bytes instead of 200k states of ~1 KB (and Badger compacts 50× less). Reads merge the
-// header into the state; a header older than its state is ignored, so a full write never needs
-// to delete it. Only a deletion of the SIREN (and DropPartition) removes it.
+// header into the state; a header older than its state is ignored, so a stale one is harmless. A
+// whole write deletes its SIREN's header key when the transaction has room (Commit), a deletion
+// of the SIREN always does, and DropPartition drops them all.
 //
 // Big-endian partition numbers make every partition one contiguous, SIREN-ordered key range, so
 // Scan is a prefix iteration and DropPartition deletes a range without touching other partitions.
@@ -455,7 +456,9 @@ func (s *Store) Get(p int32, siren string) ([]byte, error) {
 			out, err = item.ValueCopy(nil)
 			return err
 		}
-		hitem, err := txn.Get(headerKey(kbuf[:0], p, siren))
+		// Its own buffer: Badger's item keeps a reference to the key it was read with.
+		var hbuf [64]byte
+		hitem, err := txn.Get(headerKey(hbuf[:0], p, siren))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			out, err = item.ValueCopy(nil)
 			return err
