@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,7 +71,7 @@ func TestKill9LosesNothing(t *testing.T) {
 	// Reference: one uninterrupted run.
 	refStart := time.Now()
 	ref := newCrashRun(t, bin, addr, "ref")
-	p := ref.start("ref")
+	p := ref.start("ref", 0)
 	ref.waitDone("ref", ends, 120*time.Second)
 	ref.stop(p)
 	refDur := time.Since(refStart)
@@ -87,22 +90,29 @@ func TestKill9LosesNothing(t *testing.T) {
 	killed := 0
 	for i := 0; i < kills; i++ {
 		group := fmt.Sprintf("crash-%d", i+1)
-		p := run.start(group)
-		// Most kills land while the process consumes, at a random delay
-		// after its start that spreads them over the commit protocol's
-		// phases (outputs written / state committed / group committed) and
-		// over sweeps; some land during start-up (group join, changelog
-		// restore, checkpoint load). The delay is the random kill point, not
-		// synchronisation: the group's offsets are committed at most once a
-		// second, too late to watch for progress now that the processor
-		// consumes this input in about a second.
+		// One core for each killed process leaves the other to the broker and
+		// this test's polling, which bounds how far past its kill point a
+		// process gets.
+		p := run.start(group, 1)
+		// Most kills land while the process consumes, once it has taken a
+		// random 2-8 % of the input since its start, as its /v1/partitions
+		// reports (the poll lands up to ~80k records later: the tasks consume
+		// in bursts). Kill points measured in records, not time, do not
+		// depend on the machine's speed: a time-based delay let a fast CI
+		// machine consume the whole input before the third kill. With
+		// commits every 3,000 records the kills spread over the commit
+		// protocol's phases (outputs written / state committed / group
+		// committed) and over sweeps. Some land during start-up (group join,
+		// changelog restore, checkpoint load), at a random delay.
 		phase := "consuming"
-		delay := 200*time.Millisecond + time.Duration(rng.IntN(500))*time.Millisecond
+		var target, consumed int64
 		if rng.IntN(4) == 0 {
 			phase = "starting"
-			delay = time.Duration(rng.IntN(200)) * time.Millisecond
+			time.Sleep(time.Duration(rng.IntN(200)) * time.Millisecond)
+		} else {
+			target = events * int64(20+rng.IntN(61)) / 1000
+			consumed = p.waitConsumed(target, 60*time.Second)
 		}
-		time.Sleep(delay)
 		if p.exited() {
 			t.Fatalf("processor exited on its own before kill %d:\n%s", i+1, tail(p.log.String(), 3000))
 		}
@@ -113,8 +123,8 @@ func TestKill9LosesNothing(t *testing.T) {
 		killed++
 		before := durable
 		durable = max(durable, crashGroupProgress(t, brokers, group, parts))
-		t.Logf("kill %d (%s): SIGKILL %s after start; group offsets %d → %d of %d (%.0f%%), %d output records so far",
-			i+1, phase, time.Since(p.started).Round(time.Millisecond), before, durable, events, 100*float64(durable)/float64(events), run.outputCount())
+		t.Logf("kill %d (%s): SIGKILL %s after start, %d records consumed (kill point %d); group offsets %d → %d of %d (%.0f%%), %d output records so far",
+			i+1, phase, time.Since(p.started).Round(time.Millisecond), consumed, target, before, durable, events, 100*float64(durable)/float64(events), run.outputCount())
 		if durable >= events*95/100 {
 			t.Logf("stopping the kills: less than 5%% of the input left")
 			break
@@ -123,7 +133,7 @@ func TestKill9LosesNothing(t *testing.T) {
 	if killed < 3 {
 		t.Fatalf("only %d kills before the input was consumed; the test wants at least 3", killed)
 	}
-	p = run.start("crash-final")
+	p = run.start("crash-final", 0)
 	run.waitDone("crash-final", ends, 120*time.Second)
 	run.stop(p)
 	t.Logf("interrupted run: %d kills, %s including restarts; whole test so far %s",
@@ -189,6 +199,8 @@ type crashRun struct {
 
 type crashProc struct {
 	cmd     *exec.Cmd
+	t       *testing.T
+	http    string // its ops API, host:port
 	log     *bytes.Buffer
 	started time.Time
 	done    chan struct{}
@@ -219,10 +231,13 @@ func newCrashRun(t *testing.T, bin, addr, name string) *crashRun {
 	return r
 }
 
-func (r *crashRun) start(group string) *crashProc {
+// start starts a process of the run in consumer group group, with
+// GOMAXPROCS=procs unless procs is 0.
+func (r *crashRun) start(group string, procs int) *crashProc {
 	r.t.Helper()
-	p := &crashProc{log: &bytes.Buffer{}, started: time.Now(), done: make(chan struct{})}
+	p := &crashProc{t: r.t, http: freeAddr(r.t), log: &bytes.Buffer{}, started: time.Now(), done: make(chan struct{})}
 	p.cmd = exec.Command(r.bin, "run", "--brokers", r.addr, "--group", group, "--state-dir", r.dir,
+		"--http", p.http,
 		"--session-timeout", "6s", "--log-format", "console", "--log-level", "warn",
 		"--topic-segment-changes", r.name+"-changes", "--topic-churn-alerts", r.name+"-churn",
 		"--topic-dlq", r.name+"-dlq", "--topic-changelog", r.name+"-changelog",
@@ -232,6 +247,9 @@ func (r *crashRun) start(group string) *crashProc {
 		// protocol's phases.
 		"--catchup-commit-records", "3000")
 	p.cmd.Stderr = p.log
+	if procs > 0 {
+		p.cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(procs))
+	}
 	if err := p.cmd.Start(); err != nil {
 		r.t.Fatal(err)
 	}
@@ -241,6 +259,56 @@ func (r *crashRun) start(group string) *crashProc {
 		close(p.done)
 	}()
 	return p
+}
+
+// waitConsumed polls the process's /v1/partitions until its partitions
+// have consumed at least n input records since it started, and returns
+// their count then.
+func (p *crashProc) waitConsumed(n int64, timeout time.Duration) int64 {
+	t := p.t
+	t.Helper()
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(timeout)
+	var got int64
+	for {
+		if p.exited() {
+			t.Fatalf("processor exited on its own after consuming %d records:\n%s", got, tail(p.log.String(), 3000))
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("processor consumed %d records in %s, the kill point is at %d", got, timeout, n)
+		}
+		if resp, err := client.Get("http://" + p.http + "/v1/partitions"); err == nil { // refused until it listens
+			var st struct {
+				Partitions []struct {
+					Consumed int64 `json:"consumed"`
+				} `json:"partitions"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatalf("GET /v1/partitions: %v", err)
+			}
+			got = 0
+			for _, ps := range st.Partitions {
+				got += ps.Consumed
+			}
+			if got >= n {
+				return got
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// freeAddr is a loopback address with a port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // waitDone polls until the group's committed offsets reach the end offsets
