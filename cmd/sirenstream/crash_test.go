@@ -3,30 +3,38 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/sirenstream/sirenstream/engine"
 	"github.com/sirenstream/sirenstream/internal/testkit"
 	"github.com/sirenstream/sirenstream/schemas"
+	"github.com/sirenstream/sirenstream/state"
 )
 
 // TestKill9LosesNothing is the crash test of the delivery contract: a
 // `sirenstream run` process consuming 380k+ events is killed with SIGKILL
-// at several random points and restarted on the same state directory each
-// time; the broker (`sirenstream broker`, another process) outlives it. When
+// at several random points (during start-up, or at random points of the
+// input once it has finished a commit) and restarted on the same state
+// directory each time; the broker (`sirenstream broker`, another process)
+// outlives it. After each kill the stored checkpoints never go back, and a
+// finished commit has changed them. When
 // it has finished, its Badger state (every partition's checkpoint and SIREN
 // states) equals that of an uninterrupted run over the same input, and its
 // outputs deduplicated by event_id (dead letters by source coordinates)
@@ -86,6 +94,21 @@ func TestKill9LosesNothing(t *testing.T) {
 	// wait for the killed member's session to expire (TestScaleOutKillAndAdd
 	// covers kills inside one group).
 	const kills = 5
+	// One or two kills land during start-up (group join, changelog restore,
+	// checkpoint load), at a random delay; the others while the process
+	// consumes, at random points of the input (3-80 %, in order).
+	starting := map[int]bool{}
+	for _, i := range rng.Perm(kills)[:1+rng.IntN(2)] {
+		starting[i] = true
+	}
+	points := make([]int64, kills)
+	for i := range points {
+		points[i] = events * int64(30+rng.IntN(771)) / 1000
+	}
+	slices.Sort(points)
+	// The stored checkpoints after the last kill, per partition, and the
+	// input records they cover.
+	cps := map[int32]state.Checkpoint{}
 	var durable int64
 	killed := 0
 	for i := 0; i < kills; i++ {
@@ -94,24 +117,25 @@ func TestKill9LosesNothing(t *testing.T) {
 		// this test's polling, which bounds how far past its kill point a
 		// process gets.
 		p := run.start(group, 1)
-		// Most kills land while the process consumes, once it has taken a
-		// random 2-8 % of the input since its start, as its /v1/partitions
-		// reports (the poll lands up to ~80k records later: the tasks consume
-		// in bursts). Kill points measured in records, not time, do not
-		// depend on the machine's speed: a time-based delay let a fast CI
-		// machine consume the whole input before the third kill. With
-		// commits every 3,000 records the kills spread over the commit
+		// A consuming kill lands once the process has finished a commit and
+		// consumed, from the stored checkpoints where it resumed, up to its
+		// kill point, or half of the input left if that is less (both polled
+		// on its /metrics; the poll lands up to ~80k records later, the
+		// tasks consume in bursts). Kill points in records, not time, do not
+		// depend on the machine's speed: a delay
+		// let a fast CI machine consume the whole input before the third
+		// kill, and on a slow one kill every process before its first
+		// commit. With commits every 20 ms the kills spread over the commit
 		// protocol's phases (outputs written / state committed / group
-		// committed) and over sweeps. Some land during start-up (group join,
-		// changelog restore, checkpoint load), at a random delay.
+		// committed), over sweeps and over the whole input.
 		phase := "consuming"
 		var target, consumed int64
-		if rng.IntN(4) == 0 {
+		if starting[i] {
 			phase = "starting"
 			time.Sleep(time.Duration(rng.IntN(200)) * time.Millisecond)
 		} else {
-			target = events * int64(20+rng.IntN(61)) / 1000
-			consumed = p.waitConsumed(target, 60*time.Second)
+			target = max(1, min(points[i]-durable, (events-durable)/2))
+			consumed = p.waitProgress(target, 60*time.Second)
 		}
 		if p.exited() {
 			t.Fatalf("processor exited on its own before kill %d:\n%s", i+1, tail(p.log.String(), 3000))
@@ -122,9 +146,34 @@ func TestKill9LosesNothing(t *testing.T) {
 		<-p.done
 		killed++
 		before := durable
-		durable = max(durable, crashGroupProgress(t, brokers, group, parts))
-		t.Logf("kill %d (%s): SIGKILL %s after start, %d records consumed (kill point %d); group offsets %d → %d of %d (%.0f%%), %d output records so far",
-			i+1, phase, time.Since(p.started).Round(time.Millisecond), consumed, target, before, durable, events, 100*float64(durable)/float64(events), run.outputCount())
+		changed, restoring := 0, 0
+		now := crashCheckpoints(t, run.dir, parts)
+		for p := int32(0); p < parts; p++ {
+			cp, ok := now[p]
+			if !ok {
+				// Killed during a changelog restore (a bulk restore removes
+				// the checkpoint first): the next start restores again, at
+				// least up to the last checkpoint seen.
+				restoring++
+				continue
+			}
+			if prev, had := cps[p]; had && crashCovered(cp) < crashCovered(prev) {
+				t.Fatalf("kill %d: partition %d's stored checkpoint went back from %d to %d input records", i+1, p, crashCovered(prev), crashCovered(cp))
+			}
+			if !reflect.DeepEqual(cp, cps[p]) {
+				changed++
+			}
+			cps[p] = cp
+		}
+		durable = 0
+		for _, cp := range cps {
+			durable += crashCovered(cp)
+		}
+		t.Logf("kill %d (%s): SIGKILL %s after start, %d records consumed (kill point %d more); checkpoints cover %d → %d of %d input records (%.0f%%), %d changed, %d partitions restoring; %d output records so far",
+			i+1, phase, time.Since(p.started).Round(time.Millisecond), consumed, target, before, durable, events, 100*float64(durable)/float64(events), changed, restoring, run.outputCount())
+		if phase == "consuming" && changed == 0 {
+			t.Fatalf("kill %d: the process finished a commit, yet no stored checkpoint changed", i+1)
+		}
 		if durable >= events*95/100 {
 			t.Logf("stopping the kills: less than 5%% of the input left")
 			break
@@ -241,11 +290,10 @@ func (r *crashRun) start(group string, procs int) *crashProc {
 		"--session-timeout", "6s", "--log-format", "console", "--log-level", "warn",
 		"--topic-segment-changes", r.name+"-changes", "--topic-churn-alerts", r.name+"-churn",
 		"--topic-dlq", r.name+"-dlq", "--topic-changelog", r.name+"-changelog",
-		// Catch-up batches of 3,000 records (default 250,000 or 1 s): the
-		// input is consumed in about a second otherwise, too fast for
-		// several kills, and many commits spread the kills over the
-		// protocol's phases.
-		"--catchup-commit-records", "3000")
+		// A commit every 20 ms (defaults: 100 ms, and 1 s or 250,000
+		// records while catching up): many commits spread the kills over
+		// the protocol's phases.
+		"--commit-interval", "20ms", "--catchup-commit-interval", "20ms")
 	p.cmd.Stderr = p.log
 	if procs > 0 {
 		p.cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(procs))
@@ -261,43 +309,52 @@ func (r *crashRun) start(group string, procs int) *crashProc {
 	return p
 }
 
-// waitConsumed polls the process's /v1/partitions until its partitions
-// have consumed at least n input records since it started, and returns
-// their count then.
-func (p *crashProc) waitConsumed(n int64, timeout time.Duration) int64 {
+// waitProgress polls the process's /metrics until it has finished at least
+// one commit and consumed at least n input records since it started, and
+// returns the records consumed then.
+func (p *crashProc) waitProgress(n int64, timeout time.Duration) int64 {
 	t := p.t
 	t.Helper()
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(timeout)
-	var got int64
+	var consumed, commits int64
 	for {
 		if p.exited() {
-			t.Fatalf("processor exited on its own after consuming %d records:\n%s", got, tail(p.log.String(), 3000))
+			t.Fatalf("processor exited on its own after consuming %d records:\n%s", consumed, tail(p.log.String(), 3000))
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("processor consumed %d records in %s, the kill point is at %d", got, timeout, n)
+			t.Fatalf("processor consumed %d records and finished %d commits in %s, the kill point is at %d records and 1 commit", consumed, commits, timeout, n)
 		}
-		if resp, err := client.Get("http://" + p.http + "/v1/partitions"); err == nil { // refused until it listens
-			var st struct {
-				Partitions []struct {
-					Consumed int64 `json:"consumed"`
-				} `json:"partitions"`
-			}
-			err = json.NewDecoder(resp.Body).Decode(&st)
+		if resp, err := client.Get("http://" + p.http + "/metrics"); err == nil { // refused until it listens
+			body, err := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if err != nil {
-				t.Fatalf("GET /v1/partitions: %v", err)
+				t.Fatalf("GET /metrics: %v", err)
 			}
-			got = 0
-			for _, ps := range st.Partitions {
-				got += ps.Consumed
-			}
-			if got >= n {
-				return got
+			consumed = metricSum(body, "sirenstream_records_consumed_total")
+			commits = metricSum(body, "sirenstream_commit_duration_seconds_count")
+			if consumed >= n && commits >= 1 {
+				return consumed
 			}
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// metricSum sums the samples of metric name (every label set) in a
+// Prometheus text exposition.
+func metricSum(body []byte, name string) int64 {
+	var n float64
+	for _, line := range strings.Split(string(body), "\n") {
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || (rest != "" && rest[0] != ' ' && rest[0] != '{') {
+			continue
+		}
+		if v, err := strconv.ParseFloat(rest[strings.LastIndexByte(rest, ' ')+1:], 64); err == nil {
+			n += v
+		}
+	}
+	return int64(n)
 }
 
 // freeAddr is a loopback address with a port that was free a moment ago.
@@ -370,6 +427,44 @@ func (r *crashRun) outputCount() int64 {
 	return n
 }
 
+// crashCheckpoints reads the checkpoints stored in dir by a killed process
+// (partitions without one are missing). It reads a copy: Badger opens a
+// store that was not closed only read-write (WAL replay), and the next
+// process must find the directory as the kill left it.
+func crashCheckpoints(t *testing.T, dir string, parts int) map[int32]state.Checkpoint {
+	t.Helper()
+	cp := filepath.Join(t.TempDir(), "copy")
+	if out, err := exec.Command("cp", "-a", "--sparse=always", dir, cp).CombinedOutput(); err != nil {
+		t.Fatalf("copy %s: %v\n%s", dir, err, out)
+	}
+	defer os.RemoveAll(cp)
+	st, err := state.Open(state.Options{Dir: cp, MergeHeader: engine.MergeHeader})
+	if err != nil {
+		t.Fatalf("open a copy of %s: %v", dir, err)
+	}
+	defer st.Close()
+	out := map[int32]state.Checkpoint{}
+	for p := int32(0); p < int32(parts); p++ {
+		c, ok, err := st.Checkpoint(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			out[p] = c
+		}
+	}
+	return out
+}
+
+// crashCovered is the number of input records a checkpoint covers.
+func crashCovered(cp state.Checkpoint) int64 {
+	var n int64
+	for _, topic := range testkit.InputTopics {
+		n += cp.Offsets[topic]
+	}
+	return n
+}
+
 // crashGroupOffsets is empty while the group has no offsets to fetch.
 func crashGroupOffsets(brokers []string, group string, parts int) map[string]int64 {
 	out, err := testkit.GroupOffsets(brokers, group, parts)
@@ -377,14 +472,6 @@ func crashGroupOffsets(brokers []string, group string, parts int) map[string]int
 		return map[string]int64{}
 	}
 	return out
-}
-
-func crashGroupProgress(t *testing.T, brokers []string, group string, parts int) int64 {
-	var n int64
-	for _, off := range crashGroupOffsets(brokers, group, parts) {
-		n += max(off, 0)
-	}
-	return n
 }
 
 func mapsEqual(a, b map[string]int64) bool {
