@@ -31,12 +31,12 @@ func TestDashboardUsesExportedMetrics(t *testing.T) {
 	base := serve(t, "", m)
 	exported := map[string]bool{}
 	for _, s := range scrape(t, base) {
-		name := s.name
+		name := s.Name
 		for _, suf := range []string{"_bucket", "_sum", "_count"} {
 			name = strings.TrimSuffix(name, suf)
 		}
 		exported[name] = true
-		exported[s.name] = true
+		exported[s.Name] = true
 	}
 	b, err := os.ReadFile("../deploy/grafana/dashboards/sirenstream.json")
 	if err != nil {
@@ -65,8 +65,8 @@ func TestDashboardUsesExportedMetrics(t *testing.T) {
 	// Revoked partitions leave no stale gauges behind.
 	m.Owned(nil)
 	for _, s := range scrape(t, base) {
-		if s.labels["partition"] == "0" && (s.name == "sirenstream_consumer_lag_records" || s.name == "sirenstream_stream_time_seconds" || strings.HasPrefix(s.name, "sirenstream_restore_")) {
-			t.Errorf("%s{partition=0} still exported after the partition was revoked", s.name)
+		if s.Labels["partition"] == "0" && (s.Name == "sirenstream_consumer_lag_records" || s.Name == "sirenstream_stream_time_seconds" || strings.HasPrefix(s.Name, "sirenstream_restore_")) {
+			t.Errorf("%s{partition=0} still exported after the partition was revoked", s.Name)
 		}
 	}
 }

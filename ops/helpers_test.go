@@ -6,9 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"regexp"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -114,16 +111,7 @@ func getJSON(t *testing.T, url string, v any) int {
 }
 
 // sample is one Prometheus sample of a text exposition.
-type sample struct {
-	name   string
-	labels map[string]string
-	value  float64
-}
-
-var (
-	sampleRe = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$`)
-	labelRe  = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
-)
+type sample = testkit.Sample
 
 // scrape fetches /metrics and parses the text format.
 func scrape(t *testing.T, base string) []sample {
@@ -132,51 +120,21 @@ func scrape(t *testing.T, base string) []sample {
 	if status != http.StatusOK {
 		t.Fatalf("/metrics: HTTP %d: %.300s", status, b)
 	}
-	var out []sample
-	for _, line := range strings.Split(string(b), "\n") {
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		m := sampleRe.FindStringSubmatch(line)
-		if m == nil {
-			t.Fatalf("unparsable metrics line %q", line)
-		}
-		v, err := strconv.ParseFloat(m[3], 64)
-		if err != nil {
-			t.Fatalf("metrics line %q: %v", line, err)
-		}
-		s := sample{name: m[1], labels: map[string]string{}, value: v}
-		for _, l := range labelRe.FindAllStringSubmatch(m[2], -1) {
-			s.labels[l[1]] = l[2]
-		}
-		out = append(out, s)
+	out, err := testkit.ParseMetrics(b)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
 
 // sum adds the samples of name whose labels include every pair of match.
 func sum(ss []sample, name string, match map[string]string) float64 {
-	var total float64
-	for _, s := range ss {
-		if s.name != name {
-			continue
-		}
-		ok := true
-		for k, v := range match {
-			if s.labels[k] != v {
-				ok = false
-			}
-		}
-		if ok {
-			total += s.value
-		}
-	}
-	return total
+	return testkit.SumSamples(ss, name, match)
 }
 
 func has(ss []sample, name string) bool {
 	for _, s := range ss {
-		if s.name == name {
+		if s.Name == name {
 			return true
 		}
 	}

@@ -15,7 +15,6 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -122,12 +121,12 @@ func TestKill9LosesNothing(t *testing.T) {
 		// kill point, or half of the input left if that is less (both polled
 		// on its /metrics; the poll lands up to ~80k records later, the
 		// tasks consume in bursts). Kill points in records, not time, do not
-		// depend on the machine's speed: a delay
-		// let a fast CI machine consume the whole input before the third
-		// kill, and on a slow one kill every process before its first
-		// commit. With commits every 20 ms the kills spread over the commit
-		// protocol's phases (outputs written / state committed / group
-		// committed), over sweeps and over the whole input.
+		// depend on the machine's speed: a delay let a fast CI machine
+		// consume the whole input before the third kill, and on a slow one
+		// would kill every process before its first commit. With commits
+		// every 20 ms the kills spread over the commit protocol's phases
+		// (outputs written / state committed / group committed), over sweeps
+		// and over the whole input.
 		phase := "consuming"
 		var target, consumed int64
 		if starting[i] {
@@ -148,8 +147,8 @@ func TestKill9LosesNothing(t *testing.T) {
 		before := durable
 		changed, restoring := 0, 0
 		now := crashCheckpoints(t, run.dir, parts)
-		for p := int32(0); p < parts; p++ {
-			cp, ok := now[p]
+		for part := int32(0); part < parts; part++ {
+			cp, ok := now[part]
 			if !ok {
 				// Killed during a changelog restore (a bulk restore removes
 				// the checkpoint first): the next start restores again, at
@@ -157,13 +156,13 @@ func TestKill9LosesNothing(t *testing.T) {
 				restoring++
 				continue
 			}
-			if prev, had := cps[p]; had && crashCovered(cp) < crashCovered(prev) {
-				t.Fatalf("kill %d: partition %d's stored checkpoint went back from %d to %d input records", i+1, p, crashCovered(prev), crashCovered(cp))
+			if prev, had := cps[part]; had && crashCovered(cp) < crashCovered(prev) {
+				t.Fatalf("kill %d: partition %d's stored checkpoint went back from %d to %d input records", i+1, part, crashCovered(prev), crashCovered(cp))
 			}
-			if !reflect.DeepEqual(cp, cps[p]) {
+			if !reflect.DeepEqual(cp, cps[part]) {
 				changed++
 			}
-			cps[p] = cp
+			cps[part] = cp
 		}
 		durable = 0
 		for _, cp := range cps {
@@ -331,30 +330,18 @@ func (p *crashProc) waitProgress(n int64, timeout time.Duration) int64 {
 			if err != nil {
 				t.Fatalf("GET /metrics: %v", err)
 			}
-			consumed = metricSum(body, "sirenstream_records_consumed_total")
-			commits = metricSum(body, "sirenstream_commit_duration_seconds_count")
+			ss, err := testkit.ParseMetrics(body)
+			if err != nil {
+				t.Fatalf("GET /metrics: %v", err)
+			}
+			consumed = int64(testkit.SumSamples(ss, "sirenstream_records_consumed_total", nil))
+			commits = int64(testkit.SumSamples(ss, "sirenstream_commit_duration_seconds_count", nil))
 			if consumed >= n && commits >= 1 {
 				return consumed
 			}
 		}
 		time.Sleep(time.Millisecond)
 	}
-}
-
-// metricSum sums the samples of metric name (every label set) in a
-// Prometheus text exposition.
-func metricSum(body []byte, name string) int64 {
-	var n float64
-	for _, line := range strings.Split(string(body), "\n") {
-		rest, ok := strings.CutPrefix(line, name)
-		if !ok || (rest != "" && rest[0] != ' ' && rest[0] != '{') {
-			continue
-		}
-		if v, err := strconv.ParseFloat(rest[strings.LastIndexByte(rest, ' ')+1:], 64); err == nil {
-			n += v
-		}
-	}
-	return int64(n)
 }
 
 // freeAddr is a loopback address with a port that was free a moment ago.
