@@ -19,7 +19,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/sirenstream/sirenstream/bench"
+	"github.com/sirenstream/sirenstream/internal/bench"
 )
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/sirenstream/sirenstream/bench"
+	"github.com/sirenstream/sirenstream/internal/bench"
 )
 
 // TestBenchSmoke runs `sirenstream bench` at tiny sizes (in-process broker,
