@@ -14,14 +14,16 @@ import (
 	"time"
 
 	"github.com/sirenstream/sirenstream/engine"
+	"github.com/sirenstream/sirenstream/topology"
 )
 
-// Topic names (spec §2 defaults).
+// Topic names of generated records: the default input topics of package
+// topology.
 const (
-	TopicUsage    = "usage"
-	TopicOutages  = "outages"
-	TopicClaims   = "claims"
-	TopicProfiles = "profiles"
+	TopicUsage    = topology.DefaultUsage
+	TopicOutages  = topology.DefaultOutages
+	TopicClaims   = topology.DefaultClaims
+	TopicProfiles = topology.DefaultProfiles
 )
 
 // Plans written in profiles.

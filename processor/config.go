@@ -13,45 +13,12 @@ import (
 	"github.com/sirenstream/sirenstream/engine"
 	"github.com/sirenstream/sirenstream/schemas"
 	"github.com/sirenstream/sirenstream/state"
+	"github.com/sirenstream/sirenstream/topology"
 )
 
-// Topics names every topic of the topology (spec §2-3). Zero values take the
-// spec defaults.
-type Topics struct {
-	Usage          string // default "usage"
-	Outages        string // default "outages"
-	Claims         string // default "claims"
-	Profiles       string // default "profiles"
-	SegmentChanges string // default "segment-changes"
-	ChurnAlerts    string // default "churn-alerts"
-	DLQ            string // default "sirenstream-dlq"
-	// Changelog is the compacted state changelog (default
-	// "sirenstream-changelog"); "-" disables it (single-instance deployments
-	// that never move partitions).
-	Changelog string
-}
-
-func (t *Topics) setDefaults() {
-	def := func(s *string, v string) {
-		if *s == "" {
-			*s = v
-		}
-	}
-	def(&t.Usage, "usage")
-	def(&t.Outages, "outages")
-	def(&t.Claims, "claims")
-	def(&t.Profiles, "profiles")
-	def(&t.SegmentChanges, "segment-changes")
-	def(&t.ChurnAlerts, "churn-alerts")
-	def(&t.DLQ, "sirenstream-dlq")
-	def(&t.Changelog, "sirenstream-changelog")
-}
-
-// Inputs returns the input topics in merge tie-break order (engine.Kind order:
-// profiles, outages, claims, usage).
-func (t Topics) Inputs() [numInputs]string {
-	return [numInputs]string{t.Profiles, t.Outages, t.Claims, t.Usage}
-}
+// Topics names every topic of the topology; zero values take the defaults
+// declared in package topology.
+type Topics = topology.Topics
 
 // Kafka holds connection settings shared by the consumer group, the partition
 // readers, the writer and the admin client. TLS and SASL are applied to both
@@ -136,7 +103,7 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	c.Topics.setDefaults()
+	c.Topics = c.Topics.WithDefaults()
 	if c.Kafka.ClientID == "" {
 		c.Kafka.ClientID = "sirenstream"
 	}
@@ -207,16 +174,8 @@ func (c *Config) Validate() error {
 	if err := c.Rules.Validate(); err != nil {
 		return fmt.Errorf("processor: Rules: %w", err)
 	}
-	seen := map[string]string{}
-	for name, t := range map[string]string{
-		"Usage": c.Topics.Usage, "Outages": c.Topics.Outages, "Claims": c.Topics.Claims,
-		"Profiles": c.Topics.Profiles, "SegmentChanges": c.Topics.SegmentChanges,
-		"ChurnAlerts": c.Topics.ChurnAlerts, "DLQ": c.Topics.DLQ,
-	} {
-		if other, ok := seen[t]; ok {
-			return fmt.Errorf("processor: Topics.%s and Topics.%s are both %q", name, other, t)
-		}
-		seen[t] = name
+	if err := c.Topics.Validate(); err != nil {
+		return fmt.Errorf("processor: %w", err)
 	}
 	return nil
 }

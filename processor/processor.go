@@ -2,19 +2,28 @@
 // members own partition numbers of the co-partitioned inputs, one task per
 // partition merging usage, outages, claims and profiles in event-time order,
 // the engine applied to each record, and the commit protocol that makes state
-// exactly-once (outputs acked → Badger txn with state+offsets → group commit).
+// exactly-once.
 //
-// Topology (the whole graph, in one place):
+// The graph is declared in package topology (topic names, kinds, schemas,
+// creation configs, a diagram with the commit steps); a task runs it in this
+// order, each step of a commit only after the previous one is durable:
 //
-//	inputs   profiles, outages, claims, usage   (co-partitioned, key = SIREN)
-//	   │ task p: merge by (event_time, input order, offset)
+//	inputs     profiles, outages, claims, usage   (co-partitioned, key = SIREN)
+//	   │ task p: decode, merge by (event_time, input order, offset)
 //	   ▼
-//	engine   Check → sweep on day change → Step → Decision
+//	engine     check (bad → DLQ) → sweep on day change → step → decision
+//	   │       (changed states stay in the task's cache until committed)
+//	   ▼
+//	outputs    merge plan saved (Badger), then segment-changes, churn-alerts
+//	   │       (when CHURN_RISK is added), sirenstream-dlq written and acked
+//	   ▼
+//	changelog  sirenstream-changelog (compacted): dirty states + checkpoint
 //	   │
-//	state    Badger: SIREN state + checkpoint{offsets, meta} of p, one txn
+//	   ▼
+//	state      Badger: one txn with dirty states + offsets + meta of p
 //	   │
-//	outputs  segment-changes (+ churn-alerts when CHURN_RISK is added),
-//	         sirenstream-dlq (bad input, with reason and source coordinates)
+//	   ▼
+//	group      consumer group offsets (lag tools only)
 package processor
 
 import (
@@ -27,6 +36,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
+
+	"github.com/sirenstream/sirenstream/topology"
 )
 
 // Processor runs partition tasks. Construct with New; Run (live, consumer
@@ -152,7 +163,7 @@ func (p *Processor) Run(ctx context.Context) error {
 					churnTopic:   p.cfg.Topics.ChurnAlerts,
 					groupCommit:  gen.CommitOffsets,
 					groupOffsets: groupOffsets,
-					changelog:    p.cfg.Topics.Changelog != "-",
+					changelog:    p.cfg.Topics.ChangelogEnabled(),
 				}
 				if err := p.runTask(gctx, opt, writer); err != nil {
 					// Remember it even when the parent context is already
@@ -337,9 +348,10 @@ func (p *Processor) Replay(ctx context.Context, ro ReplayOptions) error {
 	return nil
 }
 
-// EnsureTopics checks the input topics are co-partitioned, creates missing
-// topics (inputs with the inputs' partition count, outputs likewise) and
-// returns the input partition count. Extra names are created as outputs.
+// EnsureTopics checks the input topics are co-partitioned, creates the
+// missing topics of the topology's creation plan (Topics.CreatePlan: inputs,
+// outputs, extra names as outputs, the compacted changelog) with the inputs'
+// partition count and returns that count.
 func (p *Processor) EnsureTopics(ctx context.Context, extra ...string) (int, error) {
 	n, err := EnsureTopics(ctx, p.cfg.Kafka, p.cfg.Topics, p.cfg.Partitions, p.cfg.ReplicationFactor, p.log, extra...)
 	if err == nil {
@@ -360,7 +372,7 @@ func (p *Processor) Partitions() int {
 // EnsureTopics is Processor.EnsureTopics for tools that have no Processor
 // (generate, bench). partitions 0 means "as existing, else 6".
 func EnsureTopics(ctx context.Context, k Kafka, t Topics, partitions, rf int, log *zap.Logger, extra ...string) (int, error) {
-	t.setDefaults()
+	t = t.WithDefaults()
 	if k.ClientID == "" {
 		k.ClientID = "sirenstream"
 	}
@@ -371,15 +383,7 @@ func EnsureTopics(ctx context.Context, k Kafka, t Topics, partitions, rf int, lo
 		log = zap.NewNop()
 	}
 	client := &kafka.Client{Addr: kafka.TCP(k.Brokers...), Timeout: 15 * time.Second, Transport: k.transport()}
-	inputs := t.Inputs()
-	all := append(inputs[:], t.SegmentChanges, t.ChurnAlerts, t.DLQ)
-	all = append(all, extra...)
-	var compacted []string
-	if t.Changelog != "-" {
-		all = append(all, t.Changelog)
-		compacted = append(compacted, t.Changelog)
-	}
-	n, err := ensureTopics(ctx, client, log, inputs[:], all, compacted, partitions, rf)
+	n, err := ensureTopics(ctx, client, log, t.CreatePlan(extra...), partitions, rf)
 	if err != nil && k.SASL != nil && !errors.Is(err, kafka.SASLAuthenticationFailed) {
 		// Some brokers answer bad credentials by closing the connection: say
 		// what to check, never the credentials themselves.
@@ -388,7 +392,7 @@ func EnsureTopics(ctx context.Context, k Kafka, t Topics, partitions, rf int, lo
 	return n, err
 }
 
-func ensureTopics(ctx context.Context, client *kafka.Client, log *zap.Logger, inputs, all, compacted []string, want, rf int) (int, error) {
+func ensureTopics(ctx context.Context, client *kafka.Client, log *zap.Logger, plan []topology.NewTopic, want, rf int) (int, error) {
 	var meta *kafka.MetadataResponse
 	var err error
 	for attempt := 0; ; attempt++ {
@@ -413,7 +417,11 @@ func ensureTopics(ctx context.Context, client *kafka.Client, log *zap.Logger, in
 	}
 	n := 0
 	var have []string
-	for _, t := range inputs {
+	for _, nt := range plan {
+		if nt.Role != topology.RoleInput {
+			continue
+		}
+		t := nt.Name
 		if c, ok := counts[t]; ok {
 			have = append(have, fmt.Sprintf("%s=%d", t, c))
 			if n == 0 {
@@ -432,26 +440,18 @@ func ensureTopics(ctx context.Context, client *kafka.Client, log *zap.Logger, in
 		return 0, fmt.Errorf("configured partitions %d differ from the existing input topics (%v)", want, have)
 	}
 	var create []kafka.TopicConfig
-	for _, t := range all {
-		if _, ok := counts[t]; !ok {
-			tc := kafka.TopicConfig{Topic: t, NumPartitions: n, ReplicationFactor: rf}
-			for _, c := range compacted {
-				if c == t {
-					// min.compaction.lag.ms keeps records of a commit that did
-					// not finish from compacting away older versions before the
-					// restarted task rewrites them (see changelog.go).
-					tc.ConfigEntries = []kafka.ConfigEntry{
-						{ConfigName: "cleanup.policy", ConfigValue: "compact"},
-						{ConfigName: "min.compaction.lag.ms", ConfigValue: "3600000"},
-					}
-				}
+	for _, nt := range plan {
+		if _, ok := counts[nt.Name]; !ok {
+			tc := kafka.TopicConfig{Topic: nt.Name, NumPartitions: n, ReplicationFactor: rf}
+			for _, c := range nt.Configs {
+				tc.ConfigEntries = append(tc.ConfigEntries, kafka.ConfigEntry{ConfigName: c.Name, ConfigValue: c.Value})
 			}
 			create = append(create, tc)
 		}
 	}
-	for _, c := range compacted {
-		if cn, ok := counts[c]; ok && cn != n {
-			return 0, fmt.Errorf("changelog topic %s has %d partitions, the inputs %d: it must have one partition per input partition", c, cn, n)
+	for _, nt := range plan {
+		if cn, ok := counts[nt.Name]; ok && nt.Role == topology.RoleChangelog && cn != n {
+			return 0, fmt.Errorf("changelog topic %s has %d partitions, the inputs %d: it must have one partition per input partition", nt.Name, cn, n)
 		}
 	}
 	if len(create) > 0 {

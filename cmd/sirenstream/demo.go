@@ -19,6 +19,7 @@ import (
 	"github.com/sirenstream/sirenstream/processor"
 	"github.com/sirenstream/sirenstream/schemas"
 	"github.com/sirenstream/sirenstream/state"
+	"github.com/sirenstream/sirenstream/topology"
 )
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
@@ -142,7 +143,7 @@ wait:
 	say("▶ processed %d events in %s: %.0f events/s (%d processed, %d dead-lettered)",
 		consumed, elapsed.Round(time.Millisecond), float64(consumed)/elapsed.Seconds(), processed, dead)
 
-	msgs, err := load.ReadAll(ctx, brokers, processor.Transport(k), nil, "segment-changes")
+	msgs, err := load.ReadAll(ctx, brokers, processor.Transport(k), nil, topology.DefaultSegmentChanges)
 	if err != nil {
 		return err
 	}
@@ -161,7 +162,7 @@ wait:
 }
 
 func printSummary(w io.Writer, msgs []kafka.Message, latest map[string]*schemas.SegmentChange, total int) {
-	fmt.Fprintf(w, "\n%d segment-change events for %d companies (topic segment-changes)\n\n", len(msgs), len(latest))
+	fmt.Fprintf(w, "\n%d segment-change events for %d companies (topic %s)\n\n", len(msgs), len(latest), topology.DefaultSegmentChanges)
 	counts := map[string]int{}
 	offers := map[string]int{}
 	control := 0

@@ -16,6 +16,7 @@ import (
 	"github.com/sirenstream/sirenstream/processor"
 	"github.com/sirenstream/sirenstream/schemas"
 	"github.com/sirenstream/sirenstream/state"
+	"github.com/sirenstream/sirenstream/topology"
 )
 
 // procFlags are the flags shared by run and replay.
@@ -58,14 +59,9 @@ func (f *procFlags) register(fs *flag.FlagSet, defaultLog string) {
 	fs.DurationVar(&f.lateness, "allowed-lateness", 7*24*time.Hour, "records older than stream time minus this are late (dead-lettered)")
 	fs.IntVar(&f.usageDays, "usage-days", 90, "days of daily usage buckets kept per SIREN")
 	fs.IntVar(&f.cacheSIRENs, "cache-sirens", 50000, "decoded SIREN states kept in memory per partition")
-	fs.StringVar(&f.topics.Usage, "topic-usage", "usage", "usage input topic")
-	fs.StringVar(&f.topics.Outages, "topic-outages", "outages", "outage input topic")
-	fs.StringVar(&f.topics.Claims, "topic-claims", "claims", "claim input topic")
-	fs.StringVar(&f.topics.Profiles, "topic-profiles", "profiles", "profile input topic")
-	fs.StringVar(&f.topics.SegmentChanges, "topic-segment-changes", "segment-changes", "segment change output topic")
-	fs.StringVar(&f.topics.ChurnAlerts, "topic-churn-alerts", "churn-alerts", "churn alert output topic")
-	fs.StringVar(&f.topics.DLQ, "topic-dlq", "sirenstream-dlq", "dead-letter topic")
-	fs.StringVar(&f.topics.Changelog, "topic-changelog", "sirenstream-changelog", "compacted state changelog topic (restores moved partitions); - disables it")
+	for _, d := range topology.Define().All() {
+		fs.StringVar(d.Ptr(&f.topics), d.Flag, d.Default, d.Help)
+	}
 }
 
 // components are what run and replay build from procFlags, closed in reverse.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sirenstream/sirenstream/engine"
 	"github.com/sirenstream/sirenstream/schemas"
+	"github.com/sirenstream/sirenstream/topology"
 )
 
 // Register registers the project's input schemas with a Confluent schema
@@ -19,12 +20,12 @@ import (
 // with these ids when the processor runs with --schema-registry.
 func Register(ctx context.Context, registryURL string, topicOf func(string) string) (map[engine.Kind]uint32, error) {
 	ids := map[engine.Kind]uint32{}
-	for k := engine.KindProfile; k <= engine.KindUsage; k++ {
-		topic := [...]string{"profiles", "outages", "claims", "usage"}[k]
+	for _, in := range topology.Define().Inputs {
+		topic := in.Default
 		if topicOf != nil {
 			topic = topicOf(topic)
 		}
-		schema, _ := schemas.Schema(schemas.IDForKind(k))
+		schema, _ := schemas.Schema(in.SchemaID)
 		body, _ := json.Marshal(map[string]string{"schema": schema, "schemaType": "AVRO"})
 		url := strings.TrimRight(registryURL, "/") + "/subjects/" + topic + "-value/versions"
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
@@ -47,7 +48,7 @@ func Register(ctx context.Context, registryURL string, topicOf func(string) stri
 		if err := json.Unmarshal(b, &out); err != nil || out.ID == 0 {
 			return nil, fmt.Errorf("register schema for %s: unexpected answer %s", topic, b)
 		}
-		ids[k] = out.ID
+		ids[in.Kind] = out.ID
 	}
 	return ids, nil
 }

@@ -16,10 +16,16 @@ import (
 	"github.com/sirenstream/sirenstream/internal/load"
 	"github.com/sirenstream/sirenstream/processor"
 	"github.com/sirenstream/sirenstream/state"
+	"github.com/sirenstream/sirenstream/topology"
 )
 
 // InputTopics are the processor's default input topics, in engine.Kind order.
-var InputTopics = []string{"profiles", "outages", "claims", "usage"}
+var InputTopics = defaultInputs()
+
+func defaultInputs() []string {
+	inputs := topology.Defaults().Inputs()
+	return inputs[:]
+}
 
 // Generated returns the messages a producer would send for gen's history
 // under cfg, in generation order.

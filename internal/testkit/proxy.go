@@ -231,7 +231,7 @@ func (h *Harness) Err() error {
 func (h *Harness) WaitStored(t testing.TB, brokers []string, partitions int, timeout time.Duration) {
 	t.Helper()
 	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
-	inputs := []string{"profiles", "outages", "claims", "usage"}
+	inputs := defaultInputs()
 	deadline := time.Now().Add(timeout)
 	var last string
 	for {

@@ -21,6 +21,7 @@ import (
 	"github.com/sirenstream/sirenstream/processor"
 	"github.com/sirenstream/sirenstream/schemas"
 	"github.com/sirenstream/sirenstream/state"
+	"github.com/sirenstream/sirenstream/topology"
 )
 
 // Cluster starts an in-process kfake broker and returns its addresses.
@@ -61,7 +62,7 @@ func Encode(t testing.TB, ev engine.Event) []byte {
 
 // TopicOf returns the default input topic of an event kind.
 func TopicOf(k engine.Kind) string {
-	return [...]string{"profiles", "outages", "claims", "usage"}[k]
+	return topology.Defaults().Input(k)
 }
 
 // Msg builds the Kafka message a producer would send for ev.

@@ -1,0 +1,40 @@
+// Package topology declares sirenstream's processing graph as data, once:
+// the inputs in merge order, the outputs and what is routed to each, the
+// state changelog, and the configs topics are created with. The processor
+// creates and reads topics from it, the CLI derives its --topic-* flags from
+// it, and the generator, load tools and test kit take their topic names from
+// it. It holds no Kafka client code.
+//
+// The data path of one partition task p, in commit order:
+//
+//	inputs    profiles   outages   claims   usage      co-partitioned, key = SIREN
+//	          kind 0     kind 1    kind 2   kind 3     schema ids 4, 2, 3, 1
+//	   │ partition p of every input, each record decoded as it is fetched
+//	   ▼
+//	merge     by (event_time, kind, offset); undecodable records go first
+//	   │
+//	   ▼
+//	check     undecodable, invalid, duplicate, late, future ─────┐
+//	   │ good                                                    │ raw copy +
+//	   ▼                                                         │ error headers
+//	engine    SIREN state ← event; stream day changed → sweep p  │
+//	   │ segment set changed → decision                          │
+//	   ▼                                                         ▼
+//	commit of a batch (every N records or T ms), strictly in this order:
+//	   0. merge plan saved (Badger) when the batch has outputs: the input
+//	      of each record taken, so a restart takes them in the same order
+//	   1. outputs written and acknowledged (acks=all):
+//	        segment-changes   every decision                    (schema 101)
+//	        churn-alerts      the same bytes, when CHURN_RISK is added
+//	        sirenstream-dlq   the dead letters above
+//	   2. changelog (compacted): the batch's dirty states, then a checkpoint
+//	      record (input offsets + task meta)
+//	   3. one Badger transaction: dirty states + next input offsets
+//	      (+ changelog position) + task meta
+//	   4. consumer group offsets of the inputs (lag tools only: restart
+//	      trusts Badger)
+//
+// A crash before 3 re-processes the batch and re-emits the same bytes
+// (at-least-once delivery, exactly-once state). A replay writes its own
+// output topics, no changelog and no group offsets.
+package topology

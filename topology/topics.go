@@ -1,0 +1,136 @@
+package topology
+
+import (
+	"fmt"
+
+	"github.com/sirenstream/sirenstream/engine"
+)
+
+// Topics names every topic of the graph (spec §2–§3). Zero values take the
+// defaults of Define (WithDefaults).
+type Topics struct {
+	Usage          string // default "usage"
+	Outages        string // default "outages"
+	Claims         string // default "claims"
+	Profiles       string // default "profiles"
+	SegmentChanges string // default "segment-changes"
+	ChurnAlerts    string // default "churn-alerts"
+	DLQ            string // default "sirenstream-dlq"
+	// Changelog is the compacted state changelog (default
+	// "sirenstream-changelog"); "-" (ChangelogOff) disables it
+	// (single-instance deployments that never move partitions).
+	Changelog string
+}
+
+// Defaults returns every topic under its default name.
+func Defaults() Topics {
+	return Topics{}.WithDefaults()
+}
+
+// WithDefaults returns t with each empty name replaced by its default.
+func (t Topics) WithDefaults() Topics {
+	for _, d := range Define().All() {
+		if p := d.Ptr(&t); *p == "" {
+			*p = d.Default
+		}
+	}
+	return t
+}
+
+// Inputs returns the input topics in engine.Kind order, which is the merge
+// tie-break order: profiles, outages, claims, usage.
+func (t Topics) Inputs() [NumInputs]string {
+	var names [NumInputs]string
+	for i, in := range Define().Inputs {
+		names[i] = in.Name(t)
+	}
+	return names
+}
+
+// Input returns the input topic of kind k, which must be a valid kind.
+func (t Topics) Input(k engine.Kind) string {
+	return Define().Inputs[k].Name(t)
+}
+
+// Outputs returns the output topics of a live run: segment changes, churn
+// alerts, dead letters.
+func (t Topics) Outputs() [NumOutputs]string {
+	var names [NumOutputs]string
+	for i, out := range Define().Outputs {
+		names[i] = out.Name(t)
+	}
+	return names
+}
+
+// ChangelogEnabled reports whether t has a changelog (not ChangelogOff).
+func (t Topics) ChangelogEnabled() bool {
+	return t.Changelog != ChangelogOff
+}
+
+// Validate reports two inputs or outputs sharing a name, naming both fields.
+// Call it on t.WithDefaults().
+func (t Topics) Validate() error {
+	g := Define()
+	seen := make(map[string]string, NumInputs+NumOutputs)
+	check := func(d Topic) error {
+		name := d.Name(t)
+		if other, ok := seen[name]; ok {
+			return fmt.Errorf("Topics.%s and Topics.%s are both %q", d.Field, other, name)
+		}
+		seen[name] = d.Field
+		return nil
+	}
+	for _, in := range g.Inputs {
+		if err := check(in.Topic); err != nil {
+			return err
+		}
+	}
+	for _, out := range g.Outputs {
+		if err := check(out.Topic); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// NewTopic is one entry of the creation plan: a topic made when missing.
+type NewTopic struct {
+	Name    string
+	Role    Role
+	Configs []ConfigEntry // nil: the broker's defaults
+}
+
+// Compacted reports whether the topic is created with cleanup.policy=compact.
+func (n NewTopic) Compacted() bool {
+	for _, c := range n.Configs {
+		if c.Name == "cleanup.policy" && c.Value == "compact" {
+			return true
+		}
+	}
+	return false
+}
+
+// CreatePlan returns the topics that must exist before a task starts, in
+// creation order: the inputs (engine.Kind order), the outputs, extra (a
+// replay's own outputs, created as outputs), then the changelog unless it is
+// off. Every topic is created with the inputs' partition count; the inputs
+// must be co-partitioned and the changelog must have one partition per input
+// partition. Call it on t.WithDefaults().
+func (t Topics) CreatePlan(extra ...string) []NewTopic {
+	g := Define()
+	plan := make([]NewTopic, 0, NumInputs+NumOutputs+len(extra)+1)
+	for _, in := range g.Inputs {
+		plan = append(plan, NewTopic{Name: in.Name(t), Role: RoleInput})
+	}
+	for _, out := range g.Outputs {
+		plan = append(plan, NewTopic{Name: out.Name(t), Role: RoleOutput})
+	}
+	for _, name := range extra {
+		plan = append(plan, NewTopic{Name: name, Role: RoleOutput})
+	}
+	if t.ChangelogEnabled() {
+		cl := g.Changelog
+		plan = append(plan, NewTopic{Name: cl.Name(t), Role: RoleChangelog, Configs: append([]ConfigEntry(nil), cl.Configs...)})
+	}
+	return plan
+}

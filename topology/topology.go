@@ -1,0 +1,180 @@
+package topology
+
+import "github.com/sirenstream/sirenstream/engine"
+
+// Default topic names (spec §2–§3).
+const (
+	DefaultProfiles       = "profiles"
+	DefaultOutages        = "outages"
+	DefaultClaims         = "claims"
+	DefaultUsage          = "usage"
+	DefaultSegmentChanges = "segment-changes"
+	DefaultChurnAlerts    = "churn-alerts"
+	DefaultDLQ            = "sirenstream-dlq"
+	DefaultChangelog      = "sirenstream-changelog"
+)
+
+// ChangelogOff as Topics.Changelog disables the changelog (single-instance
+// deployments that never move partitions).
+const ChangelogOff = "-"
+
+// NumInputs is the number of input topics, one per engine.Kind.
+const NumInputs = 4
+
+// NumOutputs is the number of output topics of a live run.
+const NumOutputs = 3
+
+// Role is a topic's place in the graph.
+type Role uint8
+
+const (
+	// RoleInput topics are read and merged. They must be co-partitioned
+	// (same partition count, key = SIREN, murmur2 partitioner).
+	RoleInput Role = iota + 1
+	// RoleOutput topics are written by the tasks and acknowledged before
+	// the state they follow from is committed.
+	RoleOutput
+	// RoleChangelog is the compacted state changelog: partition p holds the
+	// states and checkpoints of task p, so it must have one partition per
+	// input partition.
+	RoleChangelog
+)
+
+func (r Role) String() string {
+	switch r {
+	case RoleInput:
+		return "input"
+	case RoleOutput:
+		return "output"
+	case RoleChangelog:
+		return "changelog"
+	}
+	return "unknown"
+}
+
+// Topic declares one topic: its role, its default name and the command-line
+// flag that renames it.
+type Topic struct {
+	Role    Role
+	Field   string // the Topics field holding its name, e.g. "Usage"
+	Default string // its name when Topics leaves it empty
+	Flag    string // the flag that renames it, e.g. "topic-usage"
+	Help    string // that flag's help text
+	// SchemaID is the fixed Confluent schema id of its values (schemas.ID*);
+	// 0 for raw copies (DLQ) and internal bytes (changelog).
+	SchemaID int
+
+	name func(*Topics) *string
+}
+
+// Name returns the topic's name in t (empty when t leaves it to defaults).
+func (d Topic) Name(t Topics) string { return *d.name(&t) }
+
+// Ptr returns the address of the topic's name in t, for flag registration.
+func (d Topic) Ptr(t *Topics) *string { return d.name(t) }
+
+// Input declares an input topic.
+type Input struct {
+	Topic
+	// Kind is the event kind its records decode to. Its numeric value is
+	// the input's index everywhere and its rank when event times tie.
+	Kind engine.Kind
+}
+
+// Output declares an output topic and what the tasks route to it.
+type Output struct {
+	Topic
+	Routing string
+}
+
+// ConfigEntry is a topic-level config (Kafka name and value).
+type ConfigEntry struct {
+	Name, Value string
+}
+
+// Changelog declares the state changelog and the configs it is created with.
+type Changelog struct {
+	Topic
+	Configs []ConfigEntry
+}
+
+// Graph is the whole processing graph.
+type Graph struct {
+	Inputs    [NumInputs]Input // in engine.Kind order: the merge tie-break order
+	Outputs   [NumOutputs]Output
+	Changelog Changelog
+}
+
+// Define returns the graph (a fresh value on each call; there is no package
+// state). It is the one place that names topics, their kinds, schemas,
+// flags and creation configs.
+func Define() Graph {
+	return Graph{
+		Inputs: [NumInputs]Input{
+			{Kind: engine.KindProfile, Topic: Topic{
+				Role: RoleInput, Field: "Profiles", Default: DefaultProfiles, SchemaID: 4,
+				Flag: "topic-profiles", Help: "profile input topic",
+				name: func(t *Topics) *string { return &t.Profiles },
+			}},
+			{Kind: engine.KindOutage, Topic: Topic{
+				Role: RoleInput, Field: "Outages", Default: DefaultOutages, SchemaID: 2,
+				Flag: "topic-outages", Help: "outage input topic",
+				name: func(t *Topics) *string { return &t.Outages },
+			}},
+			{Kind: engine.KindClaim, Topic: Topic{
+				Role: RoleInput, Field: "Claims", Default: DefaultClaims, SchemaID: 3,
+				Flag: "topic-claims", Help: "claim input topic",
+				name: func(t *Topics) *string { return &t.Claims },
+			}},
+			{Kind: engine.KindUsage, Topic: Topic{
+				Role: RoleInput, Field: "Usage", Default: DefaultUsage, SchemaID: 1,
+				Flag: "topic-usage", Help: "usage input topic",
+				name: func(t *Topics) *string { return &t.Usage },
+			}},
+		},
+		Outputs: [NumOutputs]Output{
+			{Routing: "every segment change (key = SIREN), live and sweep alike", Topic: Topic{
+				Role: RoleOutput, Field: "SegmentChanges", Default: DefaultSegmentChanges, SchemaID: 101,
+				Flag: "topic-segment-changes", Help: "segment change output topic",
+				name: func(t *Topics) *string { return &t.SegmentChanges },
+			}},
+			{Routing: "the same record as segment-changes, only when the change adds CHURN_RISK", Topic: Topic{
+				Role: RoleOutput, Field: "ChurnAlerts", Default: DefaultChurnAlerts, SchemaID: 101,
+				Flag: "topic-churn-alerts", Help: "churn alert output topic",
+				name: func(t *Topics) *string { return &t.ChurnAlerts },
+			}},
+			{Routing: "a raw copy (key and value) of each rejected input record, with headers " +
+				"error, error.detail, source.topic, source.partition, source.offset", Topic: Topic{
+				Role: RoleOutput, Field: "DLQ", Default: DefaultDLQ,
+				Flag: "topic-dlq", Help: "dead-letter topic",
+				name: func(t *Topics) *string { return &t.DLQ },
+			}},
+		},
+		Changelog: Changelog{
+			Topic: Topic{
+				Role: RoleChangelog, Field: "Changelog", Default: DefaultChangelog,
+				Flag: "topic-changelog", Help: "compacted state changelog topic (restores moved partitions); - disables it",
+				name: func(t *Topics) *string { return &t.Changelog },
+			},
+			Configs: []ConfigEntry{
+				{Name: "cleanup.policy", Value: "compact"},
+				// Keeps the records of a commit that did not finish from
+				// compacting away older versions before the restarted task
+				// rewrites them (see processor/changelog.go).
+				{Name: "min.compaction.lag.ms", Value: "3600000"},
+			},
+		},
+	}
+}
+
+// All returns every topic declaration: inputs, outputs, then the changelog.
+func (g Graph) All() []Topic {
+	all := make([]Topic, 0, NumInputs+NumOutputs+1)
+	for _, in := range g.Inputs {
+		all = append(all, in.Topic)
+	}
+	for _, out := range g.Outputs {
+		all = append(all, out.Topic)
+	}
+	return append(all, g.Changelog.Topic)
+}
