@@ -1,14 +1,14 @@
 // Package engine is sirenstream's pure domain core: per-SIREN rolling windows,
 // the metrics of spec §5 and the segment rules of spec §6. It performs no I/O
 // (no Kafka, no Badger, no wall clock). Like etcd's raft, inputs go in
-// (Task.Check, Task.Step; on a new stream day Task.AdvanceTo, Task.Intensity, Task.SetSnapshot, Task.Evaluate) and outputs come out (Decision); the processor
-// applies them.
+// (Task.CheckRecord, Task.Step; on a new stream day Task.BeginDay,
+// Task.Evaluate, Task.EndDay) and outputs come out (Decision, or an error
+// whose DLQReason is the dead-letter reason); the caller applies them.
+// Memory is the whole sequence over in-memory states.
 //
 // CONTRACT FILE: the exported names in this file are what processor/ and
 // state/ program against. Keep them stable.
 package engine
-
-import "errors"
 
 // Kind is the input event type. Its numeric order is the tie-break order of
 // the event-time merge (spec §4): profiles, outages, claims, usage.
@@ -65,13 +65,27 @@ type Event struct {
 	Plan         string
 }
 
-// Sentinel errors: they decide the dead-letter reason (DLQReason(err)).
+// Record is what the engine checks of the Kafka record an Event was decoded
+// from (CheckRecord).
+type Record struct {
+	Key         []byte // the record key: must be the event's SIREN
+	TimestampMs int64  // the record timestamp, Unix ms; 0 = unknown
+}
+
+// Sentinel errors: each carries its dead-letter reason (DLQReason(err)).
+// Errors of Check, CheckRecord and Step wrap exactly one of them.
 var (
-	ErrInvalidSIREN = errors.New("invalid SIREN")        // dlq reason "invalid_siren"
-	ErrLate         = errors.New("late")                 // dlq reason "late"
-	ErrInvalidEvent = errors.New("invalid event")        // dlq reason "invalid_event" (negative bytes, huge values, missing ids, resolved-before-start without started_at...)
-	ErrDuplicate    = errors.New("duplicate event_id")   // dlq reason "duplicate"
-	ErrFuture       = errors.New("event time in future") // dlq reason "future" (checked by processor against record timestamp + skew)
+	ErrInvalidSIREN = newReasonError("invalid SIREN", "invalid_siren")
+	ErrLate         = newReasonError("late", "late")
+	// ErrInvalidEvent: negative bytes, huge values, missing ids, a RESOLVED
+	// without any start or before it...
+	ErrInvalidEvent = newReasonError("invalid event", "invalid_event")
+	ErrDuplicate    = newReasonError("duplicate event_id", "duplicate")
+	// ErrFuture: event_time later than the record timestamp plus
+	// Config.MaxFutureSkewMs (CheckRecord).
+	ErrFuture = newReasonError("event time in future", "future")
+	// ErrKeyMismatch: the record key is not the event's SIREN (CheckRecord).
+	ErrKeyMismatch = newReasonError("record key is not the event's SIREN", "key_mismatch")
 )
 
 // Segments is a set of segment labels. Bits are in alphabetical label order so

@@ -55,33 +55,21 @@ func BenchmarkStepUsage(b *testing.B) {
 	}
 }
 
-// BenchmarkSweepPerSIREN: the day-change work per SIREN (pass 1 Intensity +
-// pass 2 Evaluate) over 10k states; SetSnapshot of 10k values is amortised.
+// BenchmarkSweepPerSIREN: the day-change work per SIREN (pass 1 intensity +
+// pass 2 Evaluate, Memory.DayChange) over 10k states; the sort of 10k
+// values is amortised.
 func BenchmarkSweepPerSIREN(b *testing.B) {
-	task := NewTask(nil, Config{})
+	m := NewMemory(nil, Config{})
 	const n = 10_000
-	states := make([]*State, n)
-	for i := range states {
-		states[i] = warmState(b, task, i)
+	for i := range n {
+		m.Put(warmState(b, m.Task(), i))
 	}
-	vals := make([]float64, 0, n)
-	var dec Decision
 	day := d0 + 1
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i += n {
-		task.AdvanceTo(at(day, 0))
+		m.DayChange(at(day, 0))
 		day++
-		vals = vals[:0]
-		for _, st := range states {
-			if v, ok := task.Intensity(st); ok {
-				vals = append(vals, v)
-			}
-		}
-		task.SetSnapshot(vals)
-		for _, st := range states {
-			task.Evaluate(st, &dec)
-		}
 	}
 }
 

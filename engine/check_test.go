@@ -63,13 +63,13 @@ func TestLateRecordsAreRejectedAndChangeNothing(t *testing.T) {
 	s := mkSIREN(7)
 	h.must(usageEv(s, at(d0, 12), "75001", 1e9, 1))
 	h.tick(at(d0+10, 0))
-	before := h.states[s].AppendBinary(nil)
+	before := h.state(s).AppendBinary(nil)
 	// lateness 7 days: the limit is exactly at(d0+3, 0).
 	err := h.feed(usageEv(s, at(d0+3, 0)-1, "75002", 1e9, 1))
 	if !errors.Is(err, ErrLate) || DLQReason(err) != "late" {
 		t.Fatalf("err = %v, want ErrLate", err)
 	}
-	if string(h.states[s].AppendBinary(nil)) != string(before) {
+	if string(h.state(s).AppendBinary(nil)) != string(before) {
 		t.Fatal("late record changed the state")
 	}
 	if err := h.feed(usageEv(s, at(d0+3, 0), "75001", 1e9, 1)); err != nil {
@@ -86,12 +86,12 @@ func TestDuplicatesAreRejectedAndNotCountedTwice(t *testing.T) {
 	ev := usageEv(s, at(d0, 12), "75001", 5e9, 1)
 	ev.EventID = "same"
 	h.must(ev)
-	before := h.states[s].AppendBinary(nil)
+	before := h.state(s).AppendBinary(nil)
 	err := h.feed(ev)
 	if !errors.Is(err, ErrDuplicate) || DLQReason(err) != "duplicate" {
 		t.Fatalf("err = %v", err)
 	}
-	if string(h.states[s].AppendBinary(nil)) != string(before) {
+	if string(h.state(s).AppendBinary(nil)) != string(before) {
 		t.Fatal("duplicate changed the state")
 	}
 	// A replay later in the day, and a day later, is still a duplicate.
@@ -128,7 +128,7 @@ func TestStepRejectsInconsistentOutages(t *testing.T) {
 			h := newHarness(t, nil)
 			h.tick(at(d0, 0))
 			h.must(tt.prior...)
-			st := h.states[s]
+			st := h.state(s)
 			var before []byte
 			if st != nil {
 				before = st.AppendBinary(nil)
@@ -139,6 +139,60 @@ func TestStepRejectsInconsistentOutages(t *testing.T) {
 			}
 			if st != nil && string(st.AppendBinary(nil)) != string(before) {
 				t.Fatal("state changed")
+			}
+		})
+	}
+}
+
+// CheckRecord: Check, then the record key, then the future, with the
+// dead-letter details the processor has always written.
+func TestCheckRecord(t *testing.T) {
+	s := mkSIREN(1)
+	ev := usageEv(s, at(d0, 12), "75001", 100, 2)
+	ev.EventID = "u1"
+	key := []byte(s)
+	ts := at(d0, 12) - 3*3_600_000 // the event is 3 h after its record
+	tests := []struct {
+		name       string
+		cfg        Config
+		ev         Event
+		rec        Record
+		want       error
+		reason     string
+		detail     string // "" = not checked
+		wantPasses bool
+	}{
+		{name: "matching key, no timestamp", ev: ev, rec: Record{Key: key}, wantPasses: true},
+		{name: "Check comes first", ev: func() Event { e := ev; e.SIREN = "732829321"; return e }(), rec: Record{Key: []byte("other")}, want: ErrInvalidSIREN, reason: "invalid_siren"},
+		{name: "key is not the SIREN", ev: ev, rec: Record{Key: []byte("42"), TimestampMs: ts}, cfg: Config{MaxFutureSkewMs: 1}, want: ErrKeyMismatch, reason: "key_mismatch",
+			detail: `record key "42" is not the event's SIREN "` + s + `": co-partitioning needs key = SIREN`},
+		{name: "no key", ev: ev, rec: Record{}, want: ErrKeyMismatch, reason: "key_mismatch",
+			detail: `record key "" is not the event's SIREN "` + s + `": co-partitioning needs key = SIREN`},
+		{name: "future beyond the skew", ev: ev, rec: Record{Key: key, TimestampMs: ts}, cfg: Config{MaxFutureSkewMs: 3_600_000}, want: ErrFuture, reason: "future",
+			detail: "event time in future: event_time 2024-10-04T12:00:00Z is more than 1h0m0s after the record timestamp 2024-10-04T09:00:00Z"},
+		{name: "exactly at the skew passes", ev: ev, rec: Record{Key: key, TimestampMs: ts}, cfg: Config{MaxFutureSkewMs: 3 * 3_600_000}, wantPasses: true},
+		{name: "skew 0 checks nothing", ev: ev, rec: Record{Key: key, TimestampMs: ts - 100*DayMs}, wantPasses: true},
+		{name: "unknown timestamp checks nothing", ev: ev, rec: Record{Key: key}, cfg: Config{MaxFutureSkewMs: 1}, wantPasses: true},
+		{name: "a negative skew is used as is", ev: func() Event { e := ev; e.EventTime = ts; return e }(), rec: Record{Key: key, TimestampMs: ts}, cfg: Config{MaxFutureSkewMs: -1}, want: ErrFuture, reason: "future",
+			detail: "event time in future: event_time 2024-10-04T09:00:00Z is more than -1ms after the record timestamp 2024-10-04T09:00:00Z"},
+		{name: "24h default of the processor", ev: ev, rec: Record{Key: key, TimestampMs: ts - DayMs}, cfg: Config{MaxFutureSkewMs: DayMs}, want: ErrFuture, reason: "future",
+			detail: "event time in future: event_time 2024-10-04T12:00:00Z is more than 24h0m0s after the record timestamp 2024-10-03T09:00:00Z"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			task := NewTask(nil, tt.cfg)
+			err := task.CheckRecord(&tt.ev, tt.rec)
+			if tt.wantPasses {
+				if err != nil {
+					t.Fatalf("CheckRecord = %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, tt.want) || DLQReason(err) != tt.reason {
+				t.Fatalf("CheckRecord = %v (reason %q), want %v (%q)", err, DLQReason(err), tt.want, tt.reason)
+			}
+			if tt.detail != "" && err.Error() != tt.detail {
+				t.Fatalf("detail\n%s\nwant\n%s", err, tt.detail)
 			}
 		})
 	}

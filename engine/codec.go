@@ -347,13 +347,13 @@ func unmarshalState(siren string, b []byte) (*State, error) {
 	return s, nil
 }
 
-// IntensityEncoded is Intensity(UnmarshalState(siren, b)) computed straight
+// intensityEncoded is intensity(UnmarshalState(siren, b)) computed straight
 // from the encoding, without building a State: it reads the usage days and
-// the profile and skips the rest, allocating nothing. Pass 1 of the
-// day-change sweep calls it for every stored SIREN that is not cached, so its
-// cost bounds the sweep at scale. It validates what it reads; an error means
+// the profile and skips the rest, allocating nothing. Pass 1 of a day change
+// over a store (FromEncoded) calls it for every stored SIREN, so its cost
+// bounds the day change at scale. It validates what it reads; an error means
 // the encoding is bad (UnmarshalState would fail too, possibly later).
-func (t *Task) IntensityEncoded(b []byte) (float64, bool, error) {
+func (t *Task) intensityEncoded(b []byte) (float64, bool, error) {
 	r := reader{b: b}
 	if v := r.byte(); r.err == nil && v != StateVersion {
 		return 0, false, fmt.Errorf("engine: unknown state version %d", v)
@@ -442,7 +442,7 @@ func (r *reader) dayUsage(i int, day *int64) dayUsage {
 
 // AppendHeader appends the header of st's encoding — the first bytes of
 // AppendBinary: version, seq and segments, the decision Evaluate changes — to
-// dst. A day-change sweep that changes only a SIREN's decision writes this
+// dst. A day change (pass 2) that changes only a SIREN's decision writes this
 // header alone (a few bytes instead of the ~1 KB state); MergeHeader puts it
 // back in front of the stored body on every read, so what a reader sees is
 // exactly AppendBinary of the new state.

@@ -5,8 +5,8 @@ import (
 	"testing"
 )
 
-// TestIntensityEncodedMatchesDecode: the sweep's pass-1 shortcut gives
-// exactly Intensity of the decoded state, at many stream days.
+// TestIntensityEncodedMatchesDecode: pass 1 from encoded states (FromEncoded)
+// gives exactly the intensity of the decoded state, at many stream days.
 func TestIntensityEncodedMatchesDecode(t *testing.T) {
 	task := NewTask(nil, Config{})
 	var states []*State
@@ -20,19 +20,19 @@ func TestIntensityEncodedMatchesDecode(t *testing.T) {
 		b := st.AppendBinary(nil)
 		for k := 0; k < 20; k++ {
 			probe := NewTask(nil, Config{})
-			probe.AdvanceTo(at(d0-100+int32(rng.IntN(200)), rng.IntN(24)))
+			probe.advanceTo(at(d0-100+int32(rng.IntN(200)), rng.IntN(24)))
 			dec, err := UnmarshalState(st.SIREN, b)
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, wok := probe.Intensity(dec)
-			got, gok, err := probe.IntensityEncoded(b)
+			want, wok := probe.intensity(dec)
+			got, gok, err := probe.intensityEncoded(b)
 			if err != nil || got != want || gok != wok {
 				t.Fatalf("%s day %d: IntensityEncoded = %v %v %v, Intensity = %v %v", st.SIREN, probe.StreamDay(), got, gok, err, want, wok)
 			}
 		}
 		for cut := 0; cut < len(b); cut += 7 {
-			if _, _, err := task.IntensityEncoded(b[:cut]); err == nil && cut < 4 {
+			if _, _, err := task.intensityEncoded(b[:cut]); err == nil && cut < 4 {
 				t.Fatalf("truncated at %d: no error", cut)
 			}
 		}
@@ -46,7 +46,7 @@ func BenchmarkIntensityEncoded(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(buf)))
 	for b.Loop() {
-		if _, _, err := task.IntensityEncoded(buf); err != nil {
+		if _, _, err := task.intensityEncoded(buf); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,28 +1,33 @@
-// # Day-change protocol
+// # Driving a Task
 //
-// The caller (processor) owns the States of its partition and drives a Task:
+// The caller (processor) owns the States of its partition and drives a Task
+// per record:
 //
-//	if err := task.Check(ev); err != nil { dead-letter(DLQReason(err)) }
-//	if task.NeedsSweep(ev) {
-//		task.AdvanceTo(ev.EventTime)
-//		pass 1: for every state: if v, ok := task.Intensity(st); ok { values = append(values, v) }
-//		task.SetSnapshot(values)
-//		pass 2: for every state in SIREN order: if task.Evaluate(st, &dec) { emit(dec) }
+//	if err := task.CheckRecord(ev, rec); err != nil { dead-letter(DLQReason(err)) }
+//	if task.StartsDay(ev) { // a day change, before the record
+//		stats, err := task.BeginDay(ev.EventTime, FromStates(each)) // or FromEncoded(scan)
+//		for every state in SIREN order: if task.Evaluate(st, &dec) { emit(dec) }
+//		task.EndDay()
 //	}
 //	changed, err := task.Step(st, ev, &dec) // err: dead-letter, state unchanged
 //	if changed { emit(dec) }
 //
 // Persist AppendBinary of every state touched (Step, or Evaluate returning
-// true) and AppendMeta of the task with the offsets.
+// true: AppendHeader suffices, see MergeHeader) and AppendMeta of the task
+// with the offsets. A partition too big for memory calls KeepNextDay(true)
+// so that the next BeginDay need not scan the store. Memory runs this whole
+// sequence over in-memory states.
 //
 // # Choices where the spec is silent
 //
-//   - Before its first event a task has no stream time; NeedsSweep is false
+//   - Before its first event a task has no stream time; StartsDay is false
 //     for the first event (no SIREN exists yet) and Step sets the stream time.
 //     Lateness is not checked before the first event.
-//   - Check order: SIREN, then fields, then lateness. Late means
-//     event_time < stream time - AllowedLatenessMs (an event exactly at the
-//     limit is accepted).
+//   - Check order: SIREN, then fields, then lateness; CheckRecord then checks
+//     the record key, then the future. Late means event_time < stream time -
+//     AllowedLatenessMs (an event exactly at the limit is accepted). Future
+//     means event_time > record timestamp + MaxFutureSkewMs (not checked
+//     when the skew is 0 or the timestamp unknown).
 //   - Dedup is per SIREN on a 64-bit FNV-1a hash of event_id (false-positive
 //     odds ~n²/2⁶⁴), remembered for AllowedLateness + 1 day by event day:
 //     anything older is late anyway. Claims are deduplicated by event_id
@@ -48,8 +53,9 @@
 //   - intensity_percentile = 100 * #(snapshot values strictly below x) / n:
 //     the top SIREN of 100 gets 99, SIREN rank i of 100 gets i. The
 //     snapshot is exact up to SnapshotMax (1024) values, above that a rank
-//     sample (error < 0.1 percentile points). It is null until SetSnapshot
-//     after a day change and when n < Rules.MinPopulation.
+//     sample (error < 0.1 percentile points). It is null on a stream day
+//     without one (the first day, or a day entered by Step without BeginDay)
+//     and when n < Rules.MinPopulation.
 //   - Workforce flat test: the known workforce values in effect during days
 //     D-59..D (the observation in effect at the window start plus every later
 //     one, by event_time); flat when (max-min)/min <= tolerance. A latest

@@ -105,47 +105,40 @@ func fuzzEvents(data []byte) []Event {
 	return evs
 }
 
-// intake is the processor's per-record protocol on a Task without I/O:
-// Check, the day-change sweep over every state in SIREN order, Step.
+// intake feeds events through the in-memory driver (Memory) and checks the
+// invariants of every step.
 type intake struct {
-	task   *Task
-	states map[string]*State
-	out    []Decision
-	dec    Decision
+	t   testing.TB
+	mem *Memory
+	out []Decision
+	// last is each SIREN's (seq, segments) after its last decision: the
+	// next decision must follow it.
+	last map[string]Decision
 }
 
-func newIntake() *intake {
-	return &intake{task: NewTask(DefaultRules(), Config{}), states: map[string]*State{}}
+func newIntake(t testing.TB, keep bool) *intake {
+	in := &intake{t: t, mem: NewMemory(DefaultRules(), Config{}), last: map[string]Decision{}}
+	in.mem.Task().KeepNextDay(keep)
+	in.mem.OnDecision = in.decision
+	return in
 }
 
-func (in *intake) sorted() []string {
-	keys := make([]string, 0, len(in.states))
-	for k := range in.states {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
+func (in *intake) decision(d *Decision) {
+	prev := in.last[d.SIREN]
+	checkDecision(in.t, d, prev.Seq, prev.Segments)
+	in.last[d.SIREN] = Decision{Seq: d.Seq, Segments: d.Segments}
+	in.out = append(in.out, cloneDec(*d))
 }
 
-func (in *intake) sweep(t testing.TB, ms int64) {
-	in.task.AdvanceTo(ms)
-	var vals []float64
-	for _, k := range in.sorted() {
-		if v, ok := in.task.Intensity(in.states[k]); ok {
-			if math.IsNaN(v) || v < 0 {
-				t.Fatalf("intensity of %s = %v", k, v)
-			}
-			vals = append(vals, v)
-		}
-	}
-	in.task.SetSnapshot(vals)
-	for _, k := range in.sorted() {
-		st := in.states[k]
-		prevSeq, prevSegs := st.Seq(), st.Segments()
-		if in.task.Evaluate(st, &in.dec) {
-			checkDecision(t, &in.dec, prevSeq, prevSegs)
-			in.out = append(in.out, cloneDec(in.dec))
-		}
+// dayChange runs the day change ev starts, on its own so that feed sees
+// the states between it and the step, and checks every state's metrics at
+// the new day (pass 1's intensities included).
+func (in *intake) dayChange(ms int64) {
+	in.mem.DayChange(ms)
+	var v Decision
+	for st := range in.mem.States() {
+		in.mem.Task().View(st, &v)
+		checkMetrics(in.t, &v.Metrics)
 	}
 }
 
@@ -153,62 +146,64 @@ func (in *intake) sweep(t testing.TB, ms int64) {
 // input: errors carry a dead-letter reason, a rejected event changes
 // nothing, stream time never goes back, a re-sent event is a duplicate, the
 // state survives encode → decode byte for byte and gives the same view.
-func (in *intake) feed(t testing.TB, ev Event) {
-	before := in.task.StreamTime()
-	if err := in.task.Check(&ev); err != nil {
+func (in *intake) feed(ev Event) {
+	t, task := in.t, in.mem.Task()
+	rec := Record{Key: []byte(ev.SIREN)}
+	before := task.StreamTime()
+	if err := task.CheckRecord(&ev, rec); err != nil {
 		switch DLQReason(err) {
 		case "invalid_siren", "invalid_event", "late":
 		default:
-			t.Fatalf("Check(%+v) = %v: no dead-letter reason", ev, err)
+			t.Fatalf("CheckRecord(%+v) = %v: no dead-letter reason", ev, err)
 		}
-		if in.task.StreamTime() != before {
-			t.Fatalf("rejected event moved stream time %d → %d", before, in.task.StreamTime())
+		if aerr := in.mem.Apply(&ev, rec); aerr == nil || aerr.Error() != err.Error() {
+			t.Fatalf("Apply(%+v) = %v, CheckRecord = %v", ev, aerr, err)
+		}
+		if task.StreamTime() != before {
+			t.Fatalf("rejected event moved stream time %d → %d", before, task.StreamTime())
 		}
 		return
 	}
-	if in.task.NeedsSweep(&ev) {
-		in.sweep(t, ev.EventTime)
+	if task.StartsDay(&ev) {
+		in.dayChange(ev.EventTime)
 	}
-	st := in.states[ev.SIREN]
-	if st == nil {
-		st = NewState(ev.SIREN)
+	st := in.mem.State(ev.SIREN)
+	var old []byte
+	if st != nil {
+		old = st.AppendBinary(nil)
 	}
-	old := st.AppendBinary(nil)
-	prevSeq, prevSegs := st.Seq(), st.Segments()
-	streamBefore, startedBefore := in.task.StreamTime(), in.task.Started()
-	changed, err := in.task.Step(st, &ev, &in.dec)
-	if err != nil {
+	streamBefore, startedBefore := task.StreamTime(), task.Started()
+	if err := in.mem.Apply(&ev, rec); err != nil {
 		switch DLQReason(err) {
 		case "invalid_event", "duplicate":
 		default:
 			t.Fatalf("Step(%+v) = %v: no dead-letter reason", ev, err)
 		}
-		if now := st.AppendBinary(nil); !bytes.Equal(now, old) {
+		if now := in.mem.State(ev.SIREN); now != st || (st != nil && !bytes.Equal(st.AppendBinary(nil), old)) {
 			t.Fatalf("Step(%+v) failed with %v but changed the state", ev, err)
 		}
-		if in.task.StreamTime() != streamBefore {
+		if task.StreamTime() != streamBefore {
 			t.Fatalf("failed Step moved stream time")
 		}
 		return
 	}
-	in.states[ev.SIREN] = st
+	st = in.mem.State(ev.SIREN)
 	want := ev.EventTime
 	if startedBefore {
 		want = max(streamBefore, ev.EventTime)
 	}
-	if got := in.task.StreamTime(); got != want {
+	if got := task.StreamTime(); got != want {
 		t.Fatalf("stream time %d after event %d (before %d): want %d", got, ev.EventTime, streamBefore, want)
 	}
-	if changed {
-		checkDecision(t, &in.dec, prevSeq, prevSegs)
-		in.out = append(in.out, cloneDec(in.dec))
+	if l := in.last[st.SIREN]; st.Seq() != l.Seq || st.Segments() != l.Segments {
+		t.Fatalf("%s: seq %d segments %s, last decision %d %s", st.SIREN, st.Seq(), st.Segments(), l.Seq, l.Segments)
 	}
 
 	// Idempotent intake: the same record again is a duplicate and changes
 	// nothing (a re-sent usage record is never counted twice).
 	enc := st.AppendBinary(nil)
 	again := ev
-	if _, err := in.task.Step(st, &again, &in.dec); DLQReason(err) != "duplicate" {
+	if err := in.mem.Apply(&again, rec); DLQReason(err) != "duplicate" {
 		t.Fatalf("re-sent %+v: err %v, want duplicate", ev, err)
 	}
 	if !bytes.Equal(st.AppendBinary(nil), enc) {
@@ -224,8 +219,8 @@ func (in *intake) feed(t testing.TB, ev Event) {
 		t.Fatalf("state round trip changed bytes:\n%x\n%x", enc, re)
 	}
 	var v1, v2 Decision
-	in.task.View(st, &v1)
-	in.task.View(dec, &v2)
+	task.View(st, &v1)
+	task.View(dec, &v2)
 	if !reflect.DeepEqual(v1, v2) {
 		t.Fatalf("decoded state views differently:\n%+v\n%+v", v1, v2)
 	}
@@ -266,26 +261,27 @@ func checkMetrics(t testing.TB, m *Metrics) {
 	}
 }
 
-func runIntake(t testing.TB, evs []Event) *intake {
-	in := newIntake()
+func runIntake(t testing.TB, evs []Event, keep bool) *intake {
+	in := newIntake(t, keep)
 	for _, ev := range evs {
-		in.feed(t, ev)
+		in.feed(ev)
 	}
 	return in
 }
 
-// FuzzEngineIntake: arbitrary events through Check, the sweep and Step never
+// FuzzEngineIntake: arbitrary events through the in-memory driver never
 // panic and keep the invariants of intake.feed; the task meta round-trips;
-// the same events give the same decisions and state bytes.
+// the same events give the same decisions and state bytes, with pass 1 from
+// the states or from kept next-day sets.
 func FuzzEngineIntake(f *testing.F) {
 	for _, s := range engineFuzzSeeds() {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		evs := fuzzEvents(data)
-		in := runIntake(t, evs)
+		in := runIntake(t, evs, false)
 
-		meta := in.task.AppendMeta(nil)
+		meta := in.mem.Task().AppendMeta(nil)
 		other := NewTask(DefaultRules(), Config{})
 		if err := other.UnmarshalMeta(meta); err != nil {
 			t.Fatalf("meta round trip: %v", err)
@@ -294,13 +290,18 @@ func FuzzEngineIntake(f *testing.F) {
 			t.Fatalf("meta round trip changed bytes")
 		}
 
-		again := runIntake(t, evs)
-		if !reflect.DeepEqual(in.out, again.out) {
-			t.Fatal("same events gave different decisions")
-		}
-		for k, st := range in.states {
-			if !bytes.Equal(st.AppendBinary(nil), again.states[k].AppendBinary(nil)) {
-				t.Fatalf("same events gave different state bytes for %s", k)
+		for _, keep := range []bool{false, true} {
+			again := runIntake(t, evs, keep)
+			if !reflect.DeepEqual(in.out, again.out) {
+				t.Fatalf("same events gave different decisions (keep %v)", keep)
+			}
+			if in.mem.Len() != again.mem.Len() || !bytes.Equal(again.mem.Task().AppendMeta(nil), meta) {
+				t.Fatalf("same events gave different states or meta (keep %v)", keep)
+			}
+			for st := range in.mem.States() {
+				if !bytes.Equal(st.AppendBinary(nil), again.mem.State(st.SIREN).AppendBinary(nil)) {
+					t.Fatalf("same events gave different state bytes for %s (keep %v)", st.SIREN, keep)
+				}
 			}
 		}
 	})

@@ -12,29 +12,35 @@ import (
 func TestMergeHeaderIsTheNewEncoding(t *testing.T) {
 	h := newHarness(t, nil)
 	evs := randomEvents(7, 40, 120, 60)
+	type stored struct{ base, hdr []byte }
+	var before map[string]stored // during a day change: every state before it
 	checked := 0
+	h.mem.OnDecision = func(d *Decision) {
+		if before == nil {
+			return // a record's own decision: the whole state changed
+		}
+		st, b := h.state(d.SIREN), before[d.SIREN]
+		want := st.AppendBinary(nil)
+		got, err := MergeHeader(nil, b.base, st.AppendHeader(nil))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s: merged %x (%v), want %x", d.SIREN, got, err, want)
+		}
+		stale, err := MergeHeader([]byte("x"), want, b.hdr)
+		if err != nil || !bytes.Equal(stale, append([]byte("x"), want...)) {
+			t.Fatalf("%s: a stale header changed the state: %x (%v)", d.SIREN, stale, err)
+		}
+		checked++
+	}
 	day := Day(evs[0].EventTime)
 	for _, ev := range evs {
 		if d := Day(ev.EventTime); d > day {
 			day = d
-			for _, k := range h.advance(ev.EventTime) {
-				st := h.states[k]
-				base := st.AppendBinary(nil)
-				oldHdr := st.AppendHeader(nil)
-				if !h.task.Evaluate(st, &h.dec) {
-					continue
-				}
-				want := st.AppendBinary(nil)
-				got, err := MergeHeader(nil, base, st.AppendHeader(nil))
-				if err != nil || !bytes.Equal(got, want) {
-					t.Fatalf("%s: merged %x (%v), want %x", k, got, err, want)
-				}
-				stale, err := MergeHeader([]byte("x"), want, oldHdr)
-				if err != nil || !bytes.Equal(stale, append([]byte("x"), want...)) {
-					t.Fatalf("%s: a stale header changed the state: %x (%v)", k, stale, err)
-				}
-				checked++
+			before = map[string]stored{}
+			for st := range h.mem.States() {
+				before[st.SIREN] = stored{st.AppendBinary(nil), st.AppendHeader(nil)}
 			}
+			h.mem.DayChange(ev.EventTime)
+			before = nil
 		}
 		_ = h.feed(ev)
 	}

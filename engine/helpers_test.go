@@ -33,79 +33,44 @@ func cloneDec(d Decision) Decision {
 	return d
 }
 
-// harness drives a Task the way processor does: Check, day-change sweep in
-// SIREN order, Step. It records every decision (copied).
+// harness feeds events through the one in-memory driver (Memory: CheckRecord,
+// day change, Step) and records every decision (copied).
 type harness struct {
 	tb     testing.TB
-	task   *Task
-	states map[string]*State
+	mem    *Memory
 	out    []Decision
 	nextID int
-	dec    Decision // reused, like the processor does
 }
 
 func newHarness(tb testing.TB, r *Rules) *harness {
-	return &harness{tb: tb, task: NewTask(r, Config{}), states: map[string]*State{}}
+	h := &harness{tb: tb, mem: NewMemory(r, Config{})}
+	h.mem.OnDecision = func(d *Decision) { h.out = append(h.out, cloneDec(*d)) }
+	return h
 }
 
+// task is the driven task (it changes on a restart).
+func (h *harness) task() *Task { return h.mem.Task() }
+
+// state is the state of siren, nil when it has none.
+func (h *harness) state(siren string) *State { return h.mem.State(siren) }
+
+// sirens returns the SIRENs with a state, in order.
 func (h *harness) sirens() []string {
-	keys := make([]string, 0, len(h.states))
-	for k := range h.states {
-		keys = append(keys, k)
+	keys := make([]string, 0, h.mem.Len())
+	for st := range h.mem.States() {
+		keys = append(keys, st.SIREN)
 	}
-	slices.Sort(keys)
 	return keys
 }
 
-// advance starts the stream day of ms: pass 1 of a sweep (the percentile
-// snapshot). It returns the SIRENs in order, for pass 2.
-func (h *harness) advance(ms int64) []string {
-	h.task.AdvanceTo(ms)
-	keys := h.sirens()
-	var vals []float64
-	for _, k := range keys {
-		if v, ok := h.task.Intensity(h.states[k]); ok {
-			vals = append(vals, v)
-		}
-	}
-	h.task.SetSnapshot(vals)
-	return keys
-}
-
-func (h *harness) sweep(ms int64) {
-	keys := h.advance(ms)
-	for _, k := range keys {
-		if h.task.Evaluate(h.states[k], &h.dec) {
-			h.out = append(h.out, cloneDec(h.dec))
-		}
-	}
-}
-
-// feed processes ev; it fills an empty EventID with a fresh one.
+// feed processes ev as a record keyed by its SIREN, without a timestamp;
+// it fills an empty EventID with a fresh one.
 func (h *harness) feed(ev Event) error {
 	if ev.EventID == "" {
 		h.nextID++
 		ev.EventID = fmt.Sprintf("ev-%d", h.nextID)
 	}
-	if err := h.task.Check(&ev); err != nil {
-		return err
-	}
-	if h.task.NeedsSweep(&ev) {
-		h.sweep(ev.EventTime)
-	}
-	st := h.states[ev.SIREN]
-	if st == nil {
-		st = NewState(ev.SIREN)
-	}
-	changed, err := h.task.Step(st, &ev, &h.dec)
-	if err != nil {
-		return err
-	}
-	h.states[ev.SIREN] = st
-	if changed {
-		h.out = append(h.out, cloneDec(h.dec))
-	}
-	return nil
+	return h.mem.Apply(&ev, Record{Key: []byte(ev.SIREN)})
 }
 
 func (h *harness) must(evs ...Event) {
@@ -122,11 +87,11 @@ func (h *harness) tick(ms int64) { h.must(profileEv(filler, ms, -1, "")) }
 
 func (h *harness) view(siren string) Decision {
 	var d Decision
-	st := h.states[siren]
+	st := h.state(siren)
 	if st == nil {
 		st = NewState(siren)
 	}
-	h.task.View(st, &d)
+	h.task().View(st, &d)
 	return d
 }
 

@@ -34,7 +34,7 @@ func TestTrafficWindowsAndIntensity(t *testing.T) {
 	}
 	// An older profile does not replace the latest one.
 	h.must(profileEv(s, at(d0, 6), 24, "BASIC_SIM"))
-	if m = h.view(s).Metrics; m.Workforce != 12 || h.states[s].plan != "SD_WAN" {
+	if m = h.view(s).Metrics; m.Workforce != 12 || h.state(s).plan != "SD_WAN" {
 		t.Fatalf("older profile won: %+v", m)
 	}
 }
@@ -47,7 +47,7 @@ func TestIntensityNullWithoutWorkforceOrSIMs(t *testing.T) {
 	if m.HasDigitalIntensity || m.IntensityBasis != "" || m.HasIntensityPercentile || m.HasTrafficVelocity || m.HasWorkforce {
 		t.Fatalf("want null intensity/velocity/workforce: %+v", m)
 	}
-	if v, ok := h.task.Intensity(h.states[s]); ok || v != 0 {
+	if v, ok := h.task().intensity(h.state(s)); ok || v != 0 {
 		t.Fatal("Intensity must be null")
 	}
 	// workforce 0 is known but cannot divide: fall back to SIMs.

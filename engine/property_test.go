@@ -90,9 +90,11 @@ type runResult struct {
 }
 
 // run processes evs; restartEvery > 0 encodes and decodes every state and
-// the task meta every so many events, as a restart from the store would.
-func run(t testing.TB, evs []Event, restartEvery int) runResult {
+// the task meta every so many events, as a restart from the store would;
+// keep asks the task to keep next-day sets (KeepNextDay).
+func run(t testing.TB, evs []Event, restartEvery int, keep bool) runResult {
 	h := newHarness(t, nil)
+	h.task().KeepNextDay(keep)
 	res := runResult{errs: map[string]int{}, states: map[string][]byte{}}
 	for i, ev := range evs {
 		if err := h.feed(ev); err != nil {
@@ -102,40 +104,31 @@ func run(t testing.TB, evs []Event, restartEvery int) runResult {
 			}
 		}
 		if restartEvery > 0 && i%restartEvery == restartEvery-1 {
-			meta := h.task.AppendMeta(nil)
-			nt := NewTask(nil, Config{})
-			if err := nt.UnmarshalMeta(meta); err != nil {
+			if err := h.mem.Restart(); err != nil {
 				t.Fatal(err)
-			}
-			h.task = nt
-			for k, st := range h.states {
-				b := st.AppendBinary(nil)
-				ns, err := UnmarshalState(k, b)
-				if err != nil {
-					t.Fatal(err)
-				}
-				h.states[k] = ns
 			}
 		}
 	}
 	res.decisions = h.out
-	for k, st := range h.states {
-		res.states[k] = st.AppendBinary(nil)
+	for st := range h.mem.States() {
+		res.states[st.SIREN] = st.AppendBinary(nil)
 	}
-	res.meta = h.task.AppendMeta(nil)
+	res.meta = h.task().AppendMeta(nil)
 	return res
 }
 
 func TestSameEventsGiveIdenticalDecisionsAndBytes(t *testing.T) {
 	for seed := int64(1); seed <= 5; seed++ {
 		evs := randomEvents(seed, 40, 150, 60)
-		a := run(t, evs, 0)
-		b := run(t, evs, 0)
-		c := run(t, evs, 97) // with restarts from encoded state + meta
+		a := run(t, evs, 0, false)
+		b := run(t, evs, 0, false)
+		c := run(t, evs, 97, false) // with restarts from encoded state + meta
+		k := run(t, evs, 0, true)   // pass 1 from the kept next-day sets
+		kr := run(t, evs, 97, true) // kept sets lost at each restart
 		if len(a.decisions) == 0 {
 			t.Fatal("no decisions: generator too weak")
 		}
-		for name, r := range map[string]runResult{"second run": b, "restarted run": c} {
+		for name, r := range map[string]runResult{"second run": b, "restarted run": c, "kept-set run": k, "kept-set restarted run": kr} {
 			if !reflect.DeepEqual(a.decisions, r.decisions) {
 				t.Fatalf("seed %d: %s decisions differ", seed, name)
 			}
@@ -156,7 +149,7 @@ func TestStateRoundTrip(t *testing.T) {
 		_ = h.feed(ev)
 	}
 	for _, k := range h.sirens() {
-		st := h.states[k]
+		st := h.state(k)
 		b := st.AppendBinary(nil)
 		got, err := UnmarshalState(k, b)
 		if err != nil {
@@ -166,8 +159,8 @@ func TestStateRoundTrip(t *testing.T) {
 			t.Fatalf("%s: re-encoding differs", k)
 		}
 		var v1, v2 Decision
-		h.task.View(st, &v1)
-		h.task.View(got, &v2)
+		h.task().View(st, &v1)
+		h.task().View(got, &v2)
 		if !reflect.DeepEqual(v1, v2) {
 			t.Fatalf("%s: view differs after decode\n%+v\n%+v", k, v1, v2)
 		}
@@ -220,7 +213,7 @@ func TestStateSizeFor90DaysOfUsage(t *testing.T) {
 			h.must(claimEv(s, at(d, 20), 150_000, fmt.Sprintf("OUT-%d", d)))
 		}
 	}
-	b := h.states[s].AppendBinary(nil)
+	b := h.state(s).AppendBinary(nil)
 	t.Logf("state of a SIREN with 90 days of usage, 3 outages, 3 claims: %d bytes", len(b))
 	if len(b) >= 1024 {
 		t.Fatalf("state is %d bytes, want < 1 KiB", len(b))
@@ -234,13 +227,13 @@ func TestMetaRoundTrip(t *testing.T) {
 	for _, n := range []int{0, 1, 100, SnapshotMax, SnapshotMax + 1, 10_000} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			task := NewTask(nil, Config{})
-			task.AdvanceTo(at(d0, 3))
+			task.advanceTo(at(d0, 3))
 			rng := rand.New(rand.NewSource(int64(n)))
 			vals := make([]float64, n)
 			for i := range vals {
 				vals[i] = rng.ExpFloat64()
 			}
-			task.SetSnapshot(vals)
+			task.setSnapshot(vals)
 			b := task.AppendMeta(nil)
 			t2 := NewTask(nil, Config{})
 			if err := t2.UnmarshalMeta(b); err != nil {
@@ -280,8 +273,8 @@ func TestPercentileSampleErrorBound(t *testing.T) {
 			vals[i] = math.Floor(rng.ExpFloat64() * 1000) // with ties
 		}
 		task := NewTask(nil, Config{})
-		task.AdvanceTo(0)
-		task.SetSnapshot(vals)
+		task.advanceTo(0)
+		task.setSnapshot(vals)
 		sorted := slices.Sorted(slices.Values(vals))
 		worst := 0.0
 		for k := 0; k < 2000; k++ {
@@ -307,7 +300,7 @@ func sortSearch(sorted []float64, x float64) int {
 
 func TestPercentileExactSmallPopulation(t *testing.T) {
 	task := NewTask(nil, Config{})
-	task.AdvanceTo(0)
+	task.advanceTo(0)
 	if _, ok := task.Percentile(1); ok {
 		t.Fatal("no snapshot: must be null")
 	}
@@ -315,14 +308,14 @@ func TestPercentileExactSmallPopulation(t *testing.T) {
 	for i := range vals {
 		vals[i] = float64(i / 2) // pairs of ties
 	}
-	task.SetSnapshot(vals)
+	task.setSnapshot(vals)
 	tests := []struct{ x, want float64 }{{0, 0}, {1, 1}, {50, 50}, {99, 99}, {1000, 100}, {-1, 0}}
 	for _, tt := range tests {
 		if got, ok := task.Percentile(tt.x); !ok || got != tt.want {
 			t.Errorf("Percentile(%v) = %v, want %v", tt.x, got, tt.want)
 		}
 	}
-	task.AdvanceTo(DayMs) // new day drops the snapshot
+	task.advanceTo(DayMs) // new day drops the snapshot
 	if _, ok := task.Percentile(1); ok {
 		t.Fatal("snapshot survived a day change")
 	}

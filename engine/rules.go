@@ -2,11 +2,12 @@ package engine
 
 import (
 	"bytes"
+	_ "embed"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"os"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -51,10 +52,10 @@ type ControlGroupRule struct {
 	Salt string `yaml:"salt"`
 }
 
-// Rules are the versioned thresholds of spec §6, loaded from YAML (see
-// testdata/rules-default.yaml for every key). Keys left out of a file take
-// the DefaultRules value; unknown keys are an error; `version` is required.
-// A *Rules is read-only once handed to a Task.
+// Rules are the versioned thresholds of spec §6, loaded from YAML
+// (ParseRules; default_rules.yaml, see DefaultRulesYAML, has every key).
+// Keys left out of a file take the DefaultRules value; unknown keys are an
+// error; `version` is required. A *Rules is read-only once handed to a Task.
 type Rules struct {
 	// Version is copied into every decision's rules_version. Required.
 	Version string `yaml:"version"`
@@ -78,52 +79,65 @@ type Rules struct {
 // DefaultRulesVersion is the Version of DefaultRules.
 const DefaultRulesVersion = "default-1"
 
-// DefaultRules returns the spec §6 defaults. Each call returns a new value.
+// defaultRulesYAML is the spec §6 defaults, every key set.
+//
+//go:embed default_rules.yaml
+var defaultRulesYAML []byte
+
+// defaultRules parses defaultRulesYAML once (over zero Rules: the file sets
+// every key, a test proves it equals the spec).
+var defaultRules = sync.OnceValues(func() (Rules, error) {
+	var r Rules
+	if err := decodeRules(&r, bytes.NewReader(defaultRulesYAML)); err != nil {
+		return Rules{}, err
+	}
+	return r, r.Validate()
+})
+
+// DefaultRulesYAML returns the default rules file (default_rules.yaml,
+// embedded): every key with its spec §6 value and a comment. Each call
+// returns a new copy.
+func DefaultRulesYAML() []byte { return bytes.Clone(defaultRulesYAML) }
+
+// DefaultRules returns the spec §6 defaults, parsed once from
+// DefaultRulesYAML. Each call returns a new value. It never fails: the
+// embedded file is tested to parse and validate (were it not, the result
+// would be empty rules, which fail Validate).
 func DefaultRules() *Rules {
-	return &Rules{
-		Version:         DefaultRulesVersion,
-		MinPopulation:   100,
-		MinPrevBytes:    1_000_000_000,
-		DataHungry:      Threshold{Enter: 80, Exit: 75},
-		HiddenGrowth:    HiddenGrowthRule{Velocity: Threshold{Enter: 0.20, Exit: 0.15}, WorkforceFlatTolerance: 0.05, WorkforceWindowDays: 60},
-		SLASensitive:    Threshold{Enter: 1, Exit: 1},
-		RecoveryExposed: Threshold{Enter: 4, Exit: 2},
-		MultiSite:       Threshold{Enter: 2, Exit: 2},
-		Offers:          OfferRules{SDWanUpsellPlan: "BASIC_SIM", VIPBackupMaxWorkforce: 50},
-		ControlGroup:    ControlGroupRule{Percent: 5, Salt: "sirenstream"},
+	r, err := defaultRules()
+	if err != nil {
+		return &Rules{}
 	}
+	return &r
 }
 
-// LoadRules reads and parses a rules file (see ParseRules).
-func LoadRules(path string) (*Rules, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("rules: %w", err)
-	}
-	r, err := ParseRules(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return r, nil
-}
-
-// ParseRules parses YAML rules over the defaults, rejects unknown keys and
-// returns the result of Validate.
-func ParseRules(b []byte) (*Rules, error) {
-	r := DefaultRules()
-	r.Version = ""
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(r); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("rules: empty document: version is required")
-		}
-		return nil, fmt.Errorf("rules: %w", err)
-	}
-	if err := r.Validate(); err != nil {
+// ParseRules parses YAML rules over the defaults (keys left out keep their
+// DefaultRules value), rejects unknown keys and returns the result of
+// Validate. It decodes the first YAML document of r.
+func ParseRules(r io.Reader) (*Rules, error) {
+	rules := DefaultRules()
+	rules.Version = ""
+	if err := decodeRules(rules, r); err != nil {
 		return nil, err
 	}
-	return r, nil
+	if err := rules.Validate(); err != nil {
+		return nil, err
+	}
+	return rules, nil
+}
+
+// decodeRules decodes the YAML document of r over dst, rejecting unknown
+// keys.
+func decodeRules(dst *Rules, r io.Reader) error {
+	dec := yaml.NewDecoder(r)
+	dec.KnownFields(true)
+	if err := dec.Decode(dst); err != nil {
+		if errors.Is(err, io.EOF) {
+			return errors.New("rules: empty document: version is required")
+		}
+		return fmt.Errorf("rules: %w", err)
+	}
+	return nil
 }
 
 // Validate checks every field and names the first bad one.

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"reflect"
@@ -8,16 +9,43 @@ import (
 	"testing"
 )
 
-func TestDefaultRulesFileEqualsDefaultRules(t *testing.T) {
-	r, err := LoadRules("testdata/rules-default.yaml")
-	if err != nil {
-		t.Fatal(err)
+// TestDefaultRulesAreTheSpecDefaults: the embedded default_rules.yaml
+// parses, validates and holds exactly the spec §6 values (the Go literal
+// DefaultRules used to return); parsed as a rules file it gives the same.
+func TestDefaultRulesAreTheSpecDefaults(t *testing.T) {
+	spec := &Rules{
+		Version:         DefaultRulesVersion,
+		MinPopulation:   100,
+		MinPrevBytes:    1_000_000_000,
+		DataHungry:      Threshold{Enter: 80, Exit: 75},
+		HiddenGrowth:    HiddenGrowthRule{Velocity: Threshold{Enter: 0.20, Exit: 0.15}, WorkforceFlatTolerance: 0.05, WorkforceWindowDays: 60},
+		SLASensitive:    Threshold{Enter: 1, Exit: 1},
+		RecoveryExposed: Threshold{Enter: 4, Exit: 2},
+		MultiSite:       Threshold{Enter: 2, Exit: 2},
+		Offers:          OfferRules{SDWanUpsellPlan: "BASIC_SIM", VIPBackupMaxWorkforce: 50},
+		ControlGroup:    ControlGroupRule{Percent: 5, Salt: "sirenstream"},
 	}
-	if !reflect.DeepEqual(r, DefaultRules()) {
-		t.Fatalf("testdata/rules-default.yaml = %+v\nDefaultRules() = %+v", r, DefaultRules())
+	if _, err := defaultRules(); err != nil {
+		t.Fatalf("embedded default_rules.yaml: %v", err)
 	}
-	if err := DefaultRules().Validate(); err != nil {
-		t.Fatal(err)
+	if !reflect.DeepEqual(DefaultRules(), spec) {
+		t.Fatalf("DefaultRules() = %+v\nspec = %+v", DefaultRules(), spec)
+	}
+	// Every key is in the file: decoded over zero rules it needs no default.
+	var bare Rules
+	if err := decodeRules(&bare, bytes.NewReader(DefaultRulesYAML())); err != nil || !reflect.DeepEqual(&bare, spec) {
+		t.Fatalf("default_rules.yaml over zero rules = %+v (%v)", bare, err)
+	}
+	r, err := ParseRules(bytes.NewReader(DefaultRulesYAML()))
+	if err != nil || !reflect.DeepEqual(r, spec) {
+		t.Fatalf("ParseRules(DefaultRulesYAML()) = %+v (%v)", r, err)
+	}
+	// Each call returns a new value, and the bytes a copy.
+	a := DefaultRules()
+	a.MinPopulation = 1
+	DefaultRulesYAML()[0] = 'x'
+	if DefaultRules().MinPopulation != 100 || DefaultRulesYAML()[0] != '#' {
+		t.Fatal("DefaultRules or DefaultRulesYAML shares its value")
 	}
 }
 
@@ -47,7 +75,7 @@ func TestParseRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := ParseRules([]byte(tt.yaml))
+			r, err := ParseRules(strings.NewReader(tt.yaml))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want mention of %q", err, tt.wantErr)
@@ -166,8 +194,11 @@ func TestDLQReason(t *testing.T) {
 		{ErrInvalidEvent, "invalid_event"},
 		{ErrDuplicate, "duplicate"},
 		{ErrFuture, "future"},
+		{fmt.Errorf("x: %w", ErrKeyMismatch), "key_mismatch"},
+		{&keyMismatchError{msg: "k"}, "key_mismatch"},
 		{errors.New("boom"), "error"},
-		{nil, "error"},
+		{nil, ""},
+		{fmt.Errorf("x: %w", reasonless{}), ""},
 	}
 	for _, tt := range tests {
 		if got := DLQReason(tt.err); got != tt.want {
@@ -175,6 +206,13 @@ func TestDLQReason(t *testing.T) {
 		}
 	}
 }
+
+// reasonless is an error that is not the record's fault (like
+// schemas.ErrRegistry).
+type reasonless struct{}
+
+func (reasonless) Error() string            { return "registry down" }
+func (reasonless) DeadLetterReason() string { return "" }
 
 func TestDay(t *testing.T) {
 	if Day(0) != 0 || Day(DayMs-1) != 0 || Day(DayMs) != 1 || Day(-1) != -1 || Day(at(d0, 23)) != d0 {

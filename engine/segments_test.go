@@ -2,6 +2,7 @@ package engine
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -86,7 +87,7 @@ func TestSegmentRules(t *testing.T) {
 }
 
 func TestRulesFileThresholdsApply(t *testing.T) {
-	r, err := ParseRules([]byte("version: strict-2\nrecovery_exposed: {enter: 10, exit: 8}\n"))
+	r, err := ParseRules(strings.NewReader("version: strict-2\nrecovery_exposed: {enter: 10, exit: 8}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,8 +132,8 @@ func TestPercentileNeedsMinPopulation(t *testing.T) {
 			ss := population(h, tt.n)
 			h.out = nil
 			h.tick(at(d0+1, 0)) // day change: snapshot of the n intensities
-			if h.task.SnapshotSize() != tt.n {
-				t.Fatalf("snapshot of %d", h.task.SnapshotSize())
+			if h.task().SnapshotSize() != tt.n {
+				t.Fatalf("snapshot of %d", h.task().SnapshotSize())
 			}
 			dh := 0
 			for _, d := range h.out {
@@ -248,14 +249,14 @@ func TestViewDoesNotMutate(t *testing.T) {
 	h := newHarness(t, nil)
 	s := mkSIREN(81)
 	h.must(usageEv(s, at(d0, 1), "A", 1e9, 1), usageEv(s, at(d0, 2), "B", 1e9, 1))
-	before := h.states[s].AppendBinary(nil)
+	before := h.state(s).AppendBinary(nil)
 	var d Decision
-	h.task.View(h.states[s], &d)
-	if string(h.states[s].AppendBinary(nil)) != string(before) || d.Segments != MultiSite || d.Added != 0 || d.Previous != MultiSite {
+	h.task().View(h.state(s), &d)
+	if string(h.state(s).AppendBinary(nil)) != string(before) || d.Segments != MultiSite || d.Added != 0 || d.Previous != MultiSite {
 		t.Fatalf("view %+v", d)
 	}
 	// A new SIREN has an empty view.
-	h.task.View(NewState(mkSIREN(82)), &d)
+	h.task().View(NewState(mkSIREN(82)), &d)
 	if d.EventID != "" || d.Seq != 0 || d.Segments != 0 || len(d.Reasons) != 0 {
 		t.Fatalf("empty view %+v", d)
 	}
@@ -266,9 +267,9 @@ func TestEvaluateWithoutChangeMutatesNothing(t *testing.T) {
 	s := mkSIREN(83)
 	h.must(usageEv(s, at(d0, 1), "A", 1e9, 1))
 	h.tick(at(d0+200, 0)) // far later: everything is stale but Evaluate must not prune
-	before := h.states[s].AppendBinary(nil)
+	before := h.state(s).AppendBinary(nil)
 	var d Decision
-	if h.task.Evaluate(h.states[s], &d) || string(h.states[s].AppendBinary(nil)) != string(before) || d.SIREN != "" {
+	if h.task().Evaluate(h.state(s), &d) || string(h.state(s).AppendBinary(nil)) != string(before) || d.SIREN != "" {
 		t.Fatal("Evaluate mutated")
 	}
 }

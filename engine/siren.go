@@ -1,7 +1,5 @@
 package engine
 
-import "errors"
-
 // DayMs is the length of one UTC day in milliseconds. Day windows are whole
 // UTC days: day = floor(ms / DayMs).
 const DayMs int64 = 86_400_000
@@ -96,27 +94,6 @@ func ParseSegment(name string) (Segments, bool) {
 		}
 	}
 	return 0, false
-}
-
-// DLQReason maps an error to the dead-letter `error` header value:
-// "invalid_siren", "late", "invalid_event", "duplicate", "future", and
-// "error" for anything else (nil included).
-func DLQReason(err error) string {
-	switch {
-	case err == nil:
-		return "error"
-	case errors.Is(err, ErrInvalidSIREN):
-		return "invalid_siren"
-	case errors.Is(err, ErrLate):
-		return "late"
-	case errors.Is(err, ErrInvalidEvent):
-		return "invalid_event"
-	case errors.Is(err, ErrDuplicate):
-		return "duplicate"
-	case errors.Is(err, ErrFuture):
-		return "future"
-	}
-	return "error"
 }
 
 // fnv64a hashes the concatenation of up to three strings with 64-bit FNV-1a,

@@ -14,10 +14,10 @@ import (
 // than 100/(SnapshotMax-1) ≈ 0.098 percentile points.
 const SnapshotMax = 1024
 
-// SetSnapshot sets the day's percentile population from the pass-1
+// setSnapshot sets the day's percentile population from the pass-1
 // intensities (any order; values is not retained nor modified). Until the
 // next day change, Percentile ranks against it.
-func (t *Task) SetSnapshot(values []float64) {
+func (t *Task) setSnapshot(values []float64) {
 	n := len(values)
 	t.snapValid = true
 	t.snapN = n
@@ -137,5 +137,6 @@ func (t *Task) UnmarshalMeta(b []byte) error {
 	t.snapValid = flags&2 != 0
 	t.snapN = n
 	t.snap = snap
+	t.kept, t.building = nil, nil // they belonged to the old position
 	return nil
 }

@@ -14,6 +14,11 @@ type Config struct {
 	// AllowedLatenessMs: events older than stream time minus this are late
 	// (ErrLate). Default 7 days; negative means 0.
 	AllowedLatenessMs int64
+	// MaxFutureSkewMs: CheckRecord rejects an event whose event_time is
+	// later than its record timestamp plus this (ErrFuture). 0 (default)
+	// means no future check; any other value, negative included, is used as
+	// is.
+	MaxFutureSkewMs int64
 }
 
 func (c Config) withDefaults() Config {
@@ -72,8 +77,8 @@ type wfObs struct {
 }
 
 // State is one SIREN's windows and last decision. It is owned by one Task
-// (not safe for concurrent use, even by readers: Intensity, Evaluate and
-// View update a runtime memo). Its encoding (AppendBinary) depends only on
+// (not safe for concurrent use, even by readers: BeginDay's pass 1, Evaluate
+// and View update a runtime memo). Its encoding (AppendBinary) depends only on
 // the sequence of events Stepped by its task.
 type State struct {
 	SIREN string
@@ -114,8 +119,8 @@ type State struct {
 }
 
 // trafficMemo is traffic(day) of the current usage buckets, valid when ok.
-// A day-change sweep asks for the same day twice per SIREN (pass 1
-// Intensity, pass 2 Evaluate).
+// A day change asks for the same day twice per SIREN (pass 1 intensity,
+// pass 2 Evaluate).
 type trafficMemo struct {
 	ok        bool
 	day       int32

@@ -21,6 +21,15 @@ type Task struct {
 	scratch   []float64
 
 	dedupDays int32 // days of event ids remembered behind the stream day
+
+	pass1 []float64 // pass-1 values of the last day change (reused buffer)
+	// keep: the caller asked for next-day sets (KeepNextDay). kept holds
+	// the intensities of the next day change's pass 1 (nil: pass 1 reads
+	// the states); building is the set this day's pass 2 fills (nil when
+	// not keeping, or for a pass 2 resumed without BeginDay).
+	keep     bool
+	kept     *nextIntensities
+	building *nextIntensities
 }
 
 // NewTask returns a task with no stream time yet. rules nil means
@@ -52,122 +61,8 @@ func (t *Task) StreamTime() int64 { return t.streamTime }
 func (t *Task) StreamDay() int32 { return Day(t.streamTime) }
 
 // Started reports whether the task has a stream time (an event was Stepped
-// or AdvanceTo/UnmarshalMeta set one).
+// or BeginDay/UnmarshalMeta set one).
 func (t *Task) Started() bool { return t.started }
-
-const (
-	maxBytesPerRecord = 1_000_000_000_000_000 // 1e15
-	maxCount          = 10_000_000
-	maxAmountCents    = 1_000_000_000_000 // 1e12
-	// maxFieldLen bounds the identifier fields (event, site, outage and
-	// claim ids, postal code, plan). Some are kept in state: without a bound,
-	// a few records with huge strings would grow one SIREN's state past a
-	// Badger transaction or a Kafka record and stop the stream.
-	maxFieldLen = 256
-)
-
-// Check validates ev's fields and lateness without mutating anything. The
-// error wraps ErrInvalidSIREN, ErrInvalidEvent or ErrLate (checked in that
-// order). Checks that need the SIREN's state (a RESOLVED without any known
-// start, or resolved before its STARTED) are done by Step.
-func (t *Task) Check(ev *Event) error {
-	if !ValidSIREN(ev.SIREN) {
-		return fmt.Errorf("%w: %q", ErrInvalidSIREN, ev.SIREN)
-	}
-	if ev.EventID == "" {
-		return fmt.Errorf("%w: empty event_id", ErrInvalidEvent)
-	}
-	if n := max(len(ev.EventID), len(ev.SiteID), len(ev.PostalCode), len(ev.OutageID), len(ev.ClaimID), len(ev.Plan)); n > maxFieldLen {
-		return fmt.Errorf("%w: a string field has %d bytes (max %d)", ErrInvalidEvent, n, maxFieldLen)
-	}
-	switch ev.Kind {
-	case KindUsage:
-		if ev.BytesUp < 0 || ev.BytesDown < 0 {
-			return fmt.Errorf("%w: negative bytes (up %d, down %d)", ErrInvalidEvent, ev.BytesUp, ev.BytesDown)
-		}
-		if ev.BytesUp > maxBytesPerRecord || ev.BytesDown > maxBytesPerRecord {
-			return fmt.Errorf("%w: huge bytes (up %d, down %d)", ErrInvalidEvent, ev.BytesUp, ev.BytesDown)
-		}
-		if ev.HasActiveSIMs && (ev.ActiveSIMs < 0 || ev.ActiveSIMs > maxCount) {
-			return fmt.Errorf("%w: active_sims %d out of range", ErrInvalidEvent, ev.ActiveSIMs)
-		}
-	case KindOutage:
-		if ev.OutageID == "" {
-			return fmt.Errorf("%w: empty outage_id", ErrInvalidEvent)
-		}
-		if ev.Status != OutageStarted && ev.Status != OutageResolved {
-			return fmt.Errorf("%w: unknown outage status %d", ErrInvalidEvent, ev.Status)
-		}
-		if ev.Status == OutageResolved && ev.HasStartedAt && ev.StartedAt > ev.EventTime {
-			return fmt.Errorf("%w: started_at %d after event_time %d", ErrInvalidEvent, ev.StartedAt, ev.EventTime)
-		}
-	case KindClaim:
-		if ev.ClaimID == "" {
-			return fmt.Errorf("%w: empty claim_id", ErrInvalidEvent)
-		}
-		if ev.HasOutageID && ev.OutageID == "" {
-			return fmt.Errorf("%w: empty outage_id", ErrInvalidEvent)
-		}
-		if ev.AmountCents < 0 || ev.AmountCents > maxAmountCents {
-			return fmt.Errorf("%w: amount_cents %d out of range", ErrInvalidEvent, ev.AmountCents)
-		}
-	case KindProfile:
-		if ev.HasWorkforce && (ev.Workforce < 0 || ev.Workforce > maxCount) {
-			return fmt.Errorf("%w: workforce %d out of range", ErrInvalidEvent, ev.Workforce)
-		}
-	default:
-		return fmt.Errorf("%w: unknown kind %d", ErrInvalidEvent, ev.Kind)
-	}
-	if t.started && ev.EventTime < t.streamTime-t.cfg.AllowedLatenessMs {
-		return fmt.Errorf("%w: event_time %d < stream time %d - lateness %d", ErrLate, ev.EventTime, t.streamTime, t.cfg.AllowedLatenessMs)
-	}
-	return nil
-}
-
-// NeedsSweep reports whether ev starts a new stream day, i.e. whether the
-// caller must run the day-change sweep (AdvanceTo, Intensity/SetSnapshot over
-// every state, Evaluate over every state in SIREN order) before Step(ev).
-// It is false before the first event: no SIREN exists yet, the first Step
-// sets the stream time.
-func (t *Task) NeedsSweep(ev *Event) bool {
-	return t.started && Day(ev.EventTime) > t.StreamDay()
-}
-
-// AdvanceTo moves stream time forward to ms (never back). When the day
-// changes the percentile snapshot is dropped until SetSnapshot.
-func (t *Task) AdvanceTo(ms int64) {
-	if t.started && ms <= t.streamTime {
-		return
-	}
-	newDay := !t.started || Day(ms) != t.StreamDay()
-	t.started = true
-	t.streamTime = ms
-	if newDay {
-		t.snapValid = false
-		t.snapN = 0
-		t.snap = t.snap[:0]
-	}
-}
-
-// Intensity returns st's digital_intensity at the current stream day (ok
-// false: null). Pass-1 of the sweep collects these for SetSnapshot. It
-// changes nothing encoded (it remembers the day's traffic sums for pass 2);
-// allocates nothing.
-func (t *Task) Intensity(st *State) (float64, bool) {
-	t30, _, sims := st.traffic(t.StreamDay())
-	v, _, ok := st.intensity(t30, sims)
-	return v, ok
-}
-
-// IntensityNextDay returns st's digital_intensity at the day after the
-// stream day: the value pass 1 of the next day change computes for st if that
-// change is to the next day and no other event reaches st before it. It
-// changes nothing, not even the traffic memo (a scan of the usage buckets).
-func (t *Task) IntensityNextDay(st *State) (float64, bool) {
-	t30, _, sims := st.trafficScan(t.StreamDay() + 1)
-	v, _, ok := st.intensity(t30, sims)
-	return v, ok
-}
 
 func (t *Task) retention() retention {
 	d := t.StreamDay()
@@ -180,14 +75,17 @@ func (t *Task) retention() retention {
 	}
 }
 
-// Step applies ev (which passed Check) to st and evaluates the rules. It
+// Step applies ev (which passed CheckRecord or Check) to st and evaluates
+// the rules; on a new stream day the caller runs the day change first
+// (StartsDay). It
 // returns true when the segment set changed; dec then holds the decision and
 // st's seq and segments are updated. Errors (nothing changed): ErrDuplicate
 // when ev.EventID was already applied to this SIREN within the dedup window
 // (allowed lateness + 1 day), ErrInvalidEvent for a RESOLVED without a known
 // start or resolved before its start, or an event of another SIREN.
-// Otherwise Step always mutates st (stream time, windows, pruning).
-// A usage event on an existing SIREN allocates nothing in steady state.
+// Otherwise Step always mutates st (stream time, windows, pruning), and
+// keeps a kept next-day set current (KeepNextDay). A usage event on an
+// existing SIREN allocates nothing in steady state.
 func (t *Task) Step(st *State, ev *Event, dec *Decision) (bool, error) {
 	if ev.SIREN != st.SIREN {
 		return false, fmt.Errorf("%w: event SIREN %q on state of %q", ErrInvalidEvent, ev.SIREN, st.SIREN)
@@ -208,10 +106,18 @@ func (t *Task) Step(st *State, ev *Event, dec *Decision) (bool, error) {
 			}
 		}
 	}
+	// While a next-day set is kept, st's value leaves it before the step
+	// and comes back after (a new state has none).
+	kept := t.kept
+	var before float64
+	var hadBefore bool
+	if kept != nil {
+		before, hadBefore = t.intensityNextDay(st)
+	}
 	if !t.started || ev.EventTime > t.streamTime {
 		if !t.started || Day(ev.EventTime) != t.StreamDay() {
-			// no sweep by the caller (first event, or protocol not followed):
-			// the snapshot belongs to another day.
+			// no day change by the caller (first event, or protocol not
+			// followed): the snapshot belongs to another day.
 			t.snapValid, t.snapN, t.snap = false, 0, t.snap[:0]
 		}
 		t.started = true
@@ -234,15 +140,38 @@ func (t *Task) Step(st *State, ev *Event, dec *Decision) (bool, error) {
 		st.applyProfile(ev)
 	}
 	st.remember(h, evDay)
-	return t.Evaluate(st, dec), nil
+	changed := t.evaluate(st, dec)
+	if kept != nil {
+		if kept.day != t.StreamDay()+1 {
+			t.kept = nil // cannot happen: a new day changes the day first
+		} else {
+			if hadBefore {
+				kept.remove(before)
+			}
+			if v, ok := t.intensityNextDay(st); ok {
+				kept.add(v)
+			}
+		}
+	}
+	return changed, nil
 }
 
-// Evaluate re-evaluates st's rules at the current stream time (the day-change
-// sweep, pass 2). When the segment set changes it fills dec, increments seq,
-// stores the new set and returns true; otherwise it changes nothing (not even
-// dec) and returns false. It never prunes, so a SIREN's bytes depend only on
-// the events Stepped.
+// Evaluate re-evaluates st's rules at the current stream time (pass 2 of a
+// day change, in SIREN order). When the segment set changes it fills dec,
+// increments seq, stores the new set and returns true; otherwise it changes
+// nothing (not even dec) and returns false. It never prunes, so a SIREN's
+// bytes depend only on the events Stepped. While keeping (KeepNextDay(true)
+// before BeginDay) it also records st's next-day intensity.
 func (t *Task) Evaluate(st *State, dec *Decision) bool {
+	if b := t.building; b != nil {
+		if v, ok := t.intensityNextDay(st); ok {
+			b.add(v)
+		}
+	}
+	return t.evaluate(st, dec)
+}
+
+func (t *Task) evaluate(st *State, dec *Decision) bool {
 	var e evaluation
 	t.metrics(st, &e)
 	prev := st.segs

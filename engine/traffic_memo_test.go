@@ -27,7 +27,7 @@ func TestTrafficMemoIsUsedForTheSameDayOnly(t *testing.T) {
 	h := newHarness(t, nil)
 	s := mkSIREN(21)
 	h.must(usageEv(s, at(d0-40, 1), "A", 3e9, 2), usageEv(s, at(d0, 1), "A", 5e9, 4))
-	st := h.states[s]
+	st := h.state(s)
 	want := trafficOf{5e9, 3e9, 4}
 	if got := memoTraffic(st, d0); got != want {
 		t.Fatalf("traffic(d0) = %+v, want %+v", got, want)
@@ -61,8 +61,8 @@ func TestTrafficMemoInvalidatedByUsage(t *testing.T) {
 	h := newHarness(t, nil)
 	s := mkSIREN(22)
 	h.must(usageEv(s, at(d0-45, 1), "A", 6e9, 3), usageEv(s, at(d0, 1), "A", 2e9, 2))
-	st := h.states[s]
-	if v, ok := h.task.Intensity(st); !ok || v != 1 { // 2 GB / 2 SIMs
+	st := h.state(s)
+	if v, ok := h.task().intensity(st); !ok || v != 1 { // 2 GB / 2 SIMs
 		t.Fatalf("Intensity = %v, %v", v, ok)
 	}
 	if !st.tmemo.ok || st.tmemo.day != d0 {
@@ -70,7 +70,7 @@ func TestTrafficMemoInvalidatedByUsage(t *testing.T) {
 	}
 	// Same day, same bucket.
 	h.must(usageEv(s, at(d0, 5), "A", 6e9, 1))
-	if v, ok := h.task.Intensity(st); !ok || v != 4 { // 8 GB / max 2 SIMs
+	if v, ok := h.task().intensity(st); !ok || v != 4 { // 8 GB / max 2 SIMs
 		t.Fatalf("Intensity after a same-day event = %v, %v", v, ok)
 	}
 	if m := h.view(s).Metrics; m.Traffic30dBytes != 8e9 || m.TrafficPrev30dBytes != 6e9 || m.DigitalIntensity != 4 {
@@ -92,7 +92,7 @@ func TestTrafficMemoInvalidatedByUsage(t *testing.T) {
 		t.Fatalf("metrics after a new day's event: %+v", m)
 	}
 	h.must(usageEv(s, at(d0-3, 5), "A", 11e9, 11))
-	if v, ok := h.task.Intensity(st); !ok || v != 2 { // 22 GB / max 11 SIMs
+	if v, ok := h.task().intensity(st); !ok || v != 2 { // 22 GB / max 11 SIMs
 		t.Fatalf("Intensity after a late event = %v, %v", v, ok)
 	}
 	if got, want := memoTraffic(st, d0), scanTraffic(st, d0); got != want {
@@ -113,20 +113,20 @@ func TestTrafficMemoInvalidatedByPrune(t *testing.T) {
 	}
 	old := d0 - 60 // its window holds d0-80
 	for _, k := range []string{s, s2} {
-		if got := memoTraffic(h.states[k], old); got.t30 != 1e9 {
+		if got := memoTraffic(h.state(k), old); got.t30 != 1e9 {
 			t.Fatalf("traffic(%d) = %+v", old, got)
 		}
 	}
 	// prune itself (Step re-evaluates right after pruning, which replaces
 	// the memo anyway, so call it directly).
-	st := h.states[s]
+	st := h.state(s)
 	st.prune(retention{usageMin: d0 - 69})
 	if got, want := memoTraffic(st, old), scanTraffic(st, old); got != want || got.t30 != 0 {
 		t.Fatalf("after prune traffic(%d) = %+v, scan %+v", old, got, want)
 	}
 	// Through Step on day d0+20 (usage days before d0-69 pruned), with an
 	// event that is not a usage record.
-	st2 := h.states[s2]
+	st2 := h.state(s2)
 	h.must(profileEv(s2, at(d0+20, 1), 10, "BASIC_SIM"))
 	if got, want := memoTraffic(st2, old), scanTraffic(st2, old); got != want || got.t30 != 0 {
 		t.Fatalf("after Step's prune traffic(%d) = %+v, scan %+v", old, got, want)
@@ -145,14 +145,14 @@ func TestTrafficMemoMatchesFreshDecode(t *testing.T) {
 		h := newHarness(t, nil)
 		checked := 0
 		for i, ev := range evs {
-			if st := h.states[ev.SIREN]; st != nil && h.task.Started() {
-				h.task.Intensity(st)
+			if st := h.state(ev.SIREN); st != nil && h.task().Started() {
+				h.task().intensity(st)
 				if rng.Intn(2) == 0 {
-					memoTraffic(st, h.task.StreamDay()-int32(rng.Intn(40)))
+					memoTraffic(st, h.task().StreamDay()-int32(rng.Intn(40)))
 				}
 			}
 			_ = h.feed(ev)
-			st := h.states[ev.SIREN]
+			st := h.state(ev.SIREN)
 			if st == nil || (i%7 != 0 && rng.Intn(3) != 0) {
 				continue
 			}
@@ -162,7 +162,7 @@ func TestTrafficMemoMatchesFreshDecode(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			d := h.task.StreamDay()
+			d := h.task().StreamDay()
 			for _, day := range []int32{d, d, d - 1 - int32(rng.Intn(70)), d + int32(rng.Intn(40)), d} {
 				got, want := memoTraffic(st, day), memoTraffic(fresh, day)
 				if got != want || got != scanTraffic(st, day) {
@@ -170,8 +170,8 @@ func TestTrafficMemoMatchesFreshDecode(t *testing.T) {
 				}
 			}
 			var v1, v2 Decision
-			h.task.View(st, &v1)
-			h.task.View(fresh, &v2)
+			h.task().View(st, &v1)
+			h.task().View(fresh, &v2)
 			if !reflect.DeepEqual(v1, v2) {
 				t.Fatalf("seed %d event %d: view differs from a fresh decode\n%+v\n%+v", seed, i, v1, v2)
 			}
@@ -181,12 +181,12 @@ func TestTrafficMemoMatchesFreshDecode(t *testing.T) {
 		}
 		// After the stream, every state at every day of the last 120.
 		for _, k := range h.sirens() {
-			st := h.states[k]
+			st := h.state(k)
 			fresh, err := UnmarshalState(k, st.AppendBinary(nil))
 			if err != nil {
 				t.Fatal(err)
 			}
-			for day := h.task.StreamDay() - 120; day <= h.task.StreamDay(); day++ {
+			for day := h.task().StreamDay() - 120; day <= h.task().StreamDay(); day++ {
 				if got, want := memoTraffic(st, day), memoTraffic(fresh, day); got != want {
 					t.Fatalf("seed %d %s day %d: traffic %+v, fresh decode %+v", seed, k, day, got, want)
 				}

@@ -182,7 +182,7 @@ func embeddedPCF(id int) (string, error) {
 // overwrites *ev. On the fast path (writer schema = our reader schema) it
 // allocates once per record: the strings of ev share one copy of the body.
 // Errors wrap ErrTruncated, ErrBadMagic, ErrUnknownSchema, ErrWrongSchema or
-// ErrMalformed (the record is bad: see DLQReason), or ErrRegistry (the
+// ErrMalformed (the record is bad: see engine.DLQReason), or ErrRegistry (the
 // registry could not be asked: retry). ctx bounds a registry fetch only.
 func (c *Codec) Decode(ctx context.Context, want engine.Kind, value []byte, ev *engine.Event) error {
 	if want >= numKinds {

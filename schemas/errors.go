@@ -3,58 +3,62 @@ package schemas
 import (
 	"errors"
 	"fmt"
+
+	"github.com/sirenstream/sirenstream/engine"
 )
 
 // Sentinel errors of Decode. Each is wrapped with %w and the detail (field,
-// byte offset, schema id); DLQReason maps them to the dead-letter reason. All of
+// byte offset, schema id) and carries its dead-letter reason
+// (engine.ReasonError): engine.DLQReason maps any Decode error to it. All of
 // them are the record's fault: the same bytes always fail the same way.
 var (
 	// ErrTruncated: the value is shorter than the 5-byte header, or the Avro
 	// body ends before the record is complete. DLQ reason "truncated".
-	ErrTruncated = errors.New("truncated")
+	ErrTruncated error = &decodeError{"truncated", "truncated"}
 	// ErrBadMagic: the first byte is not the Confluent magic byte 0x00.
 	// DLQ reason "bad_magic".
-	ErrBadMagic = errors.New("bad magic byte")
+	ErrBadMagic error = &decodeError{"bad magic byte", "bad_magic"}
 	// ErrUnknownSchema: the schema id is not one of the fixed ids (no
 	// registry) or the registry does not know it (HTTP 404). DLQ reason
 	// "unknown_schema".
-	ErrUnknownSchema = errors.New("unknown schema id")
+	ErrUnknownSchema error = &decodeError{"unknown schema id", "unknown_schema"}
 	// ErrWrongSchema: the writer schema is not of the kind expected on this
 	// topic, or cannot be resolved to the reader schema (missing required
 	// field, incompatible type, not Avro). DLQ reason "wrong_schema".
-	ErrWrongSchema = errors.New("wrong schema")
+	ErrWrongSchema error = &decodeError{"wrong schema", "wrong_schema"}
 	// ErrMalformed: the Avro body does not decode: bad varint, negative or
 	// absurd length, invalid union branch or enum index, trailing bytes.
 	// DLQ reason "malformed".
-	ErrMalformed = errors.New("malformed avro")
+	ErrMalformed error = &decodeError{"malformed avro", "malformed"}
 )
 
 // ErrRegistry wraps a failure to reach or read the schema registry (network,
 // timeout, HTTP 5xx, bad JSON). It is NOT the record's fault: the caller
-// should retry (or stop) rather than dead-letter the record. DLQReason returns
-// "" for it. Failures are not cached: the next Decode asks again.
-var ErrRegistry = errors.New("schema registry unavailable")
+// should retry (or stop) rather than dead-letter the record. Its dead-letter
+// reason is "" (engine.DLQReason returns "" for it). Failures are not cached:
+// the next Decode asks again.
+var ErrRegistry error = &decodeError{"schema registry unavailable", ""}
+
+// decodeError is a sentinel error of Decode with its dead-letter reason;
+// compare it with errors.Is.
+type decodeError struct{ text, reason string }
+
+func (e *decodeError) Error() string            { return e.text }
+func (e *decodeError) DeadLetterReason() string { return e.reason }
+
+var _ engine.ReasonError = (*decodeError)(nil)
 
 // DLQReason returns the dead-letter reason for an error of Decode:
 // "truncated", "bad_magic", "unknown_schema", "wrong_schema" or "malformed".
-// It returns "" for nil, ErrRegistry and errors that are not ours — the
+// It returns "" for nil, ErrRegistry and errors that carry no reason — the
 // caller decides what those mean.
+//
+// Deprecated: use engine.DLQReason, the one mapping of every record error
+// (it returns "error", not "", for an error that has no reason).
 func DLQReason(err error) string {
-	switch {
-	case err == nil:
-		return ""
-	case errors.Is(err, ErrRegistry):
-		return ""
-	case errors.Is(err, ErrTruncated):
-		return "truncated"
-	case errors.Is(err, ErrBadMagic):
-		return "bad_magic"
-	case errors.Is(err, ErrUnknownSchema):
-		return "unknown_schema"
-	case errors.Is(err, ErrWrongSchema):
-		return "wrong_schema"
-	case errors.Is(err, ErrMalformed):
-		return "malformed"
+	var re engine.ReasonError
+	if errors.As(err, &re) {
+		return re.DeadLetterReason()
 	}
 	return ""
 }

@@ -74,6 +74,9 @@ func TestDecodeErrorClasses(t *testing.T) {
 			if got := DLQReason(err); got != tc.want {
 				t.Fatalf("DLQReason(%v) = %q, want %q", err, got, tc.want)
 			}
+			if got := engine.DLQReason(err); got != tc.want {
+				t.Fatalf("engine.DLQReason(%v) = %q, want %q", err, got, tc.want)
+			}
 		})
 	}
 }
@@ -104,6 +107,23 @@ func TestDLQReason(t *testing.T) {
 	} {
 		if got := DLQReason(err); got != want {
 			t.Errorf("DLQReason(%v) = %q, want %q", err, got, want)
+		}
+		// engine.DLQReason is the same mapping, except that an error without
+		// a reason is "error" (nil and ErrRegistry stay "": not dead letters).
+		if want == "" && err != nil && !errors.Is(err, ErrRegistry) {
+			want = "error"
+		}
+		if got := engine.DLQReason(err); got != want {
+			t.Errorf("engine.DLQReason(%v) = %q, want %q", err, got, want)
+		}
+	}
+	// The sentinels keep their text and stay comparable with errors.Is.
+	for err, text := range map[error]string{
+		ErrTruncated: "truncated", ErrBadMagic: "bad magic byte", ErrUnknownSchema: "unknown schema id",
+		ErrWrongSchema: "wrong schema", ErrMalformed: "malformed avro", ErrRegistry: "schema registry unavailable",
+	} {
+		if err.Error() != text || !errors.Is(fmt.Errorf("x: %w", err), err) {
+			t.Errorf("sentinel %q: text or errors.Is changed", text)
 		}
 	}
 }

@@ -247,6 +247,9 @@ func TestRegistryRejectsWrongWriterSchema(t *testing.T) {
 			if got := DLQReason(err); got != tc.want {
 				t.Fatalf("DLQReason(%v) = %q, want %q", err, got, tc.want)
 			}
+			if got := engine.DLQReason(err); got != tc.want {
+				t.Fatalf("engine.DLQReason(%v) = %q, want %q", err, got, tc.want)
+			}
 		})
 	}
 }
@@ -286,7 +289,7 @@ func TestRegistryFailuresAreRetriable(t *testing.T) {
 
 	reg.down.Store(true)
 	err := c.Decode(ctx, engine.KindUsage, b, &ev)
-	if !errors.Is(err, ErrRegistry) || DLQReason(err) != "" {
+	if !errors.Is(err, ErrRegistry) || DLQReason(err) != "" || engine.DLQReason(err) != "" {
 		t.Fatalf("registry down: %v (reason %q)", err, DLQReason(err))
 	}
 	reg.down.Store(false)

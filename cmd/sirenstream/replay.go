@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -108,8 +109,12 @@ which offers are gained or lost (--diff-json for machines).`, stdout)
 		}
 		cur := engine.DefaultRules()
 		if *currentRules != "" {
-			if cur, err = engine.LoadRules(*currentRules); err != nil {
-				return fmt.Errorf("--current-rules: %w", err)
+			b, err := os.ReadFile(*currentRules)
+			if err != nil {
+				return fmt.Errorf("--current-rules: rules: %w", err)
+			}
+			if cur, err = engine.ParseRules(bytes.NewReader(b)); err != nil {
+				return fmt.Errorf("--current-rules: %s: %w", *currentRules, err)
 			}
 		}
 		return runWhatIf(ctx, c, whatif.Options{

@@ -48,7 +48,7 @@ func TestReplayCommand(t *testing.T) {
 		t.Errorf("replay into the live topic: exit %d, stderr %q", code, errs)
 	}
 
-	code, out, errs = replay("--diff-json", "--rules", "../../engine/testdata/rules-default.yaml")
+	code, out, errs = replay("--diff-json", "--rules", "../../engine/default_rules.yaml")
 	var rep struct {
 		Changed  int `json:"sirens_changed"`
 		SIRENs   int `json:"sirens"`

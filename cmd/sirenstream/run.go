@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"go.uber.org/zap"
@@ -100,8 +102,12 @@ func (f *procFlags) build(stderr io.Writer) (*components, error) {
 	}
 	c.rules = engine.DefaultRules()
 	if f.rules != "" {
-		if c.rules, err = engine.LoadRules(f.rules); err != nil {
-			return nil, fmt.Errorf("--rules: %w", err)
+		b, err := os.ReadFile(f.rules)
+		if err != nil {
+			return nil, fmt.Errorf("--rules: rules: %w", err)
+		}
+		if c.rules, err = engine.ParseRules(bytes.NewReader(b)); err != nil {
+			return nil, fmt.Errorf("--rules: %s: %w", f.rules, err)
 		}
 	}
 	c.codec, err = schemas.NewCodec(schemas.Config{
