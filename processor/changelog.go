@@ -38,9 +38,19 @@ var (
 // message.max.bytes.
 const maxChunkBytes = 900 << 10
 
+// changelog is one task's view of its changelog partition: it writes each
+// commit's states and checkpoint, restores the local state, and aborts the
+// records of a commit that never finished.
 type changelog struct {
-	client *kafka.Client
-	topic  string
+	client    *kafka.Client
+	kafka     Kafka
+	topic     string
+	partition int32
+	store     *state.Store
+	log       *zap.Logger
+	metrics   Metrics
+	// next is the changelog offset after this task's last checkpoint record.
+	next int64
 }
 
 // produce appends records to partition p in order (acks=all) and returns the
@@ -93,7 +103,7 @@ func record(key, val []byte) kafka.Record {
 
 // writeChangelog publishes a commit's states and its checkpoint, retrying
 // until ctx ends (progress pauses; nothing is committed past it).
-func (t *task) writeChangelog(ctx context.Context, puts []state.KV, cp state.Checkpoint) (int64, error) {
+func (c *changelog) write(ctx context.Context, puts []state.KV, cp state.Checkpoint) (int64, error) {
 	cpBytes := state.AppendCheckpoint(nil, cp)
 	for attempt := 0; ; attempt++ {
 		recs := make([]kafka.Record, 0, len(puts)+1)
@@ -103,21 +113,21 @@ func (t *task) writeChangelog(ctx context.Context, puts []state.KV, cp state.Che
 				// The changelog holds whole states: a restore writes them
 				// as the base, newer than any header key left behind.
 				if kv.Full == nil {
-					return -1, fmt.Errorf("partition %d: header put of %s without its full state", t.opt.partition, kv.SIREN)
+					return -1, fmt.Errorf("partition %d: header put of %s without its full state", c.partition, kv.SIREN)
 				}
 				v = kv.Full
 			}
 			recs = append(recs, record([]byte(kv.SIREN), v))
 		}
 		recs = append(recs, record(cpKey, cpBytes))
-		next, err := t.changelog.produce(ctx, t.opt.partition, recs)
+		next, err := c.produce(ctx, c.partition, recs)
 		if err == nil {
 			return next, nil
 		}
 		if ctx.Err() != nil {
-			return -1, fmt.Errorf("partition %d: %w (state not committed)", t.opt.partition, err)
+			return -1, fmt.Errorf("partition %d: %w (state not committed)", c.partition, err)
 		}
-		t.log.Warn("changelog write failed; retrying (progress is paused)", zap.Error(err), zap.Int("attempt", attempt+1))
+		c.log.Warn("changelog write failed; retrying (progress is paused)", zap.Error(err), zap.Int("attempt", attempt+1))
 		sleepCtx(ctx, backoff(attempt))
 	}
 }
@@ -135,26 +145,26 @@ type RestoreStats struct {
 // restore brings the local state of the partition up to the changelog's last
 // checkpoint when it is missing or behind. Called before the task reads any
 // input.
-func (t *task) restore(ctx context.Context, client *kafka.Client) error {
-	topic := t.changelog.topic
-	first, last, err := listOffsets(ctx, client, []string{topic}, t.opt.partition)
+func (c *changelog) restore(ctx context.Context, client *kafka.Client) (RestoreStats, error) {
+	topic := c.topic
+	first, last, err := listOffsets(ctx, client, []string{topic}, c.partition)
 	if err != nil {
-		return err
+		return RestoreStats{}, err
 	}
 	start, end := first[0], last[0]
-	cp, ok, err := t.cfg.Store.Checkpoint(t.opt.partition)
+	cp, ok, err := c.store.Checkpoint(c.partition)
 	if err != nil {
-		return fmt.Errorf("partition %d: load checkpoint: %w", t.opt.partition, err)
+		return RestoreStats{}, fmt.Errorf("partition %d: load checkpoint: %w", c.partition, err)
 	}
 	local, hasPos := int64(-1), false
 	if ok {
 		local, hasPos = cp.Offsets[topic]
 	}
 	if ok && hasPos && local >= end {
-		t.clNext = local
-		return nil // up to date
+		c.next = local
+		return RestoreStats{}, nil // up to date
 	}
-	st := RestoreStats{Partition: t.opt.partition, End: end}
+	st := RestoreStats{Partition: c.partition, End: end}
 	from := local
 	if !ok || !hasPos || local < start {
 		st.Full, from = true, start
@@ -162,29 +172,21 @@ func (t *task) restore(ctx context.Context, client *kafka.Client) error {
 	st.From = from
 	began := time.Now()
 	if from >= end {
-		t.clNext = from
-		return nil
+		c.next = from
+		return RestoreStats{}, nil
 	}
-	t.log.Info("restoring partition state from the changelog",
+	c.log.Info("restoring partition state from the changelog",
 		zap.String("changelog", topic), zap.Bool("full", st.Full), zap.Int64("from", from), zap.Int64("end", end))
 	if st.Full {
-		if err := t.cfg.Store.DropPartition(t.opt.partition); err != nil {
-			return fmt.Errorf("partition %d: drop stale state before restore: %w", t.opt.partition, err)
+		if err := c.store.DropPartition(c.partition); err != nil {
+			return RestoreStats{}, fmt.Errorf("partition %d: drop stale state before restore: %w", c.partition, err)
 		}
 	}
 
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:   t.cfg.Kafka.Brokers,
-		Topic:     topic,
-		Partition: int(t.opt.partition),
-		Dialer:    t.cfg.Kafka.dialer(),
-		MinBytes:  1,
-		MaxBytes:  16 << 20,
-		MaxWait:   250 * time.Millisecond,
-	})
+	r := changelogReader(c.kafka, topic, c.partition)
 	defer r.Close()
 	if err := r.SetOffset(from); err != nil {
-		return err
+		return RestoreStats{}, err
 	}
 	pending := map[string][]byte{} // states since the last checkpoint record
 	var bulk *state.Bulk
@@ -197,26 +199,26 @@ func (t *task) restore(ctx context.Context, client *kafka.Client) error {
 			if bulk != nil {
 				bulk.Cancel()
 			}
-			return fmt.Errorf("partition %d: read changelog at %d: %w", t.opt.partition, from, err)
+			return RestoreStats{}, fmt.Errorf("partition %d: read changelog at %d: %w", c.partition, from, err)
 		}
 		st.Records++
 		switch {
 		case bytes.Equal(m.Key, cpKey):
-			c, err := state.ParseCheckpoint(m.Value)
+			parsed, err := state.ParseCheckpoint(m.Value)
 			if err != nil {
-				return fmt.Errorf("partition %d: changelog checkpoint at %d: %w", t.opt.partition, m.Offset, err)
+				return RestoreStats{}, fmt.Errorf("partition %d: changelog checkpoint at %d: %w", c.partition, m.Offset, err)
 			}
 			if bulk == nil {
-				bulk = t.cfg.Store.BulkWriter(t.opt.partition)
+				bulk = c.store.BulkWriter(c.partition)
 			}
 			for siren, v := range pending {
 				if err := bulk.Put(siren, v); err != nil {
-					return err
+					return RestoreStats{}, err
 				}
 				st.SIRENs++
 			}
 			clear(pending)
-			lastCP, lastCPNext = &c, m.Offset+1
+			lastCP, lastCPNext = &parsed, m.Offset+1
 		case bytes.HasPrefix(m.Key, startKeyPrefix):
 			clear(pending) // states of a commit that never finished
 		default:
@@ -228,9 +230,9 @@ func (t *task) restore(ctx context.Context, client *kafka.Client) error {
 		}
 		if time.Since(report) > 2*time.Second {
 			report = time.Now()
-			t.log.Info("restore progress", zap.Int64("records", st.Records), zap.Int64("of", end-from))
+			c.log.Info("restore progress", zap.Int64("records", st.Records), zap.Int64("of", end-from))
 		}
-		t.cfg.Metrics.RestoreProgress(t.opt.partition, m.Offset+1-from, end-from)
+		c.metrics.RestoreProgress(c.partition, m.Offset+1-from, end-from)
 		if m.Offset+1 >= end {
 			break
 		}
@@ -239,9 +241,9 @@ func (t *task) restore(ctx context.Context, client *kafka.Client) error {
 	if lastCP == nil {
 		// Nothing confirmed in the range: keep the local state as it is;
 		// markStart aborts the trailing records.
-		t.clNext = from
-		t.log.Info("changelog holds no finished commit after the local state", zap.Int64("records", st.Records))
-		return nil
+		c.next = from
+		c.log.Info("changelog holds no finished commit after the local state", zap.Int64("records", st.Records))
+		return RestoreStats{}, nil
 	}
 	out := state.Checkpoint{Offsets: map[string]int64{}, Meta: lastCP.Meta}
 	for k, v := range lastCP.Offsets {
@@ -249,31 +251,30 @@ func (t *task) restore(ctx context.Context, client *kafka.Client) error {
 	}
 	out.Offsets[topic] = lastCPNext
 	if err := bulk.Finish(out); err != nil {
-		return fmt.Errorf("partition %d: finish restore: %w", t.opt.partition, err)
+		return RestoreStats{}, fmt.Errorf("partition %d: finish restore: %w", c.partition, err)
 	}
-	t.clNext = lastCPNext
-	t.count(func(p *TaskProgress) { p.Restore = st })
+	c.next = lastCPNext
 	rate := float64(st.SIRENs) / st.Elapsed.Seconds()
-	t.log.Info("restored partition state from the changelog",
+	c.log.Info("restored partition state from the changelog",
 		zap.Bool("full", st.Full), zap.Int64("records", st.Records), zap.Int64("sirens", st.SIRENs),
 		zap.Duration("elapsed", st.Elapsed), zap.Float64("sirens_per_s", rate))
-	return nil
+	return st, nil
 }
 
 // markStart aborts changelog records written after the last checkpoint by a
 // commit that never finished, so no later restore applies them.
-func (t *task) markStart(ctx context.Context, client *kafka.Client) error {
-	_, last, err := listOffsets(ctx, client, []string{t.changelog.topic}, t.opt.partition)
+func (c *changelog) markStart(ctx context.Context, client *kafka.Client) error {
+	_, last, err := listOffsets(ctx, client, []string{c.topic}, c.partition)
 	if err != nil {
 		return err
 	}
-	if last[0] <= t.clNext {
+	if last[0] <= c.next {
 		return nil
 	}
 	key := append(append([]byte(nil), startKeyPrefix...), strconv.FormatInt(last[0], 10)...)
-	if _, err := t.changelog.produce(ctx, t.opt.partition, []kafka.Record{record(key, []byte{})}); err != nil {
+	if _, err := c.produce(ctx, c.partition, []kafka.Record{record(key, []byte{})}); err != nil {
 		return err
 	}
-	t.log.Info("changelog: aborted trailing records of an unfinished commit", zap.Int64("from", t.clNext), zap.Int64("to", last[0]))
+	c.log.Info("changelog: aborted trailing records of an unfinished commit", zap.Int64("from", c.next), zap.Int64("to", last[0]))
 	return nil
 }

@@ -59,7 +59,7 @@ func TestRestoreFromChangelog(t *testing.T) {
 	h := testkit.Start(t, config(dirA))
 	h.WaitConsumed(t, int64(half), parts, 120*time.Second)
 	h.Stop(t)
-	st, err := state.Open(state.Options{Dir: dirA, MergeHeader: engine.MergeHeader, ReadOnly: true})
+	st, err := processor.OpenStore(state.Options{Dir: dirA, ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,10 +30,16 @@ func TestCommitCadenceFollowsTheBacklog(t *testing.T) {
 		{name: "bounded, nearly done", bounded: true, next: [numInputs]int64{0, 0, 0, 45_000}, end: [numInputs]int64{0, 0, 0, 50_000}, hwm: [numInputs]int64{0, 0, 0, 90_000}, since: 15 * time.Second, due: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tk := &task{cfg: cfg, next: tc.next, hwm: tc.hwm, end: tc.end, lastCommit: time.Now().Add(-tc.since)}
-			tk.opt.bounded = tc.bounded
-			if got := tk.commitDue(); got != tc.due {
-				t.Fatalf("commitDue() = %v with backlog %d after %s, want %v", got, tk.backlog(), tc.since, tc.due)
+			in := &inputs{bounded: tc.bounded, next: tc.next, hwm: tc.hwm, end: tc.end}
+			now := time.Now()
+			c := &committer{
+				cad:        cadence{interval: cfg.CommitInterval, catchUpInterval: cfg.CatchUpCommitInterval, records: cfg.CommitRecords},
+				now:        func() time.Time { return now },
+				backlog:    in.backlog,
+				lastCommit: now.Add(-tc.since),
+			}
+			if got := c.due(); got != tc.due {
+				t.Fatalf("due() = %v with backlog %d after %s, want %v", got, in.backlog(), tc.since, tc.due)
 			}
 		})
 	}

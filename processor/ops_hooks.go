@@ -30,7 +30,7 @@ func (p *Processor) Ready() bool {
 	}
 	for _, part := range p.owned {
 		t, ok := p.tasks[part]
-		if !ok || !t.snapshot().Loaded {
+		if !ok || !t.progress.snapshot().Loaded {
 			return false
 		}
 	}
@@ -100,20 +100,19 @@ func (p *Processor) Members(ctx context.Context) ([]Member, error) {
 	return out, nil
 }
 
-// loaded marks the task loaded (Ready) and gives Metrics the partition's
-// segment baseline. The scan reads the committed state, which is exactly the
-// state the task starts from, so baseline + later SegmentChange calls track
-// the segments of every SIREN. A scan failure only costs the baseline (Loaded
-// gets nil): it is logged, and processing, which surfaces real storage
-// errors, goes on.
-func (t *task) loaded() {
-	t.count(func(p *TaskProgress) { p.Loaded = true })
-	if _, nop := t.cfg.Metrics.(nopMetrics); nop {
+// segmentBaseline gives Metrics a partition's segment baseline once its
+// task has loaded its state. The scan reads the committed state, which is
+// exactly the state the task starts from, so baseline + later SegmentChange
+// calls track the segments of every SIREN. A scan failure only costs the
+// baseline (Loaded gets nil): it is logged, and processing, which surfaces
+// real storage errors, goes on. The no-op Metrics skips the scan.
+func (p *Processor) segmentBaseline(part int32) {
+	if _, nop := p.cfg.Metrics.(nopMetrics); nop {
 		return
 	}
 	counts := map[string]int64{}
 	var names []string
-	err := t.cfg.Store.Scan(t.opt.partition, func(siren string, val []byte) error {
+	err := p.cfg.Store.Scan(part, func(siren string, val []byte) error {
 		st, err := engine.UnmarshalState(siren, val)
 		if err != nil {
 			return err
@@ -125,8 +124,8 @@ func (t *task) loaded() {
 		return nil
 	})
 	if err != nil {
-		t.log.Warn("segment counts of the loaded state unavailable", zap.Error(err))
+		p.log.Warn("segment counts of the loaded state unavailable", zap.Int32("partition", part), zap.Error(err))
 		counts = nil
 	}
-	t.cfg.Metrics.Loaded(t.opt.partition, counts)
+	p.cfg.Metrics.Loaded(part, counts)
 }

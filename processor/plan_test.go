@@ -60,7 +60,7 @@ func TestInterruptedLiveBatchReEmitsIdenticalBytes(t *testing.T) {
 	dir := t.TempDir()
 
 	newCfg := func(interval time.Duration, hook func(int32) error) (Config, *state.Store) {
-		store, err := state.Open(state.Options{Dir: dir, MergeHeader: engine.MergeHeader})
+		store, err := OpenStore(state.Options{Dir: dir})
 		if err != nil {
 			t.Fatal(err)
 		}

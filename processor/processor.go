@@ -73,27 +73,6 @@ func New(cfg Config) (*Processor, error) {
 	}, nil
 }
 
-func (p *Processor) newWriter() *kafka.Writer {
-	return &kafka.Writer{
-		Addr: kafka.TCP(p.cfg.Kafka.Brokers...),
-		// Java-compatible key partitioning; Consistent hashes a nil key too
-		// (DLQ records without key) so placement is deterministic.
-		Balancer:     &kafka.Murmur2Balancer{Consistent: true},
-		RequiredAcks: kafka.RequireAll,
-		// kafka-go's default BatchTimeout is 1s; a task writes a whole commit
-		// batch at once and waits, so a short timeout only cuts latency.
-		BatchTimeout: 2 * time.Millisecond,
-		BatchSize:    5000,
-		// One batch per partition per request: stay under the broker's
-		// default max.message.bytes (1 MiB), or a commit with big dead
-		// letters is rejected (MESSAGE_TOO_LARGE) forever and the stream stops.
-		BatchBytes:  1_000_000,
-		MaxAttempts: 5,
-		Transport:   p.cfg.Kafka.transport(),
-		ErrorLogger: kafka.LoggerFunc(p.log.Sugar().Debugf),
-	}
-}
-
 // Run is the live processor: it joins the consumer group, runs a task per
 // owned partition, follows rebalances and returns nil when ctx ends (after a
 // clean flush) or the first fatal error (storage, configuration).
@@ -105,7 +84,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
-	writer := p.newWriter()
+	writer := newWriter(p.cfg.Kafka, p.log)
 	defer writer.Close()
 
 	inputs := p.cfg.Topics.Inputs()
@@ -146,24 +125,16 @@ func (p *Processor) Run(ctx context.Context) error {
 		p.setOwned(owned)
 		p.log.Info("partitions assigned", zap.Int32("generation", gen.ID), zap.Int32s("partitions", owned))
 		for _, part := range owned {
-			part := part
-			groupOffsets := map[string]int64{}
-			for topic, as := range gen.Assignments {
-				for _, a := range as {
-					if int32(a.ID) == part {
-						groupOffsets[topic] = a.Offset
-					}
-				}
-			}
 			wg.Add(1)
 			gen.Start(func(gctx context.Context) {
 				defer wg.Done()
+				// Restart trusts the store's checkpoint, never the group's
+				// offsets (state is a function of the whole input history).
 				opt := taskOptions{
-					partition:    part,
-					churnTopic:   p.cfg.Topics.ChurnAlerts,
-					groupCommit:  gen.CommitOffsets,
-					groupOffsets: groupOffsets,
-					changelog:    p.cfg.Topics.ChangelogEnabled(),
+					partition:   part,
+					routes:      routes{segments: p.cfg.Topics.SegmentChanges, churn: p.cfg.Topics.ChurnAlerts, dlq: p.cfg.Topics.DLQ},
+					groupCommit: gen.CommitOffsets,
+					changelog:   p.cfg.Topics.ChangelogEnabled(),
 				}
 				if err := p.runTask(gctx, opt, writer); err != nil {
 					// Remember it even when the parent context is already
@@ -190,6 +161,7 @@ func (p *Processor) Run(ctx context.Context) error {
 }
 
 func (p *Processor) runTask(ctx context.Context, opt taskOptions, writer MessageWriter) error {
+	opt.onLoaded = func() { p.segmentBaseline(opt.partition) }
 	t := newTask(&p.cfg, opt, writer)
 	p.mu.Lock()
 	p.tasks[opt.partition] = t
@@ -197,7 +169,7 @@ func (p *Processor) runTask(ctx context.Context, opt taskOptions, writer Message
 	err := t.run(ctx, p.client)
 	p.mu.Lock()
 	delete(p.tasks, opt.partition)
-	p.final[opt.partition] = t.snapshot()
+	p.final[opt.partition] = t.progress.snapshot()
 	p.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("partition %d: %w", opt.partition, err)
@@ -245,7 +217,7 @@ func (p *Processor) Progress() []TaskProgress {
 		m[k] = v
 	}
 	for k, t := range p.tasks {
-		m[k] = t.snapshot()
+		m[k] = t.progress.snapshot()
 	}
 	out := make([]TaskProgress, 0, len(m))
 	for _, v := range m {
@@ -313,7 +285,7 @@ func (p *Processor) Replay(ctx context.Context, ro ReplayOptions) error {
 	p.setOwned(parts)
 	var writer MessageWriter = ro.Output
 	if writer == nil {
-		kw := p.newWriter()
+		kw := newWriter(p.cfg.Kafka, p.log)
 		defer kw.Close()
 		writer = kw
 	}
@@ -321,7 +293,7 @@ func (p *Processor) Replay(ctx context.Context, ro ReplayOptions) error {
 	defer cancel(nil)
 	var wg sync.WaitGroup
 	for _, part := range parts {
-		opt := taskOptions{partition: part, bounded: true, segmentTopic: ro.OutputTopic, churnTopic: ro.ChurnTopic, dlqTopic: ro.DLQTopic}
+		opt := taskOptions{partition: part, bounded: true, routes: routes{segments: ro.OutputTopic, churn: ro.ChurnTopic, dlq: ro.DLQTopic}}
 		if !ro.From.IsZero() {
 			opt.fromMs = ro.From.UnixMilli()
 		}

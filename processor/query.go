@@ -69,11 +69,11 @@ func (p *Processor) View(siren string) (*engine.Decision, int32, error) {
 	if err != nil {
 		return nil, part, err
 	}
-	t := &task{eng: engine.NewTask(p.cfg.Rules, p.cfg.Engine)}
-	if err := t.loadMeta(cp.Meta); err != nil {
+	eng := engine.NewTask(p.cfg.Rules, p.cfg.engineConfig())
+	if _, err := parseMeta(cp.Meta, eng); err != nil {
 		return nil, part, err
 	}
 	var d engine.Decision
-	t.eng.View(st, &d)
+	eng.View(st, &d)
 	return &d, part, nil
 }

@@ -280,11 +280,11 @@ func TestDecodeSegmentChangeMultiBlockArrays(t *testing.T) {
 	if !reflect.DeepEqual(sc.Segments, []string{"A", "B"}) {
 		t.Fatalf("segments %q", sc.Segments)
 	}
-	if _, err := DecodeSegmentChange(append(m, 0)); DLQReason(err) != "malformed" {
+	if _, err := DecodeSegmentChange(append(m, 0)); engine.DLQReason(err) != "malformed" {
 		t.Fatalf("trailing byte: %v", err)
 	}
 	ev, _ := AppendEvent(nil, &engine.Event{Kind: engine.KindUsage})
-	if _, err := DecodeSegmentChange(ev); DLQReason(err) != "wrong_schema" {
+	if _, err := DecodeSegmentChange(ev); engine.DLQReason(err) != "wrong_schema" {
 		t.Fatalf("usage bytes: %v", err)
 	}
 }

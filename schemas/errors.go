@@ -1,7 +1,6 @@
 package schemas
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/sirenstream/sirenstream/engine"
@@ -47,21 +46,6 @@ func (e *decodeError) Error() string            { return e.text }
 func (e *decodeError) DeadLetterReason() string { return e.reason }
 
 var _ engine.ReasonError = (*decodeError)(nil)
-
-// DLQReason returns the dead-letter reason for an error of Decode:
-// "truncated", "bad_magic", "unknown_schema", "wrong_schema" or "malformed".
-// It returns "" for nil, ErrRegistry and errors that carry no reason — the
-// caller decides what those mean.
-//
-// Deprecated: use engine.DLQReason, the one mapping of every record error
-// (it returns "error", not "", for an error that has no reason).
-func DLQReason(err error) string {
-	var re engine.ReasonError
-	if errors.As(err, &re) {
-		return re.DeadLetterReason()
-	}
-	return ""
-}
 
 // Detail-free errors of the binary decoder: static values so that the hot path
 // does not allocate until a record actually fails.

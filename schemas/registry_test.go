@@ -185,10 +185,10 @@ func TestRegistryResolvesEvolvedWriterSchema(t *testing.T) {
 		if got != want {
 			t.Fatalf("got  %+v\nwant %+v", got, want)
 		}
-		if DLQReason(c.Decode(ctx, engine.KindUsage, append(b, 0), &got)) != "malformed" {
+		if engine.DLQReason(c.Decode(ctx, engine.KindUsage, append(b, 0), &got)) != "malformed" {
 			t.Error("trailing byte accepted on the slow path")
 		}
-		if DLQReason(c.Decode(ctx, engine.KindUsage, b[:len(b)-1], &got)) != "malformed" {
+		if engine.DLQReason(c.Decode(ctx, engine.KindUsage, b[:len(b)-1], &got)) != "malformed" {
 			t.Error("truncated body accepted on the slow path")
 		}
 	})
@@ -244,9 +244,6 @@ func TestRegistryRejectsWrongWriterSchema(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var ev engine.Event
 			err := c.Decode(ctx, tc.kind, tc.value, &ev)
-			if got := DLQReason(err); got != tc.want {
-				t.Fatalf("DLQReason(%v) = %q, want %q", err, got, tc.want)
-			}
 			if got := engine.DLQReason(err); got != tc.want {
 				t.Fatalf("engine.DLQReason(%v) = %q, want %q", err, got, tc.want)
 			}
@@ -289,8 +286,8 @@ func TestRegistryFailuresAreRetriable(t *testing.T) {
 
 	reg.down.Store(true)
 	err := c.Decode(ctx, engine.KindUsage, b, &ev)
-	if !errors.Is(err, ErrRegistry) || DLQReason(err) != "" || engine.DLQReason(err) != "" {
-		t.Fatalf("registry down: %v (reason %q)", err, DLQReason(err))
+	if !errors.Is(err, ErrRegistry) || engine.DLQReason(err) != "" {
+		t.Fatalf("registry down: %v (reason %q)", err, engine.DLQReason(err))
 	}
 	reg.down.Store(false)
 	if err := c.Decode(ctx, engine.KindUsage, b, &ev); err != nil {

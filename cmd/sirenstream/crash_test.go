@@ -21,8 +21,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/sirenstream/sirenstream/engine"
 	"github.com/sirenstream/sirenstream/internal/testkit"
+	"github.com/sirenstream/sirenstream/processor"
 	"github.com/sirenstream/sirenstream/schemas"
 	"github.com/sirenstream/sirenstream/state"
 )
@@ -425,7 +425,7 @@ func crashCheckpoints(t *testing.T, dir string, parts int) map[int32]state.Check
 		t.Fatalf("copy %s: %v\n%s", dir, err, out)
 	}
 	defer os.RemoveAll(cp)
-	st, err := state.Open(state.Options{Dir: cp, MergeHeader: engine.MergeHeader})
+	st, err := processor.OpenStore(state.Options{Dir: cp})
 	if err != nil {
 		t.Fatalf("open a copy of %s: %v", dir, err)
 	}

@@ -82,7 +82,7 @@ companies per segment, examples with their reasons and offers, events/s.`, stdou
 	if err != nil {
 		return err
 	}
-	store, err := state.Open(state.Options{Dir: dir, MergeHeader: engine.MergeHeader, Logger: log})
+	store, err := processor.OpenStore(state.Options{Dir: dir, Logger: log})
 	if err != nil {
 		return err
 	}

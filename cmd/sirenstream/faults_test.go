@@ -17,7 +17,6 @@ import (
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/sirenstream/sirenstream/engine"
 	"github.com/sirenstream/sirenstream/gen"
 	"github.com/sirenstream/sirenstream/internal/load"
 	"github.com/sirenstream/sirenstream/internal/testkit"
@@ -157,7 +156,7 @@ func TestCorruptStateDirExitsNonZero(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			s, err := state.Open(state.Options{Dir: dir, MergeHeader: engine.MergeHeader})
+			s, err := processor.OpenStore(state.Options{Dir: dir})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -119,7 +119,7 @@ func (f *procFlags) build(stderr io.Writer) (*components, error) {
 	if err != nil {
 		return nil, fmt.Errorf("codec: %w", err)
 	}
-	c.store, err = state.Open(state.Options{Dir: f.stateDir, MergeHeader: engine.MergeHeader, Logger: log})
+	c.store, err = processor.OpenStore(state.Options{Dir: f.stateDir, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}

@@ -87,7 +87,7 @@ func RunLatency(ctx context.Context, cfg Config, lc LatencyConfig) (*Latency, er
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	store, err := state.Open(state.Options{Dir: dir, MergeHeader: engine.MergeHeader, Logger: cfg.Logger})
+	store, err := processor.OpenStore(state.Options{Dir: dir, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}

@@ -118,7 +118,7 @@ func runScalePoint(ctx context.Context, cfg Config, n int) (ScalePoint, error) {
 		return sp, err
 	}
 	defer os.RemoveAll(dir)
-	store, err := state.Open(state.Options{Dir: dir, MergeHeader: engine.MergeHeader, Logger: cfg.Logger})
+	store, err := processor.OpenStore(state.Options{Dir: dir, Logger: cfg.Logger})
 	if err != nil {
 		return sp, err
 	}

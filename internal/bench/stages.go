@@ -13,6 +13,7 @@ import (
 
 	"github.com/sirenstream/sirenstream/engine"
 	"github.com/sirenstream/sirenstream/internal/handoff"
+	"github.com/sirenstream/sirenstream/internal/merge"
 	"github.com/sirenstream/sirenstream/processor"
 	"github.com/sirenstream/sirenstream/schemas"
 	"github.com/sirenstream/sirenstream/state"
@@ -62,25 +63,16 @@ func stageInputs(ctx context.Context, cfg Config, in *Input) ([4]string, map[str
 }
 
 // newReader is a partition reader configured like the processor's
-// (processor/task.go read): same fetch sizes, wait and queue.
+// (processor.ReaderConfig).
 func newReader(brokers []string, topic string, partition int) *kafka.Reader {
-	return kafka.NewReader(kafka.ReaderConfig{
-		Brokers:        brokers,
-		Topic:          topic,
-		Partition:      partition,
-		Dialer:         &kafka.Dialer{ClientID: "sirenstream-bench", Timeout: 10 * time.Second, DualStack: true},
-		MinBytes:       1,
-		MaxBytes:       8 << 20,
-		MaxWait:        250 * time.Millisecond,
-		QueueCapacity:  1000,
-		ReadBackoffMin: 50 * time.Millisecond,
-		ReadBackoffMax: 2 * time.Second,
-		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) {
-			if debugReaders {
-				fmt.Fprintf(os.Stderr, "reader %s/%d: "+f+"\n", append([]any{topic, partition}, a...)...)
-			}
-		}),
-	})
+	var errorf func(string, ...any)
+	if debugReaders {
+		errorf = func(f string, a ...any) {
+			fmt.Fprintf(os.Stderr, "reader %s/%d: "+f+"\n", append([]any{topic, partition}, a...)...)
+		}
+	}
+	k := processor.Kafka{Brokers: brokers, ClientID: "sirenstream-bench"}
+	return kafka.NewReader(processor.ReaderConfig(k, topic, int32(partition), errorf))
 }
 
 // readRange fetches [r.first, r.end) of topic/partition and calls fn for each
@@ -149,17 +141,37 @@ func runConsume(ctx context.Context, cfg Config, in *Input, decode bool) (StageR
 
 // engineItem is one fetched record on its way to the merge.
 type engineItem struct {
-	in  int
 	msg kafka.Message
 	ev  engine.Event
 	err error
 }
 
-// mergeable reports whether every input with records still to come has one
-// buffered (the merge can take the next record).
-func mergeable(rings []*handoff.Ring[engineItem], done, ends []int64) bool {
-	for i, r := range rings {
-		if done[i] < ends[i] && r.Len() == 0 {
+func engineKey(it *engineItem) int64 {
+	if it.err != nil {
+		return -1 << 63
+	}
+	return it.ev.EventTime
+}
+
+// engineInputs are one partition's rings for merge.Pick: an input with
+// nothing buffered is waited for until all its records were merged.
+type engineInputs struct {
+	rings      [4]*handoff.Ring[engineItem]
+	done, ends [4]int64 // records merged, records to merge per input
+}
+
+func (e *engineInputs) Len() int { return len(e.rings) }
+func (e *engineInputs) Head(i int) *engineItem {
+	if e.rings[i].Len() == 0 {
+		return nil
+	}
+	return e.rings[i].Front()
+}
+func (e *engineInputs) Wait(i int) bool { return e.done[i] < e.ends[i] }
+
+func (e *engineInputs) finished() bool {
+	for i := range e.done {
+		if e.done[i] < e.ends[i] {
 			return false
 		}
 	}
@@ -168,11 +180,9 @@ func mergeable(rings []*handoff.Ring[engineItem], done, ends []int64) bool {
 
 // runEngine is decode + engine with in-memory state: per partition, four
 // reader goroutines decode into rings (the processor's hand-off) and one
-// task goroutine merges by event
-// time exactly like the processor (smallest event_time first, ties by input
-// order profiles, outages, claims, usage), checks, sweeps on a day change
-// (intensity pass, snapshot, evaluate pass over the map) and Steps the
-// SIREN's state held in a map; changes are Avro-encoded and dropped.
+// task goroutine merges them with the processor's merge (internal/merge)
+// into engine.Memory, the engine's in-memory driver (checks, the day change
+// in SIREN order, steps); changes are Avro-encoded and dropped.
 func runEngine(ctx context.Context, cfg Config, in *Input) (StageResult, error) {
 	inputs, ranges, codec, err := stageInputs(ctx, cfg, in)
 	if err != nil {
@@ -186,13 +196,12 @@ func runEngine(ctx context.Context, cfg Config, in *Input) (StageResult, error) 
 		// The processor's hand-off: each reader decodes into its input's
 		// ring, the task merges from the slots in place.
 		wake := handoff.NewWakeup()
-		var rings [4]*handoff.Ring[engineItem]
-		var ends [4]int64
+		ei := &engineInputs{}
 		for i, topic := range inputs {
 			r := ranges[topic][p]
-			ends[i] = r.end - r.first
-			rings[i] = handoff.NewRing[engineItem](2048)
-			ring := rings[i]
+			ei.ends[i] = r.end - r.first
+			ei.rings[i] = handoff.NewRing[engineItem](2048)
+			ring := ei.rings[i]
 			g.Go(func() error {
 				kind := engine.Kind(i)
 				return readRange(gctx, cfg.Brokers, topic, p, r, func(msg *kafka.Message) error {
@@ -200,7 +209,7 @@ func runEngine(ctx context.Context, cfg Config, in *Input) (StageResult, error) 
 					if it == nil {
 						return gctx.Err()
 					}
-					it.in, it.msg = i, *msg
+					it.msg = *msg
 					it.ev = engine.Event{}
 					it.err = codec.Decode(gctx, kind, msg.Value, &it.ev)
 					ring.Publish(wake)
@@ -209,41 +218,31 @@ func runEngine(ctx context.Context, cfg Config, in *Input) (StageResult, error) 
 			})
 		}
 		g.Go(func() error {
-			et := newEngineTask()
-			var done [4]int64 // records merged per input
+			mem := engine.NewMemory(nil, engine.Config{})
+			var buf []byte
+			var records, emitted int64
+			mem.OnDecision = func(d *engine.Decision) {
+				buf = schemas.AppendSegmentChange(buf[:0], d)
+				emitted++
+			}
 			for {
-				// Merge: process while every input with records still to come
-				// has at least one buffered.
-				best := -1
-				finished := true
-				for i, r := range rings {
-					if done[i] < ends[i] {
-						finished = false
+				if best := merge.Pick[engineItem](ei, engineKey); best >= 0 {
+					it := ei.rings[best].Front()
+					records++
+					if it.err == nil {
+						_ = mem.Apply(&it.ev, engine.Record{Key: it.msg.Key}) // an error is a dead letter: dropped here
 					}
-					if r.Len() == 0 {
-						if done[i] < ends[i] {
-							best = -2
-							break
-						}
-						continue
-					}
-					if best < 0 || r.Front().key() < rings[best].Front().key() {
-						best = i
-					}
-				}
-				if best >= 0 {
-					et.process(rings[best].Front())
-					rings[best].Pop()
-					done[best]++
+					ei.rings[best].Pop()
+					ei.done[best]++
 					continue
 				}
-				if finished {
-					n.Add(et.records)
-					changes.Add(et.changes)
+				if ei.finished() {
+					n.Add(records)
+					changes.Add(emitted)
 					return nil
 				}
 				wake.Sleeping(true)
-				if mergeable(rings[:], done[:], ends[:]) {
+				if merge.Pick[engineItem](ei, engineKey) >= 0 {
 					wake.Sleeping(false)
 					continue
 				}
@@ -261,67 +260,6 @@ func runEngine(ctx context.Context, cfg Config, in *Input) (StageResult, error) 
 	st := m.stop(StageEngine, n.Load())
 	st.Changes = changes.Load()
 	return st, err
-}
-
-func (it *engineItem) key() int64 {
-	if it.err != nil {
-		return -1 << 63
-	}
-	return it.ev.EventTime
-}
-
-type engineTask struct {
-	eng     *engine.Task
-	states  map[string]*engine.State
-	dec     engine.Decision
-	buf     []byte
-	vals    []float64
-	records int64
-	changes int64
-}
-
-func newEngineTask() *engineTask {
-	return &engineTask{eng: engine.NewTask(nil, engine.Config{}), states: map[string]*engine.State{}}
-}
-
-func (t *engineTask) process(it *engineItem) {
-	t.records++
-	if it.err != nil {
-		return
-	}
-	ev := &it.ev
-	if t.eng.Check(ev) != nil {
-		return
-	}
-	if t.eng.NeedsSweep(ev) {
-		t.eng.AdvanceTo(ev.EventTime)
-		t.vals = t.vals[:0]
-		for _, st := range t.states {
-			if v, ok := t.eng.Intensity(st); ok {
-				t.vals = append(t.vals, v)
-			}
-		}
-		t.eng.SetSnapshot(t.vals)
-		for _, st := range t.states {
-			if t.eng.Evaluate(st, &t.dec) {
-				t.emit()
-			}
-		}
-	}
-	st := t.states[ev.SIREN]
-	if st == nil {
-		st = engine.NewState(ev.SIREN)
-		t.states[st.SIREN] = st
-	}
-	changed, err := t.eng.Step(st, ev, &t.dec)
-	if err == nil && changed {
-		t.emit()
-	}
-}
-
-func (t *engineTask) emit() {
-	t.buf = schemas.AppendSegmentChange(t.buf[:0], &t.dec)
-	t.changes++
 }
 
 // runFull is processor.Replay over the input topics with a fresh Badger
@@ -346,7 +284,7 @@ func runFull(ctx context.Context, cfg Config, in *Input) (StageResult, error) {
 // replayOnce opens the store in dir, runs one Replay, measures it, closes the
 // store and adds the Badger figures.
 func replayOnce(ctx context.Context, cfg Config, topics processor.Topics, dir string, ro processor.ReplayOptions, name string) (StageResult, error) {
-	store, err := state.Open(state.Options{Dir: dir, MergeHeader: engine.MergeHeader, Logger: cfg.Logger})
+	store, err := processor.OpenStore(state.Options{Dir: dir, Logger: cfg.Logger})
 	if err != nil {
 		return StageResult{}, err
 	}

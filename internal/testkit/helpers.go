@@ -11,7 +11,6 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/sirenstream/sirenstream/engine"
 	"github.com/sirenstream/sirenstream/gen"
 	"github.com/sirenstream/sirenstream/internal/load"
 	"github.com/sirenstream/sirenstream/processor"
@@ -243,7 +242,7 @@ func ReplayToMemory(t testing.TB, brokers []string, opts processor.ReplayOptions
 // partition without a checkpoint or without SIREN state fails the test.
 func DumpState(t testing.TB, dir string, parts int, changelog string) string {
 	t.Helper()
-	st, err := state.Open(state.Options{Dir: dir, MergeHeader: engine.MergeHeader, ReadOnly: true})
+	st, err := processor.OpenStore(state.Options{Dir: dir, ReadOnly: true})
 	if err != nil {
 		t.Fatalf("open %s read-only: %v", dir, err)
 	}

@@ -151,7 +151,7 @@ type Harness struct {
 // Config returns a processor config for tests with a Badger store in dir.
 func Config(t testing.TB, brokers []string, dir string) processor.Config {
 	t.Helper()
-	store, err := state.Open(state.Options{Dir: dir, MergeHeader: engine.MergeHeader})
+	store, err := processor.OpenStore(state.Options{Dir: dir})
 	if err != nil {
 		t.Fatalf("open state: %v", err)
 	}

@@ -214,7 +214,7 @@ func (c *Comparison) Run(ctx context.Context) (*Report, error) {
 		if log == nil {
 			log = zap.NewNop()
 		}
-		store, err := state.Open(state.Options{Dir: filepath.Join(parent, name), MergeHeader: engine.MergeHeader, Logger: log})
+		store, err := processor.OpenStore(state.Options{Dir: filepath.Join(parent, name), Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("what-if: %s state: %w", name, err)
 		}

@@ -1,0 +1,323 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/sirenstream/sirenstream/state"
+)
+
+// stateBatch is what the committer needs from a task's state cache
+// (state.Cache): the dirty states of the open batch, encoded at commit and
+// made durable by the flush.
+type stateBatch interface {
+	DirtyCount() int
+	DirtyBytesEstimate() int64
+	Unencoded() (entries int, bytes int64)
+	Encode() []state.KV
+	CommitPending(puts []state.KV, cp state.Checkpoint) error
+	MarkCommitted(puts []state.KV) error
+}
+
+// cadence decides when a batch is committed.
+type cadence struct {
+	interval        time.Duration // caught up: at most this long between commits (latency)
+	catchUpInterval time.Duration // behind by records or more
+	records         int           // records per commit (and "behind" threshold)
+	catchUpRecords  int           // records per commit while behind
+	maxEntries      int           // Badger transaction limits
+	maxBytes        int64
+	groupInterval   time.Duration // between offset commits to the group
+}
+
+// committer runs a task's commit protocol (design.md): the open batch
+// collects outputs, the merge plan and the processed offsets; commit hands
+// it to a background flush — (1) merge plan saved, outputs written and
+// acked, (2) changelog states and checkpoint, (3) one Badger transaction of
+// states, offsets and meta — and (4) sends durable offsets to the consumer
+// group. One batch is in flight at a time; a failed flush is folded back
+// into the open batch and written again by the next commit.
+type committer struct {
+	partition int32
+	inputs    [numInputs]string
+	log       *zap.Logger
+	cad       cadence
+	now       func() time.Time
+
+	states stateBatch
+	plans  interface {
+		SavePlan(p int32, plan []byte) error
+	}
+	writer      MessageWriter
+	changelog   *changelog                                   // nil: none
+	groupCommit func(offsets map[string]map[int]int64) error // nil: none
+	// beforeState runs between the changelog and the Badger transaction
+	// (tests: a crash at the worst moment).
+	beforeState func(partition int32) error
+	// backlog is how many input records are known to wait (cadence).
+	backlog func() int64
+	// onCommit reports a durable commit (metrics); onDurable runs on the
+	// task goroutine after a batch became durable (progress).
+	onCommit  func(d time.Duration, states int)
+	onDurable func()
+
+	// The open batch.
+	outputs     []kafka.Message
+	plan        []byte // input index of every record taken since the last commit
+	batchStart  [numInputs]int64
+	uncommitted int  // records taken since the last commit
+	dirty       bool // offsets or meta moved since the last commit
+	lastCommit  time.Time
+
+	inflight *batch
+
+	durable      map[string]int64 // offsets of the last durable checkpoint
+	groupPending bool             // durable offsets not yet sent to the group
+	lastGroup    time.Time
+}
+
+// add appends an output to the open batch.
+func (c *committer) add(m kafka.Message) { c.outputs = append(c.outputs, m) }
+
+// took records that the record of input in at offset is in the open batch.
+func (c *committer) took(in int) {
+	c.plan = append(c.plan, byte(in))
+	c.uncommitted++
+	c.dirty = true
+}
+
+// idle reports whether nothing is pending: no output, state or flush.
+func (c *committer) idle(dirtyStates int) bool {
+	return len(c.outputs) == 0 && dirtyStates == 0 && c.inflight == nil
+}
+
+// due reports whether the open batch has waited long enough: every interval
+// when the task is caught up (output latency), every catch-up interval while
+// it is behind by records or more.
+func (c *committer) due() bool {
+	since := c.now().Sub(c.lastCommit)
+	if since < c.cad.interval {
+		return false
+	}
+	return since >= c.cad.catchUpInterval || c.backlog() < int64(c.cad.records)
+}
+
+// recordsFull reports whether the open batch holds as many records as one
+// commit may: records, or catchUpRecords while the task is behind by
+// records or more.
+func (c *committer) recordsFull() bool {
+	if c.uncommitted < c.cad.records {
+		return false
+	}
+	return c.uncommitted >= c.cad.catchUpRecords || c.backlog() < int64(c.cad.records)
+}
+
+// full keeps one commit well inside Badger's transaction limits (bytes and
+// entries): half of each, since estimates are approximate.
+func (c *committer) full() bool {
+	// Entries of the batch in flight stay dirty until it is durable; they
+	// are not part of the next transaction unless touched again, so the
+	// next batch is sized by what the last Encode did not cover (half of
+	// each limit). All dirty entries together — an upper bound of the next
+	// transaction, including in-flight entries touched again or a failed
+	// batch folded back — never exceed the full limit.
+	maxN, maxB := c.cad.maxEntries, c.cad.maxBytes
+	n, b := c.states.Unencoded()
+	return n >= maxN/2 || b >= maxB/2 ||
+		c.states.DirtyCount() >= maxN || c.states.DirtyBytesEstimate() >= maxB
+}
+
+// commit hands the open batch, with the offsets next and the task meta, to
+// a background flush and opens the next batch; force waits until it is
+// durable and sends its offsets to the group.
+func (c *committer) commit(ctx context.Context, force bool, next [numInputs]int64, meta []byte) error {
+	// One batch in flight at a time: the previous one must be durable (or
+	// have failed and been folded back) before the next is encoded.
+	if err := c.awaitInflight(); err != nil {
+		return err
+	}
+	now := c.now()
+	if len(c.outputs) == 0 && c.states.DirtyCount() == 0 && !c.dirty {
+		c.lastCommit = now
+		// An idle task still owes the group its last durable offsets when
+		// the rate limit skipped them.
+		c.commitGroup(force)
+		return nil
+	}
+	b := &batch{start: now, done: make(chan struct{}), outputs: c.outputs, batchStart: c.batchStart}
+	if len(c.outputs) > 0 && len(c.plan) > 0 {
+		b.plan = encodePlan(c.batchStart, c.plan)
+	}
+	b.offsets = make(map[string]int64, numInputs+1)
+	for i, topic := range c.inputs {
+		b.offsets[topic] = next[i]
+	}
+	b.states = c.states.DirtyCount()
+	b.cp = state.Checkpoint{Offsets: b.offsets, Meta: meta}
+	b.puts = c.states.Encode()
+	b.planRecords = append([]byte(nil), c.plan...)
+
+	// The next batch starts now; this one is written in the background
+	// while the task goes on processing (forced commits wait for it).
+	c.outputs = nil
+	c.uncommitted = 0
+	c.dirty = false
+	c.plan = c.plan[:0]
+	c.batchStart = next
+	c.lastCommit = now
+	c.inflight = b
+	go func() {
+		defer close(b.done)
+		b.err = c.flush(ctx, b)
+	}()
+	if force {
+		if err := c.awaitInflight(); err != nil {
+			return err
+		}
+		c.commitGroup(true)
+	}
+	return nil
+}
+
+// batch is one commit of the protocol, written by flush in the background.
+type batch struct {
+	start       time.Time
+	outputs     []kafka.Message
+	plan        []byte // encoded merge plan, saved before outputs (nil: none needed)
+	planRecords []byte // the batch's records' inputs, to fold back on failure
+	batchStart  [numInputs]int64
+	offsets     map[string]int64
+	states      int
+	cp          state.Checkpoint
+	puts        []state.KV
+	clNext      int64
+	done        chan struct{}
+	err         error
+}
+
+// flush runs in its own goroutine: it touches nothing of the committer but
+// the batch and the (concurrency-safe) store, writer and changelog client.
+func (c *committer) flush(ctx context.Context, b *batch) error {
+	if b.plan != nil {
+		if err := c.plans.SavePlan(c.partition, b.plan); err != nil {
+			return fmt.Errorf("partition %d: save merge plan: %w", c.partition, err)
+		}
+	}
+	if len(b.outputs) > 0 {
+		if err := c.write(ctx, b.outputs); err != nil {
+			return err
+		}
+	}
+	b.clNext = -1
+	if c.changelog != nil {
+		next, err := c.changelog.write(ctx, b.puts, b.cp)
+		if err != nil {
+			return err
+		}
+		b.clNext = next
+		b.offsets[c.changelog.topic] = next
+	}
+	if c.beforeState != nil {
+		if err := c.beforeState(c.partition); err != nil {
+			return err
+		}
+	}
+	if err := c.states.CommitPending(b.puts, b.cp); err != nil {
+		return fmt.Errorf("partition %d: commit state: %w", c.partition, err)
+	}
+	if c.onCommit != nil {
+		c.onCommit(time.Since(b.start), b.states)
+	}
+	return nil
+}
+
+// awaitInflight waits for the batch being written. On success its entries
+// become clean and its offsets go to the group; on failure the batch is
+// folded back into the open one (outputs first, plan first, offsets of its
+// start), so the next commit writes everything again — outputs may repeat,
+// with the same bytes, as the delivery contract allows.
+func (c *committer) awaitInflight() error {
+	b := c.inflight
+	if b == nil {
+		return nil
+	}
+	<-b.done
+	c.inflight = nil
+	if b.err != nil {
+		c.outputs = append(b.outputs, c.outputs...)
+		c.plan = append(b.planRecords, c.plan...)
+		c.batchStart = b.batchStart
+		c.dirty = true
+		return b.err
+	}
+	if err := c.states.MarkCommitted(b.puts); err != nil {
+		return err
+	}
+	if b.clNext >= 0 && c.changelog != nil {
+		c.changelog.next = b.clNext
+	}
+	if c.onDurable != nil {
+		c.onDurable()
+	}
+	c.durable, c.groupPending = b.offsets, true
+	c.commitGroup(false)
+	return nil
+}
+
+// commitGroup sends the offsets of the last durable checkpoint to the
+// consumer group, at most every group interval unless forced. A skipped
+// commit stays pending, so a task that goes idle still reports its final
+// offsets to lag tools one interval later.
+func (c *committer) commitGroup(force bool) {
+	if c.groupCommit == nil || !c.groupPending || (!force && c.now().Sub(c.lastGroup) < c.cad.groupInterval) {
+		return
+	}
+	g := map[string]map[int]int64{}
+	for _, topic := range c.inputs { // input topics only, not the changelog position
+		if off, ok := c.durable[topic]; ok {
+			g[topic] = map[int]int64{int(c.partition): off}
+		}
+	}
+	if err := c.groupCommit(g); err != nil {
+		// Not fatal: restart trusts Badger. Lag tools see stale offsets.
+		c.log.Warn("group offset commit failed", zap.Error(err))
+	} else {
+		c.groupPending = false
+	}
+	c.lastGroup = c.now()
+}
+
+// write sends outputs and waits for acks=all, retrying until ctx ends: an
+// output or DLQ topic that cannot be written stops progress instead of
+// dropping data (nothing is committed past it).
+func (c *committer) write(ctx context.Context, msgs []kafka.Message) error {
+	for attempt := 0; ; attempt++ {
+		err := c.writer.WriteMessages(ctx, msgs...)
+		if err == nil {
+			return nil
+		}
+		var werr kafka.WriteErrors
+		if errors.As(err, &werr) {
+			// Keep only the failed messages for the retry, in order.
+			var failed []kafka.Message
+			for i, e := range werr {
+				if e != nil {
+					failed = append(failed, msgs[i])
+				}
+			}
+			if len(failed) > 0 {
+				msgs = failed
+			}
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("partition %d: write %d outputs: %w (state not committed; they will be re-produced)", c.partition, len(msgs), err)
+		}
+		c.log.Warn("output write failed; retrying (progress is paused)", zap.Error(err), zap.Int("attempt", attempt+1))
+		sleepCtx(ctx, backoff(attempt))
+	}
+}

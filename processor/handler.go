@@ -1,0 +1,74 @@
+package processor
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/sirenstream/sirenstream/engine"
+	"github.com/sirenstream/sirenstream/state"
+)
+
+// handler applies one merged input record to the partition: the decode
+// result, a replay's bounds, the engine's checks, the day change the record
+// starts, and its step on the SIREN's state. What it produces goes to out.
+type handler struct {
+	eng    *engine.Task
+	states *state.Cache[*engine.State]
+	out    sink
+	// fromMs/toMs bound event time in replays (0 = unbounded); records
+	// outside are skipped.
+	fromMs, toMs int64
+	// beginDay runs the day change a record starts (before its step).
+	beginDay func(ctx context.Context, ms int64) error
+	dec      engine.Decision
+}
+
+// handle applies it, read from input topic. A nil return means the record's
+// effects are in the open batch (processed, skipped or dead-lettered); an
+// error is fatal for the task (storage) and the record stays unprocessed.
+func (h *handler) handle(ctx context.Context, topic string, it *item) error {
+	h.out.consumed(topic)
+	if it.err != nil {
+		h.out.deadLetter(topic, &it.msg, engine.DLQReason(it.err), it.err)
+		return nil
+	}
+	ev := &it.ev
+	if (h.fromMs != 0 && ev.EventTime < h.fromMs) || (h.toMs != 0 && ev.EventTime >= h.toMs) {
+		h.out.skipped()
+		return nil
+	}
+	rec := engine.Record{Key: it.msg.Key}
+	if ts := it.msg.Time; !ts.IsZero() {
+		rec.TimestampMs = ts.UnixMilli()
+	}
+	if err := h.eng.CheckRecord(ev, rec); err != nil {
+		h.out.deadLetter(topic, &it.msg, engine.DLQReason(err), err)
+		return nil
+	}
+	if h.eng.StartsDay(ev) {
+		if err := h.beginDay(ctx, ev.EventTime); err != nil {
+			return err
+		}
+	}
+	st, found, err := h.states.Get(ev.SIREN)
+	if err != nil {
+		return fmt.Errorf("%s/%d@%d: load state of %s: %w", topic, it.msg.Partition, it.msg.Offset, ev.SIREN, err)
+	}
+	if !found {
+		// Clone: decoded strings share the record's buffer, which a cached
+		// state must not pin.
+		st = engine.NewState(strings.Clone(ev.SIREN))
+	}
+	changed, err := h.eng.Step(st, ev, &h.dec)
+	if err != nil {
+		h.out.deadLetter(topic, &it.msg, engine.DLQReason(err), err)
+		return nil
+	}
+	h.states.Put(st.SIREN, st)
+	if changed {
+		h.out.change(&h.dec)
+	}
+	h.out.processed(topic)
+	return nil
+}
