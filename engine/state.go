@@ -21,18 +21,25 @@ type Config struct {
 	MaxFutureSkewMs int64
 }
 
+// Defaults of Config (spec §4).
+const (
+	DefaultUsageDays         = 90
+	DefaultHistoryDays       = 365
+	DefaultAllowedLatenessMs = 7 * DayMs
+)
+
 func (c Config) withDefaults() Config {
 	if c.UsageDays == 0 {
-		c.UsageDays = 90
+		c.UsageDays = DefaultUsageDays
 	}
 	if c.UsageDays < 60 {
 		c.UsageDays = 60
 	}
-	if c.HistoryDays < 365 {
-		c.HistoryDays = 365
+	if c.HistoryDays < DefaultHistoryDays {
+		c.HistoryDays = DefaultHistoryDays
 	}
 	if c.AllowedLatenessMs == 0 {
-		c.AllowedLatenessMs = 7 * DayMs
+		c.AllowedLatenessMs = DefaultAllowedLatenessMs
 	}
 	if c.AllowedLatenessMs < 0 {
 		c.AllowedLatenessMs = 0

@@ -102,13 +102,28 @@ type Config struct {
 	HTTPAdvertise string
 }
 
+// Defaults of Config: what a zero field means (the CLI's flag defaults are
+// these values).
+const (
+	DefaultGroup                 = "sirenstream"
+	DefaultClientID              = "sirenstream"
+	DefaultMaxFutureSkew         = 24 * time.Hour
+	DefaultCommitInterval        = 100 * time.Millisecond
+	DefaultCommitRecords         = 20000
+	DefaultCatchUpCommitInterval = time.Second
+	DefaultCatchUpCommitRecords  = 250000
+	DefaultGroupCommitInterval   = time.Second
+	DefaultSessionTimeout        = 10 * time.Second
+	DefaultCacheSIRENs           = 50000
+)
+
 func (c *Config) setDefaults() {
 	c.Topics = c.Topics.WithDefaults()
 	if c.Kafka.ClientID == "" {
-		c.Kafka.ClientID = "sirenstream"
+		c.Kafka.ClientID = DefaultClientID
 	}
 	if c.Group == "" {
-		c.Group = "sirenstream"
+		c.Group = DefaultGroup
 	}
 	if c.ReplicationFactor == 0 {
 		c.ReplicationFactor = 1
@@ -117,34 +132,34 @@ func (c *Config) setDefaults() {
 		c.Rules = engine.DefaultRules()
 	}
 	if c.MaxFutureSkew == 0 {
-		c.MaxFutureSkew = 24 * time.Hour
+		c.MaxFutureSkew = DefaultMaxFutureSkew
 	}
 	if c.CommitInterval == 0 {
-		c.CommitInterval = 100 * time.Millisecond
+		c.CommitInterval = DefaultCommitInterval
 	}
 	if c.CatchUpCommitRecords == 0 {
 		// An explicit CommitRecords bounds catch-up batches too.
 		c.CatchUpCommitRecords = c.CommitRecords
 		if c.CommitRecords == 0 {
-			c.CatchUpCommitRecords = 250000
+			c.CatchUpCommitRecords = DefaultCatchUpCommitRecords
 		}
 	}
 	if c.CommitRecords == 0 {
-		c.CommitRecords = 20000
+		c.CommitRecords = DefaultCommitRecords
 	}
 	c.CatchUpCommitRecords = max(c.CatchUpCommitRecords, c.CommitRecords)
 	if c.CatchUpCommitInterval == 0 {
-		c.CatchUpCommitInterval = time.Second
+		c.CatchUpCommitInterval = DefaultCatchUpCommitInterval
 	}
 	c.CatchUpCommitInterval = max(c.CatchUpCommitInterval, c.CommitInterval)
 	if c.GroupCommitInterval == 0 {
-		c.GroupCommitInterval = time.Second
+		c.GroupCommitInterval = DefaultGroupCommitInterval
 	}
 	if c.SessionTimeout == 0 {
-		c.SessionTimeout = 10 * time.Second
+		c.SessionTimeout = DefaultSessionTimeout
 	}
 	if c.CacheSIRENs == 0 {
-		c.CacheSIRENs = 50000
+		c.CacheSIRENs = DefaultCacheSIRENs
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()

@@ -32,7 +32,7 @@ type mappedReleaser struct {
 	pin   func() (keep func(name string) bool, done func())
 	last  atomic.Int64 // unix nanos of the last release
 	fails atomic.Int32 // consecutive releases where every madvise failed
-	off   atomic.Bool  // the kernel refuses MADV_PAGEOUT: stop trying
+	off   atomic.Bool  // the kernel refuses MADV_DONTNEED: stop trying
 	n     atomic.Int64 // releases done (tests)
 	read  atomic.Int64 // bytes scanned since the last release
 }

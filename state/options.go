@@ -10,7 +10,7 @@ import (
 	"go.uber.org/zap"
 )
 
-// Tuned defaults (see /work/shared/libraries.md, Badger section). Badger's own defaults
+// Tuned defaults (measured; BENCHMARKS.md has the memory figures). Badger's own defaults
 // (64 MiB memtables ×5, 256 MiB block cache, unbounded index cache, 1 GiB value log files)
 // held RSS at 1.7–1.95 GB on a 1M-key workload; this profile held ~574 MB at a similar speed.
 const (
@@ -53,7 +53,7 @@ type Options struct {
 	// its tables through MAP_SHARED mmaps, so a scan of a partition bigger than the cache (a
 	// day-change sweep at 1M SIRENs) would otherwise leave the whole store resident in the
 	// process (clean file-backed pages, but RSS all the same). By default the store asks the
-	// kernel (madvise MADV_PAGEOUT, Linux ≥ 5.4) to drop them every 32 MiB of a scan and at
+	// kernel (madvise MADV_DONTNEED on the read-only mappings) to drop them every 64 MiB of a scan and at
 	// most once a second after commits; the price is re-reading them from the page cache or
 	// disk on the next scan. Default false (pages released).
 	KeepTablePages bool

@@ -14,6 +14,7 @@
 //	's' | partition (4 bytes, big-endian uint32) | SIREN bytes  →  encoded state
 //	'c' | partition (4 bytes, big-endian uint32)                 →  encoded Checkpoint
 //	'h' | partition (4 bytes, big-endian uint32) | SIREN bytes  →  header of the state (optional)
+//	'b' | partition (4 bytes, big-endian uint32)                 →  merge plan of the batch being written (plan.go)
 //
 // A header key holds the new header of a state whose body did not change (Options.MergeHeader,
 // KV.Header): a day-change sweep that changes the decision of 200k SIRENs writes 200k headers of

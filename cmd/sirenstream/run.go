@@ -54,13 +54,13 @@ func (f *procFlags) register(fs *flag.FlagSet, defaultLog string) {
 	fs.IntVar(&f.partitions, "partitions", 0, "partition count for topics created at start (default: as the existing inputs, else 6)")
 	fs.StringVar(&f.logFormat, "log-format", defaultLog, "log format: json or console")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.DurationVar(&f.commitInterval, "commit-interval", 100*time.Millisecond, "max time between commits (outputs flushed, then state+offsets); bounds output latency")
-	fs.DurationVar(&f.catchUpCommit, "catchup-commit-interval", time.Second, "max time between commits while a partition is behind by 20,000 records or more (replay, catching up): bigger batches write each SIREN's state once for more records")
-	fs.IntVar(&f.catchUpRecords, "catchup-commit-records", 250000, "max records per commit while a partition is behind by 20,000 records or more (below 20,000 a commit holds at most 20,000)")
-	fs.DurationVar(&f.futureSkew, "max-future-skew", 24*time.Hour, "dead-letter events whose event_time is later than their Kafka record timestamp plus this")
-	fs.DurationVar(&f.lateness, "allowed-lateness", 7*24*time.Hour, "records older than stream time minus this are late (dead-lettered)")
-	fs.IntVar(&f.usageDays, "usage-days", 90, "days of daily usage buckets kept per SIREN")
-	fs.IntVar(&f.cacheSIRENs, "cache-sirens", 50000, "decoded SIREN states kept in memory per partition")
+	fs.DurationVar(&f.commitInterval, "commit-interval", processor.DefaultCommitInterval, "max time between commits (outputs flushed, then state+offsets); bounds output latency")
+	fs.DurationVar(&f.catchUpCommit, "catchup-commit-interval", processor.DefaultCatchUpCommitInterval, "max time between commits while a partition is behind by 20,000 records or more (replay, catching up): bigger batches write each SIREN's state once for more records")
+	fs.IntVar(&f.catchUpRecords, "catchup-commit-records", processor.DefaultCatchUpCommitRecords, "max records per commit while a partition is behind by 20,000 records or more (below 20,000 a commit holds at most 20,000)")
+	fs.DurationVar(&f.futureSkew, "max-future-skew", processor.DefaultMaxFutureSkew, "dead-letter events whose event_time is later than their Kafka record timestamp plus this")
+	fs.DurationVar(&f.lateness, "allowed-lateness", time.Duration(engine.DefaultAllowedLatenessMs)*time.Millisecond, "records older than stream time minus this are late (dead-lettered)")
+	fs.IntVar(&f.usageDays, "usage-days", engine.DefaultUsageDays, "days of daily usage buckets kept per SIREN")
+	fs.IntVar(&f.cacheSIRENs, "cache-sirens", processor.DefaultCacheSIRENs, "decoded SIREN states kept in memory per partition")
 	for _, d := range topology.Define().All() {
 		fs.StringVar(d.Ptr(&f.topics), d.Flag, d.Default, d.Help)
 	}
@@ -150,8 +150,8 @@ state and offsets committed. Restart resumes from the offsets stored with the
 state (the group's offsets are committed too, for lag tools).`, stdout)
 	var f procFlags
 	f.register(fs, "json")
-	group := fs.String("group", "sirenstream", "consumer group id")
-	session := fs.Duration("session-timeout", 10*time.Second, "consumer group session timeout: how long a crashed instance keeps its partitions")
+	group := fs.String("group", processor.DefaultGroup, "consumer group id")
+	session := fs.Duration("session-timeout", processor.DefaultSessionTimeout, "consumer group session timeout: how long a crashed instance keeps its partitions")
 	var hf httpFlags
 	hf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
