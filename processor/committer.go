@@ -75,6 +75,11 @@ type committer struct {
 	lastCommit  time.Time
 
 	inflight *batch
+	// flushCtx, when set, is the context of background flushes instead of
+	// the commit's: a stop (SIGTERM, revocation) lets the batch in flight
+	// finish instead of cutting it, since a cut write may have reached the
+	// broker and would be written again: duplicates on a clean stop.
+	flushCtx context.Context
 
 	durable      map[string]int64 // offsets of the last durable checkpoint
 	groupPending bool             // durable offsets not yet sent to the group
@@ -171,9 +176,13 @@ func (c *committer) commit(ctx context.Context, force bool, next [numInputs]int6
 	c.batchStart = next
 	c.lastCommit = now
 	c.inflight = b
+	fctx := ctx
+	if c.flushCtx != nil {
+		fctx = c.flushCtx
+	}
 	go func() {
 		defer close(b.done)
-		b.err = c.flush(ctx, b)
+		b.err = c.flush(fctx, b)
 	}()
 	if force {
 		if err := c.awaitInflight(); err != nil {

@@ -208,10 +208,13 @@ func (t *task) run(ctx context.Context, client *kafka.Client) (err error) {
 		t.opt.onLoaded()
 	}
 	t.com.lastCommit = time.Now()
+	flushCtx, stopFlushes := outliving(ctx, shutdownGrace)
+	defer stopFlushes()
+	t.com.flushCtx = flushCtx
 	defer func() {
 		// Revocation or shutdown: flush what was processed, with a fresh
 		// deadline since ctx may be done.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 		defer cancel()
 		cerr := t.commit(fctx, true)
 		if cerr != nil && ctx.Err() != nil {
@@ -267,6 +270,22 @@ func (t *task) run(ctx context.Context, client *kafka.Client) (err error) {
 			t.updateProgress()
 		}
 		t.in.wake.Sleeping(false)
+	}
+}
+
+// shutdownGrace bounds how long a stopping task waits for the flush of its
+// batch in flight and its final commit.
+const shutdownGrace = 30 * time.Second
+
+// outliving returns a context that ends grace after ctx ends (or when stop
+// is called): background flushes run under it, so a stop lets the batch in
+// flight finish instead of cutting a write the broker may already hold.
+func outliving(ctx context.Context, grace time.Duration) (context.Context, func()) {
+	octx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stopAfter := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
+	return octx, func() {
+		stopAfter()
+		cancel()
 	}
 }
 
