@@ -150,4 +150,24 @@ type Decision struct {
 	Offers       []string // sorted
 	ControlGroup bool
 	RulesVersion string
+
+	// OffersAdded and OffersRemoved compare Offers with the offers of the
+	// SIREN's previous event (sorted).
+	OffersAdded   []string
+	OffersRemoved []string
+	// Trigger is what caused the decision: TriggerInput (Step),
+	// TriggerDayChange (Evaluate), TriggerRulesRollout, TriggerRepair.
+	Trigger string
+	// TriggerTopic is the input topic when Trigger is TriggerInput; the
+	// runtime sets it (the engine does not know topic names).
+	TriggerTopic string
 }
+
+// Triggers of a Decision (segment_change.trigger).
+const (
+	TriggerInput        = "INPUT"
+	TriggerDayChange    = "DAY_CHANGE"
+	TriggerTimer        = "TIMER"
+	TriggerRulesRollout = "RULES_ROLLOUT"
+	TriggerRepair       = "REPAIR"
+)

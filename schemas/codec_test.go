@@ -181,12 +181,18 @@ func segmentChangeNative(d *engine.Decision) map[string]any {
 	for _, r := range d.Reasons {
 		reasons = append(reasons, map[string]any{"segment": r.Segment, "metric": r.Metric, "value": r.Value, "threshold": r.Threshold})
 	}
+	var triggerTopic any
+	if d.TriggerTopic != "" {
+		triggerTopic = goavro.Union("string", d.TriggerTopic)
+	}
 	return map[string]any{
 		"event_id": d.EventID, "siren": d.SIREN, "seq": d.Seq, "event_time": ts(d.EventTime),
 		"segments": strs(SegmentNames(d.Segments)), "previous_segments": strs(SegmentNames(d.Previous)),
 		"added": strs(SegmentNames(d.Added)), "removed": strs(SegmentNames(d.Removed)),
 		"metrics": metrics, "reasons": reasons, "offers": strs(d.Offers), "control_group": d.ControlGroup,
 		"rules_version": d.RulesVersion,
+		"offers_added":  strs(d.OffersAdded), "offers_removed": strs(d.OffersRemoved), "trigger": d.Trigger,
+		"trigger_topic": triggerTopic,
 	}
 }
 
@@ -206,6 +212,11 @@ func expectedSegmentChange(d *engine.Decision) *SegmentChange {
 		Reasons:      []ReasonRec{},
 		Offers:       append([]string{}, d.Offers...),
 		ControlGroup: d.ControlGroup, RulesVersion: d.RulesVersion,
+		OffersAdded: append([]string{}, d.OffersAdded...), OffersRemoved: append([]string{}, d.OffersRemoved...),
+		Trigger: d.Trigger,
+	}
+	if d.TriggerTopic != "" {
+		sc.TriggerTopic = &d.TriggerTopic
 	}
 	if m.HasTrafficVelocity {
 		sc.Metrics.TrafficVelocity = &m.TrafficVelocity
@@ -361,5 +372,29 @@ func TestGolden(t *testing.T) {
 		if got != string(want) {
 			t.Errorf("%s: bytes changed\n got %s want %s", name, got, want)
 		}
+	}
+}
+
+// TestDecodesVersion1SegmentChanges: records written before version 2 (no
+// offers_added, offers_removed, trigger, trigger_topic) decode with the
+// defaults — the compatibility the schema's defaults promise.
+func TestDecodesVersion1SegmentChanges(t *testing.T) {
+	h, err := os.ReadFile(filepath.Join("testdata", "segment_change_v1.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := hex.DecodeString(strings.TrimSpace(string(h)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := DecodeSegmentChange(b)
+	if err != nil {
+		t.Fatalf("version-1 record: %v", err)
+	}
+	if sc.Trigger != "" || sc.TriggerTopic != nil || sc.OffersAdded == nil || len(sc.OffersAdded) != 0 || len(sc.OffersRemoved) != 0 {
+		t.Fatalf("version-1 record decoded without the v2 defaults: %+v", sc)
+	}
+	if sc.EventID != "732829320-3" || sc.RulesVersion != "2026-01-01.1" || len(sc.Offers) != 2 {
+		t.Fatalf("version-1 record misread: %+v", sc)
 	}
 }

@@ -133,6 +133,9 @@ func sampleDecision() *engine.Decision {
 		Offers:       []string{"PREMIUM_SLA", "SD_WAN"},
 		ControlGroup: true,
 		RulesVersion: "2026-01-01.1",
+		OffersAdded:  []string{"SD_WAN"},
+		Trigger:      engine.TriggerInput,
+		TriggerTopic: "claims",
 	}
 }
 

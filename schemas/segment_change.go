@@ -57,7 +57,15 @@ func AppendSegmentChange(dst []byte, d *engine.Decision) []byte {
 	dst = append(dst, 0)
 	dst = appendStrings(dst, d.Offers)
 	dst = appendBool(dst, d.ControlGroup)
-	return appendString(dst, d.RulesVersion)
+	dst = appendString(dst, d.RulesVersion)
+	// Version 2.
+	dst = appendStrings(dst, d.OffersAdded)
+	dst = appendStrings(dst, d.OffersRemoved)
+	dst = appendString(dst, d.Trigger)
+	if d.TriggerTopic == "" {
+		return append(dst, 0)
+	}
+	return appendString(append(dst, 2), d.TriggerTopic)
 }
 
 func appendSegments(dst []byte, s engine.Segments) []byte {
@@ -95,6 +103,11 @@ type SegmentChange struct {
 	Offers           []string       `json:"offers"`
 	ControlGroup     bool           `json:"control_group"`
 	RulesVersion     string         `json:"rules_version"`
+	// Version 2 (defaults when a version-1 record is decoded).
+	OffersAdded   []string `json:"offers_added"`
+	OffersRemoved []string `json:"offers_removed"`
+	Trigger       string   `json:"trigger"`
+	TriggerTopic  *string  `json:"trigger_topic"`
 }
 
 // SegmentMetrics is the metrics record of a SegmentChange.
@@ -297,6 +310,26 @@ func decodeSegmentChange(d *dec, sc *SegmentChange) error {
 	}
 	if !str("rules_version", &sc.RulesVersion) {
 		return err
+	}
+	// Version 2 fields; a version-1 record ends here and takes the defaults.
+	sc.OffersAdded, sc.OffersRemoved = []string{}, []string{}
+	if d.p == len(d.b) {
+		return nil
+	}
+	ok = strs("offers_added", &sc.OffersAdded) &&
+		strs("offers_removed", &sc.OffersRemoved) &&
+		str("trigger", &sc.Trigger)
+	if !ok {
+		return err
+	}
+	if has, ok := optBranch("trigger_topic"); !ok {
+		return err
+	} else if has {
+		var s string
+		if !str("trigger_topic", &s) {
+			return err
+		}
+		sc.TriggerTopic = &s
 	}
 	return nil
 }
