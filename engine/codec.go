@@ -4,10 +4,19 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 )
 
 // StateVersion is the schema version written as the first byte of a state.
-const StateVersion = 1
+// Version 2 adds the dedup filters (see dedup); version 1 states (no
+// filters, every remembered id exact) still decode: a v1 set above
+// DedupExact is spilled into filters as if its ids had arrived now.
+const StateVersion = 2
+
+// stateVersion1 is the first state schema, still read.
+const stateVersion1 = 1
+
+func knownStateVersion(v byte) bool { return v == StateVersion || v == stateVersion1 }
 
 var errTruncated = errors.New("truncated")
 
@@ -121,7 +130,8 @@ const (
 // format is varint based, in a fixed field order, every list in its sorted
 // order, so the same state always yields the same bytes. The SIREN itself is
 // not encoded (it is the store key). About 7 bytes per usage day, 9-10 per
-// remembered event id; ~700 bytes for a SIREN with 90 days of daily usage.
+// exactly remembered event id; ~700 bytes for a SIREN with 90 days of daily
+// usage. Every list is bounded (see Max* and Dedup*).
 //
 //	version(1) seq(uv) segments(1) flags(1) [first_usage_day(v)]
 //	usage: n(uv) {day: first v, then uv gap-1; bytes uv; sims+1 uv}
@@ -131,7 +141,9 @@ const (
 //	claims: n {day: first v then uv delta; amount<<1|linked uv}
 //	[profile: time v, workforce v if known, plan str]
 //	workforce history: n {time delta v, workforce v}
-//	event ids: n {day delta v, fnv64a 8 bytes LE}
+//	event ids: n {day delta v, fnv64a 8 bytes LE}      (exact set, arrival order)
+//	dedup filters: n {from v, to-from uv, ids uv, ones uv,
+//	                  ones < sparseMax ? ones × bit gap uv : 2048 words LE}
 func (s *State) AppendBinary(dst []byte) []byte {
 	dst = append(dst, StateVersion)
 	dst = binary.AppendUvarint(dst, uint64(s.seq))
@@ -203,14 +215,89 @@ func (s *State) AppendBinary(dst []byte) []byte {
 		dst = binary.AppendVarint(dst, int64(o.wf))
 		prevT = o.t
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(s.dedupHash)))
+	dst = binary.AppendUvarint(dst, uint64(len(s.ids.hash)))
 	var prevD int32
-	for i, h := range s.dedupHash {
-		dst = binary.AppendVarint(dst, int64(s.dedupDay[i]-prevD))
+	for i, h := range s.ids.hash {
+		dst = binary.AppendVarint(dst, int64(s.ids.day[i]-prevD))
 		dst = binary.LittleEndian.AppendUint64(dst, h)
-		prevD = s.dedupDay[i]
+		prevD = s.ids.day[i]
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(s.ids.filters)))
+	for i := range s.ids.filters {
+		dst = s.ids.filters[i].appendBinary(dst)
 	}
 	return dst
+}
+
+// sparseMax: a filter with fewer set bits is encoded as the gaps between
+// them (≤ 3 bytes each), else as its 16 KiB of words.
+const sparseMax = DedupFilterBits / 8 / 3
+
+func (f *filter) appendBinary(dst []byte) []byte {
+	dst = binary.AppendVarint(dst, int64(f.from))
+	dst = binary.AppendUvarint(dst, uint64(f.to-f.from))
+	dst = binary.AppendUvarint(dst, uint64(f.n))
+	ones := f.ones()
+	dst = binary.AppendUvarint(dst, uint64(ones))
+	if ones >= sparseMax {
+		for _, w := range f.bits {
+			dst = binary.LittleEndian.AppendUint64(dst, w)
+		}
+		return dst
+	}
+	prev := -1
+	for i, w := range f.bits {
+		for w != 0 {
+			b := i*64 + bits.TrailingZeros64(w)
+			w &= w - 1
+			dst = binary.AppendUvarint(dst, uint64(b-prev-1))
+			prev = b
+		}
+	}
+	return dst
+}
+
+// filter reads one filter of a version 2 encoding; prevTo is the last day
+// of the previous filter (filters are sorted and disjoint).
+func (r *reader) filter(first bool, prevTo int64) filter {
+	from := r.varint()
+	to := from + int64(r.uvarint())
+	n := r.uvarint()
+	ones := r.uvarint()
+	if r.err != nil {
+		return filter{}
+	}
+	if from < -1<<31 || to > 1<<31-1 || (!first && from <= prevTo) {
+		r.fail(errors.New("dedup filter days out of order"))
+	}
+	if n > DedupFilterCap || ones > n*DedupFilterHashes || ones > DedupFilterBits {
+		r.fail(fmt.Errorf("dedup filter with %d ids and %d bits set", n, ones))
+	}
+	if r.err != nil {
+		return filter{}
+	}
+	f := filter{from: int32(from), to: int32(to), n: int32(n), bits: make([]uint64, filterWords)}
+	if ones >= sparseMax {
+		got := 0
+		for i := range f.bits {
+			f.bits[i] = r.u64()
+			got += bits.OnesCount64(f.bits[i])
+		}
+		if r.err == nil && uint64(got) != ones {
+			r.fail(errors.New("dedup filter bit count mismatch"))
+		}
+		return f
+	}
+	b := int64(-1)
+	for i := uint64(0); i < ones && r.err == nil; i++ {
+		b += int64(r.uvarint()) + 1
+		if b >= DedupFilterBits {
+			r.fail(errors.New("dedup filter bit out of range"))
+			break
+		}
+		f.bits[b>>6] |= 1 << (b & 63)
+	}
+	return f
 }
 
 // UnmarshalState decodes an AppendBinary encoding for siren. It rejects an
@@ -230,7 +317,7 @@ func unmarshalState(siren string, b []byte) (*State, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	if v != StateVersion {
+	if !knownStateVersion(v) {
 		return nil, fmt.Errorf("unknown state version %d", v)
 	}
 	s := &State{SIREN: siren}
@@ -326,16 +413,34 @@ func unmarshalState(siren string, b []byte) (*State, error) {
 		}
 	}
 	if n := r.count(9); n > 0 {
-		s.dedupHash = make([]uint64, n)
-		s.dedupDay = make([]int32, n)
+		if v == StateVersion && n > DedupExact {
+			r.fail(fmt.Errorf("%d exact event ids (max %d)", n, DedupExact))
+			return nil, r.err
+		}
+		s.ids.hash = make([]uint64, n)
+		s.ids.day = make([]int32, n)
 		var d int64
-		for i := range s.dedupHash {
+		for i := range s.ids.hash {
 			d += r.varint()
 			if d < -1<<31 || d > 1<<31-1 {
 				r.fail(errors.New("event id day out of range"))
 			}
-			s.dedupDay[i] = int32(d)
-			s.dedupHash[i] = r.u64()
+			s.ids.day[i] = int32(d)
+			s.ids.hash[i] = r.u64()
+		}
+	}
+	if v == StateVersion {
+		if n := r.count(4); n > DedupMaxFilters {
+			r.fail(fmt.Errorf("%d dedup filters (max %d)", n, DedupMaxFilters))
+		} else if n > 0 {
+			s.ids.filters = make([]filter, n)
+			for i := range s.ids.filters {
+				prev := int64(0)
+				if i > 0 {
+					prev = int64(s.ids.filters[i-1].to)
+				}
+				s.ids.filters[i] = r.filter(i == 0, prev)
+			}
 		}
 	}
 	if r.err == nil && len(r.b) != 0 {
@@ -343,6 +448,11 @@ func unmarshalState(siren string, b []byte) (*State, error) {
 	}
 	if r.err != nil {
 		return nil, r.err
+	}
+	if v == stateVersion1 {
+		s.ids.upgradeV1()
+	} else {
+		s.ids.reindex()
 	}
 	return s, nil
 }
@@ -355,7 +465,7 @@ func unmarshalState(siren string, b []byte) (*State, error) {
 // the encoding is bad (UnmarshalState would fail too, possibly later).
 func (t *Task) intensityEncoded(b []byte) (float64, bool, error) {
 	r := reader{b: b}
-	if v := r.byte(); r.err == nil && v != StateVersion {
+	if v := r.byte(); r.err == nil && !knownStateVersion(v) {
 		return 0, false, fmt.Errorf("engine: unknown state version %d", v)
 	}
 	r.uvarint() // seq
@@ -457,7 +567,7 @@ func headerLen(b []byte) (int, uint64, error) {
 	if len(b) == 0 {
 		return 0, 0, errTruncated
 	}
-	if b[0] != StateVersion {
+	if !knownStateVersion(b[0]) {
 		return 0, 0, fmt.Errorf("unknown state version %d", b[0])
 	}
 	seq, n := binary.Uvarint(b[1:])
@@ -475,7 +585,10 @@ func headerLen(b []byte) (int, uint64, error) {
 // (a greater seq: every decision increments seq, and a full write of the
 // state carries the seq of its last decision, so a header written before the
 // base's last full write is stale and ignored). It is the
-// state.Options.MergeHeader of the processor's store.
+// state.Options.MergeHeader of the processor's store. The header layout is
+// the same in every state version; the result keeps base's version byte, so
+// a header merged into a version 1 state (stored before an upgrade) yields
+// a version 1 encoding of the new state.
 func MergeHeader(dst, base, hdr []byte) ([]byte, error) {
 	bn, bseq, err := headerLen(base)
 	if err != nil {
@@ -494,6 +607,7 @@ func MergeHeader(dst, base, hdr []byte) ([]byte, error) {
 	if hseq <= bseq {
 		return append(dst, base...), nil
 	}
-	dst = append(dst, hdr...)
+	dst = append(dst, base[0])
+	dst = append(dst, hdr[1:]...)
 	return append(dst, base[bn:]...), nil
 }

@@ -31,14 +31,31 @@
 //   - Dedup is per SIREN on a 64-bit FNV-1a hash of event_id (false-positive
 //     odds ~n²/2⁶⁴), remembered for AllowedLateness + 1 day by event day:
 //     anything older is late anyway. Claims are deduplicated by event_id
-//     only, not claim_id.
+//     only, not claim_id. The memory is bounded (see dedup.go): up to
+//     DedupExact (2048) ids of the window exactly — every SIREN below that
+//     is deduplicated exactly — and beyond, the older ids in one 16 KiB
+//     Bloom filter per day (DedupFilterCap = 8192 ids each). For a SIREN
+//     over the budget a new event_id is a false positive, dead-lettered as
+//     "duplicate" although it is not, with probability ≤ 0.05 % per full
+//     day filter (≤ 0.45 % with all nine days of the default window full);
+//     ids past a full filter are forgotten (a re-sent copy is applied
+//     again), the most recent DedupExact/2 never are. Deterministic: the
+//     same events give the same bytes. A hot SIREN with 200k events in a
+//     day encodes to ~28 KB.
+//   - Every other per-SIREN list is capped too (bounds.go: MaxOpenOutages
+//     128, MaxResolvedOutages 1024, MaxPostalCodes 256, MaxClaims 2048,
+//     MaxWorkforceObservations 1024; usage is one bucket per day of
+//     UsageDays). At a cap the least relevant entry goes, deterministically,
+//     and Task.Bounds counts the hit with the SIREN.
 //   - A RESOLVED takes its start from started_at when present, else from the
 //     open STARTED; neither ⇒ ErrInvalidEvent, and so is a resolution before
 //     its start. A STARTED or RESOLVED for an outage already resolved (and
 //     still retained, 365 days) is a no-op; a repeated STARTED keeps the
-//     earliest start. Open outages never expire.
+//     earliest start. Open outages never expire (but at most
+//     MaxOpenOutages: the one open the longest goes first).
 //   - An empty postal code is not a site. Postal codes are remembered 90 days
-//     after they were last seen (usage and outage events alike).
+//     after they were last seen (usage and outage events alike), at most
+//     MaxPostalCodes of them: distinct_postal_codes_90d saturates there.
 //   - Usage buckets are per UTC day of event_time: bytes_up + bytes_down
 //     (saturating) and the max active_sims. A usage record older than the
 //     usage retention (only possible when lateness exceeds it) still counts

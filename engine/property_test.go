@@ -180,7 +180,8 @@ func TestUnmarshalStateRejectsBadInput(t *testing.T) {
 		b    []byte
 	}{
 		{"empty", nil},
-		{"unknown version", append([]byte{2}, good[1:]...)},
+		{"unknown version", append([]byte{StateVersion + 1}, good[1:]...)},
+		{"version 0", append([]byte{0}, good[1:]...)},
 		{"trailing bytes", append(slices.Clone(good), 0)},
 		{"unknown segment bits", func() []byte { b := slices.Clone(good); b[2] = 0x80; return b }()},
 		{"huge count", []byte{1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}},

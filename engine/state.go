@@ -1,6 +1,9 @@
 package engine
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // Config holds window sizes and lateness (spec §4). Zero values take defaults.
 type Config struct {
@@ -19,6 +22,11 @@ type Config struct {
 	// means no future check; any other value, negative included, is used as
 	// is.
 	MaxFutureSkewMs int64
+	// Repair makes Check classify old events for a live task: older than
+	// retention is late (ErrLate); older than the allowed lateness, or from
+	// a stream day already closed by a day change, is ErrNeedsRepair. Off
+	// (replays): older than the allowed lateness is late.
+	Repair bool
 }
 
 // Defaults of Config (spec §4).
@@ -109,10 +117,8 @@ type State struct {
 	plan         string
 	wfHist       []wfObs // known workforce observations, sorted by time
 
-	// dedup: FNV-1a-64 of applied event ids with their event day (parallel
-	// slices, arrival order).
-	dedupHash []uint64
-	dedupDay  []int32
+	// ids: the applied event ids of the dedup window (see dedup).
+	ids dedup
 
 	// runtime only, not encoded: the stream day of the last prune. Pruning
 	// is idempotent for a given day, so skipping it changes no bytes.
@@ -168,14 +174,7 @@ func (s *State) Seq() int64 { return s.seq }
 // Segments is the set of segments currently held.
 func (s *State) Segments() Segments { return s.segs }
 
-func (s *State) seen(h uint64) bool {
-	for i := len(s.dedupHash) - 1; i >= 0; i-- {
-		if s.dedupHash[i] == h {
-			return true
-		}
-	}
-	return false
-}
+func (s *State) seen(h uint64) bool { return s.ids.seen(h) }
 
 func (s *State) openIndex(id string) (int, bool) {
 	lo, hi := 0, len(s.open)
@@ -203,7 +202,7 @@ func (s *State) resolvedIndex(id string) (int, bool) {
 	return lo, lo < len(s.resolved) && s.resolved[lo].id == id
 }
 
-func (s *State) notePostal(code string, day int32) {
+func (s *State) notePostal(code string, day int32, c *BoundCounts) {
 	if code == "" {
 		return
 	}
@@ -225,6 +224,17 @@ func (s *State) notePostal(code string, day int32) {
 	s.postals = append(s.postals, postal{})
 	copy(s.postals[lo+1:], s.postals[lo:])
 	s.postals[lo] = postal{code: strings.Clone(code), lastDay: day}
+	for len(s.postals) > MaxPostalCodes {
+		// The code seen least recently goes (then the smallest).
+		j := 0
+		for i, p := range s.postals {
+			if p.lastDay < s.postals[j].lastDay {
+				j = i
+			}
+		}
+		s.postals = slices.Delete(s.postals, j, j+1)
+		c.add(BoundPostalCodes, s.SIREN, 1)
+	}
 }
 
 func satAdd(a, b int64) int64 {
@@ -235,13 +245,13 @@ func satAdd(a, b int64) int64 {
 }
 
 // applyUsage adds a usage record; minDay is the oldest day kept.
-func (s *State) applyUsage(ev *Event, minDay int32) {
+func (s *State) applyUsage(ev *Event, minDay int32, c *BoundCounts) {
 	d := Day(ev.EventTime)
 	if !s.hasUsage || d < s.firstUsageDay {
 		s.firstUsageDay = d
 		s.hasUsage = true
 	}
-	s.notePostal(ev.PostalCode, d)
+	s.notePostal(ev.PostalCode, d, c)
 	if d < minDay {
 		return
 	}
@@ -268,8 +278,8 @@ func (s *State) applyUsage(ev *Event, minDay int32) {
 	s.usage[i+1] = dayUsage{day: d, sims: sims, bytes: b}
 }
 
-func (s *State) applyOutage(ev *Event, start int64) {
-	s.notePostal(ev.PostalCode, Day(ev.EventTime))
+func (s *State) applyOutage(ev *Event, start int64, c *BoundCounts) {
+	s.notePostal(ev.PostalCode, Day(ev.EventTime), c)
 	if _, done := s.resolvedIndex(ev.OutageID); done {
 		return // resolution already known: a late STARTED or a repeated RESOLVED is a no-op
 	}
@@ -285,6 +295,17 @@ func (s *State) applyOutage(ev *Event, start int64) {
 		s.open = append(s.open, openOutage{})
 		copy(s.open[oi+1:], s.open[oi:])
 		s.open[oi] = openOutage{id: strings.Clone(ev.OutageID), start: ev.EventTime}
+		for len(s.open) > MaxOpenOutages {
+			// The outage open the longest goes (then the smallest id).
+			j := 0
+			for i, o := range s.open {
+				if o.start < s.open[j].start {
+					j = i
+				}
+			}
+			s.open = slices.Delete(s.open, j, j+1)
+			c.add(BoundOpenOutages, s.SIREN, 1)
+		}
 	case OutageResolved:
 		id := ev.OutageID
 		if isOpen {
@@ -299,6 +320,17 @@ func (s *State) applyOutage(ev *Event, start int64) {
 		s.resolved = append(s.resolved, resolvedOutage{})
 		copy(s.resolved[ri+1:], s.resolved[ri:])
 		s.resolved[ri] = resolvedOutage{id: id, start: start, end: ev.EventTime}
+		for len(s.resolved) > MaxResolvedOutages {
+			// The outage resolved first goes (then the smallest id).
+			j := 0
+			for i, o := range s.resolved {
+				if o.end < s.resolved[j].end {
+					j = i
+				}
+			}
+			s.resolved = slices.Delete(s.resolved, j, j+1)
+			c.add(BoundResolvedOutages, s.SIREN, 1)
+		}
 	}
 }
 
@@ -314,7 +346,7 @@ func (s *State) outageStart(ev *Event) (int64, bool) {
 	return 0, false
 }
 
-func (s *State) applyClaim(ev *Event) {
+func (s *State) applyClaim(ev *Event, c *BoundCounts) {
 	d := Day(ev.EventTime)
 	i := len(s.claims)
 	for i > 0 && s.claims[i-1].day > d {
@@ -323,9 +355,14 @@ func (s *State) applyClaim(ev *Event) {
 	s.claims = append(s.claims, claim{})
 	copy(s.claims[i+1:], s.claims[i:])
 	s.claims[i] = claim{day: d, amount: ev.AmountCents, linked: ev.HasOutageID}
+	if n := len(s.claims) - MaxClaims; n > 0 {
+		// The oldest go (earliest day, then earliest arrival).
+		s.claims = s.claims[:copy(s.claims, s.claims[n:])]
+		c.add(BoundClaims, s.SIREN, n)
+	}
 }
 
-func (s *State) applyProfile(ev *Event) {
+func (s *State) applyProfile(ev *Event, c *BoundCounts) {
 	if !s.hasProfile || ev.EventTime >= s.profileTime {
 		s.hasProfile = true
 		s.profileTime = ev.EventTime
@@ -346,12 +383,15 @@ func (s *State) applyProfile(ev *Event) {
 		s.wfHist = append(s.wfHist, wfObs{})
 		copy(s.wfHist[i+1:], s.wfHist[i:])
 		s.wfHist[i] = wfObs{t: ev.EventTime, wf: ev.Workforce}
+		if n := len(s.wfHist) - MaxWorkforceObservations; n > 0 {
+			s.wfHist = s.wfHist[:copy(s.wfHist, s.wfHist[n:])]
+			c.add(BoundWorkforce, s.SIREN, n)
+		}
 	}
 }
 
-func (s *State) remember(h uint64, day int32) {
-	s.dedupHash = append(s.dedupHash, h)
-	s.dedupDay = append(s.dedupDay, day)
+func (s *State) remember(h uint64, day int32, w dedupWindow, c *BoundCounts) {
+	s.ids.remember(h, day, w, c, s.SIREN)
 }
 
 // retention is what prune keeps, all relative to the stream day.
@@ -411,14 +451,5 @@ func (s *State) prune(r retention) {
 	if n > 0 {
 		s.wfHist = s.wfHist[:copy(s.wfHist, s.wfHist[n:])]
 	}
-	k = 0
-	for i, d := range s.dedupDay {
-		if d >= r.dedupMin {
-			s.dedupDay[k] = d
-			s.dedupHash[k] = s.dedupHash[i]
-			k++
-		}
-	}
-	s.dedupDay = s.dedupDay[:k]
-	s.dedupHash = s.dedupHash[:k]
+	s.ids.prune(r.dedupMin)
 }

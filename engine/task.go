@@ -21,6 +21,8 @@ type Task struct {
 	scratch   []float64
 
 	dedupDays int32 // days of event ids remembered behind the stream day
+	dedupSpan int32 // days one dedup filter spans (see DedupMaxFilters)
+	bounds    BoundCounts
 
 	pass1 []float64 // pass-1 values of the last day change (reused buffer)
 	// keep: the caller asked for next-day sets (KeepNextDay). kept holds
@@ -40,11 +42,18 @@ func NewTask(rules *Rules, cfg Config) *Task {
 		rules = DefaultRules()
 	}
 	cfg = cfg.withDefaults()
-	return &Task{
+	t := &Task{
 		rules:     rules,
 		cfg:       cfg,
 		dedupDays: int32((cfg.AllowedLatenessMs+DayMs-1)/DayMs) + 1,
+		dedupSpan: 1,
 	}
+	// The window has dedupDays+1 days; over DedupMaxFilters, filters span
+	// several days so that the window needs at most DedupMaxFilters.
+	if w := t.dedupDays + 1; w > DedupMaxFilters {
+		t.dedupSpan = (w + DedupMaxFilters - 2) / (DedupMaxFilters - 1)
+	}
+	return t
 }
 
 // Rules returns the task's rules (read-only).
@@ -81,11 +90,13 @@ func (t *Task) retention() retention {
 // returns true when the segment set changed; dec then holds the decision and
 // st's seq and segments are updated. Errors (nothing changed): ErrDuplicate
 // when ev.EventID was already applied to this SIREN within the dedup window
-// (allowed lateness + 1 day), ErrInvalidEvent for a RESOLVED without a known
+// (allowed lateness + 1 day; for a SIREN over DedupExact ids, rarely a
+// false positive: see dedup.go), ErrInvalidEvent for a RESOLVED without a known
 // start or resolved before its start, or an event of another SIREN.
 // Otherwise Step always mutates st (stream time, windows, pruning), and
 // keeps a kept next-day set current (KeepNextDay). A usage event on an
-// existing SIREN allocates nothing in steady state.
+// existing SIREN allocates nothing in steady state; a SIREN that hits a
+// bound (Max*, Dedup*) is counted in Bounds.
 func (t *Task) Step(st *State, ev *Event, dec *Decision) (bool, error) {
 	if ev.SIREN != st.SIREN {
 		return false, fmt.Errorf("%w: event SIREN %q on state of %q", ErrInvalidEvent, ev.SIREN, st.SIREN)
@@ -131,16 +142,19 @@ func (t *Task) Step(st *State, ev *Event, dec *Decision) (bool, error) {
 	evDay := Day(ev.EventTime)
 	switch ev.Kind {
 	case KindUsage:
-		st.applyUsage(ev, d-int32(t.cfg.UsageDays)+1)
+		st.applyUsage(ev, d-int32(t.cfg.UsageDays)+1, &t.bounds)
 	case KindOutage:
-		st.applyOutage(ev, start)
+		st.applyOutage(ev, start, &t.bounds)
 	case KindClaim:
-		st.applyClaim(ev)
+		st.applyClaim(ev, &t.bounds)
 	case KindProfile:
-		st.applyProfile(ev)
+		st.applyProfile(ev, &t.bounds)
 	}
-	st.remember(h, evDay)
+	st.remember(h, evDay, dedupWindow{min: d - t.dedupDays, span: t.dedupSpan}, &t.bounds)
 	changed := t.evaluate(st, dec)
+	if changed {
+		dec.Trigger = TriggerInput
+	}
 	if kept != nil {
 		if kept.day != t.StreamDay()+1 {
 			t.kept = nil // cannot happen: a new day changes the day first
@@ -168,7 +182,11 @@ func (t *Task) Evaluate(st *State, dec *Decision) bool {
 			b.add(v)
 		}
 	}
-	return t.evaluate(st, dec)
+	if !t.evaluate(st, dec) {
+		return false
+	}
+	dec.Trigger = TriggerDayChange
+	return true
 }
 
 func (t *Task) evaluate(st *State, dec *Decision) bool {
@@ -268,6 +286,7 @@ func (t *Task) fill(st *State, dec *Decision, e *evaluation, prev, next Segments
 	dec.Metrics = *m
 	dec.ControlGroup = r.InControlGroup(st.SIREN)
 	dec.RulesVersion = r.Version
+	dec.Trigger, dec.TriggerTopic = "", ""
 
 	th := func(seg Segments, t Threshold) float64 {
 		if prev&seg != 0 {
@@ -323,23 +342,50 @@ func (t *Task) fill(st *State, dec *Decision, e *evaluation, prev, next Segments
 	}
 	dec.Reasons = rs
 
-	of := dec.Offers[:0]
-	if next&RecoveryExposed != 0 {
-		of = append(of, OfferGoldenHourRepair)
+	nextOffers := t.offers(next, e)
+	prevOffers := t.offers(prev, e)
+	dec.Offers = nextOffers.appendNames(dec.Offers[:0])
+	dec.OffersAdded = (nextOffers &^ prevOffers).appendNames(dec.OffersAdded[:0])
+	dec.OffersRemoved = (prevOffers &^ nextOffers).appendNames(dec.OffersRemoved[:0])
+}
+
+// offerSet is a set of offers; bits in the label order of offerNames, so
+// names come out sorted.
+type offerSet uint8
+
+var offerNames = [...]string{OfferGoldenHourRepair, OfferGrowthPartnership, OfferLogicalVIPBackup, OfferMultisiteVPN, OfferSDWanUpsell}
+
+func (o offerSet) appendNames(dst []string) []string {
+	for i, n := range offerNames {
+		if o&(1<<i) != 0 {
+			dst = append(dst, n)
+		}
 	}
-	if next&HiddenGrowth != 0 {
-		of = append(of, OfferGrowthPartnership)
+	return dst
+}
+
+// offers are the offers of segments segs for the SIREN evaluated in e (spec
+// §6). The previous event's offers are those of its segments under the
+// SIREN's current plan and workforce.
+func (t *Task) offers(segs Segments, e *evaluation) offerSet {
+	r, m := t.rules, &e.m
+	var o offerSet
+	if segs&RecoveryExposed != 0 {
+		o |= 1 << 0
 	}
-	if next&SLASensitive != 0 && m.HasWorkforce && m.Workforce < r.Offers.VIPBackupMaxWorkforce {
-		of = append(of, OfferLogicalVIPBackup)
+	if segs&HiddenGrowth != 0 {
+		o |= 1 << 1
 	}
-	if next&MultiSite != 0 {
-		of = append(of, OfferMultisiteVPN)
+	if segs&SLASensitive != 0 && m.HasWorkforce && m.Workforce < r.Offers.VIPBackupMaxWorkforce {
+		o |= 1 << 2
 	}
-	if next&DataHungry != 0 && e.plan == r.Offers.SDWanUpsellPlan {
-		of = append(of, OfferSDWanUpsell)
+	if segs&MultiSite != 0 {
+		o |= 1 << 3
 	}
-	dec.Offers = of
+	if segs&DataHungry != 0 && e.plan == r.Offers.SDWanUpsellPlan {
+		o |= 1 << 4
+	}
+	return o
 }
 
 func eventID(siren string, seq int64) string {

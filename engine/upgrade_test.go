@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 )
 
@@ -135,26 +136,128 @@ func TestWriteStateV1Goldens(t *testing.T) {
 }
 
 // TestStateV1GoldensDecode: every v1 golden decodes, and to the state the
-// current code builds from the same events (a v1 state dir keeps working).
+// current code builds from the same events (a v1 state dir keeps working);
+// "wide", over the caps of the current code, decodes whole and is brought
+// within them by its next event.
 func TestStateV1GoldensDecode(t *testing.T) {
 	for _, c := range v1Cases() {
 		t.Run(c.name, func(t *testing.T) {
-			b, err := os.ReadFile(v1Path(c.name))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if b[0] != 1 {
-				t.Fatalf("golden has version %d", b[0])
-			}
+			b := readV1(t, c.name)
 			old, err := UnmarshalState(c.siren, b)
 			if err != nil {
 				t.Fatal(err)
 			}
 			m := feedV1(t, c)
 			cur := m.State(c.siren)
+			if c.name == "wide" {
+				// Nothing of a v1 state is lost: v2 = v1 + an empty
+				// filter list.
+				want := append(append([]byte{StateVersion}, b[1:]...), 0)
+				if got := old.AppendBinary(nil); !bytes.Equal(got, want) {
+					t.Fatalf("v1 state over the caps re-encodes to %d bytes, want %d", len(got), len(want))
+				}
+				return
+			}
 			if got, want := old.AppendBinary(nil), cur.AppendBinary(nil); !bytes.Equal(got, want) {
 				t.Fatalf("decoded v1 re-encodes to %d bytes, the same events give %d", len(got), len(want))
 			}
+			var v1, v2 Decision
+			m.Task().View(old, &v1)
+			m.Task().View(cur, &v2)
+			if !reflect.DeepEqual(v1, v2) {
+				t.Fatalf("views differ:\n%+v\n%+v", v1, v2)
+			}
 		})
+	}
+}
+
+func readV1(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(v1Path(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[0] != 1 {
+		t.Fatalf("golden %s has version %d", name, b[0])
+	}
+	return b
+}
+
+// TestStateV1HotKeepsEveryID: the 6001 event ids of the v1 "hot" golden
+// (more than DedupExact) are all still duplicates after the upgrade.
+func TestStateV1HotKeepsEveryID(t *testing.T) {
+	var c v1Case
+	for _, c = range v1Cases() {
+		if c.name == "hot" {
+			break
+		}
+	}
+	st, err := UnmarshalState(c.siren, readV1(t, "hot"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(st.ids.hash); n > DedupExact || len(st.ids.filters) == 0 {
+		t.Fatalf("upgraded set: %d exact ids, %d filters", n, len(st.ids.filters))
+	}
+	for _, ev := range c.evs() {
+		if !st.seen(fnv64aString(ev.EventID)) {
+			t.Fatalf("%s forgotten by the upgrade", ev.EventID)
+		}
+	}
+}
+
+// TestStateV1WideIsCappedByItsNextEvent: a v1 state over MaxPostalCodes and
+// MaxOpenOutages keeps working; its next new postal code and outage bring
+// it within the caps, and the task counts the hits.
+func TestStateV1WideIsCappedByItsNextEvent(t *testing.T) {
+	siren := mkSIREN(505)
+	st, err := UnmarshalState(siren, readV1(t, "wide"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := NewTask(nil, Config{})
+	var dec Decision
+	for i, ev := range []Event{
+		usageEv(siren, at(d0, 12), "99999", 1, 1),
+		outageStartEv(siren, "out-new", at(d0, 13), ""),
+	} {
+		ev.EventID = fmt.Sprint("next-", i)
+		if _, err := task.Step(st, &ev, &dec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(st.postals) != MaxPostalCodes || len(st.open) != MaxOpenOutages {
+		t.Fatalf("%d postal codes, %d open outages", len(st.postals), len(st.open))
+	}
+	b := task.Bounds()
+	if b.Hits[BoundPostalCodes] != 300+1-MaxPostalCodes || b.Hits[BoundOpenOutages] != 200+1-MaxOpenOutages || b.Last[BoundPostalCodes] != siren {
+		t.Fatalf("bounds %+v", b)
+	}
+}
+
+// TestMergeHeaderKeepsAV1Base: a day change's header merged into a v1
+// state still in the store gives a v1 encoding that decodes to the new
+// decision.
+func TestMergeHeaderKeepsAV1Base(t *testing.T) {
+	b := readV1(t, "normal")
+	st, err := UnmarshalState(mkSIREN(101), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.seq++
+	st.segs ^= MultiSite
+	got, err := MergeHeader(nil, b, st.AppendHeader(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0] != 1 {
+		t.Fatalf("merged version %d", got[0])
+	}
+	back, err := UnmarshalState(st.SIREN, got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(back.AppendBinary(nil), st.AppendBinary(nil)) {
+		t.Fatal("merged v1 state is not the new state")
 	}
 }
