@@ -10,6 +10,8 @@
 // state/ program against. Keep them stable.
 package engine
 
+import "errors"
+
 // Kind is the input event type. Its numeric order is the tie-break order of
 // the event-time merge (spec §4): profiles, outages, claims, usage.
 type Kind uint8
@@ -87,6 +89,12 @@ var (
 	// ErrKeyMismatch: the record key is not the event's SIREN (CheckRecord).
 	ErrKeyMismatch = newReasonError("record key is not the event's SIREN", "key_mismatch")
 )
+
+// ErrNeedsRepair (Config.Repair): the event belongs before events already
+// applied across a day change, or beyond the allowed lateness, but inside
+// retention. It is not the record's fault and no dead letter: the runtime
+// re-processes the partition in event-time order (a repair) instead.
+var ErrNeedsRepair = errors.New("needs a repair")
 
 // Segments is a set of segment labels. Bits are in alphabetical label order so
 // iterating bits low→high yields sorted names (spec §3: arrays sorted).

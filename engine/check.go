@@ -68,8 +68,37 @@ func (t *Task) Check(ev *Event) error {
 	default:
 		return fmt.Errorf("%w: unknown kind %d", ErrInvalidEvent, ev.Kind)
 	}
-	if t.started && ev.EventTime < t.streamTime-t.cfg.AllowedLatenessMs {
-		return fmt.Errorf("%w: event_time %d < stream time %d - lateness %d", ErrLate, ev.EventTime, t.streamTime, t.cfg.AllowedLatenessMs)
+	if t.started && ev.EventTime < t.streamTime {
+		return t.lateness(ev)
+	}
+	return nil
+}
+
+// lateness classifies an event older than stream time. Without
+// Config.Repair (replays, the in-memory driver): late (ErrLate) when older
+// than stream time minus the allowed lateness, else applied. With it (a live
+// task): older than the retention of what it updates (usage: UsageDays, the
+// rest: HistoryDays) is late; older than the allowed lateness, or from a
+// stream day a day change has already closed, needs a repair
+// (ErrNeedsRepair): applying it now would differ from a replay, which
+// applies it before that day change.
+func (t *Task) lateness(ev *Event) error {
+	if !t.cfg.Repair {
+		if ev.EventTime < t.streamTime-t.cfg.AllowedLatenessMs {
+			return fmt.Errorf("%w: event_time %d < stream time %d - lateness %d", ErrLate, ev.EventTime, t.streamTime, t.cfg.AllowedLatenessMs)
+		}
+		return nil
+	}
+	keep := int32(t.cfg.HistoryDays)
+	if ev.Kind == KindUsage {
+		keep = int32(t.cfg.UsageDays)
+	}
+	day := Day(ev.EventTime)
+	if day <= t.StreamDay()-keep {
+		return fmt.Errorf("%w: event_time %s is older than the %d days kept (stream time %s)", ErrLate, rfc3339(ev.EventTime), keep, rfc3339(t.streamTime))
+	}
+	if day < t.StreamDay() || ev.EventTime < t.streamTime-t.cfg.AllowedLatenessMs {
+		return fmt.Errorf("%w: event_time %s is behind stream time %s", ErrNeedsRepair, rfc3339(ev.EventTime), rfc3339(t.streamTime))
 	}
 	return nil
 }

@@ -234,6 +234,9 @@ func TestSLAChurnDecisionReasonsOffersAndIDs(t *testing.T) {
 		Offers:       []string{"GOLDEN_HOUR_REPAIR", "LOGICAL_VIP_BACKUP"},
 		ControlGroup: DefaultRules().InControlGroup(s),
 		RulesVersion: "default-1",
+		// The previous event (RECOVERY_EXPOSED alone) offered GOLDEN_HOUR_REPAIR.
+		OffersAdded: []string{"LOGICAL_VIP_BACKUP"},
+		Trigger:     TriggerInput,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("decision\n got %+v\nwant %+v", got, want)
