@@ -152,6 +152,9 @@ func (t *Task) Step(st *State, ev *Event, dec *Decision) (bool, error) {
 	}
 	st.remember(h, evDay, dedupWindow{min: d - t.dedupDays, span: t.dedupSpan}, &t.bounds)
 	changed := t.evaluate(st, dec)
+	if changed {
+		dec.Trigger = TriggerInput
+	}
 	if kept != nil {
 		if kept.day != t.StreamDay()+1 {
 			t.kept = nil // cannot happen: a new day changes the day first
@@ -179,7 +182,11 @@ func (t *Task) Evaluate(st *State, dec *Decision) bool {
 			b.add(v)
 		}
 	}
-	return t.evaluate(st, dec)
+	if !t.evaluate(st, dec) {
+		return false
+	}
+	dec.Trigger = TriggerDayChange
+	return true
 }
 
 func (t *Task) evaluate(st *State, dec *Decision) bool {
@@ -279,6 +286,7 @@ func (t *Task) fill(st *State, dec *Decision, e *evaluation, prev, next Segments
 	dec.Metrics = *m
 	dec.ControlGroup = r.InControlGroup(st.SIREN)
 	dec.RulesVersion = r.Version
+	dec.Trigger, dec.TriggerTopic = "", ""
 
 	th := func(seg Segments, t Threshold) float64 {
 		if prev&seg != 0 {
@@ -334,23 +342,50 @@ func (t *Task) fill(st *State, dec *Decision, e *evaluation, prev, next Segments
 	}
 	dec.Reasons = rs
 
-	of := dec.Offers[:0]
-	if next&RecoveryExposed != 0 {
-		of = append(of, OfferGoldenHourRepair)
+	nextOffers := t.offers(next, e)
+	prevOffers := t.offers(prev, e)
+	dec.Offers = nextOffers.appendNames(dec.Offers[:0])
+	dec.OffersAdded = (nextOffers &^ prevOffers).appendNames(dec.OffersAdded[:0])
+	dec.OffersRemoved = (prevOffers &^ nextOffers).appendNames(dec.OffersRemoved[:0])
+}
+
+// offerSet is a set of offers; bits in the label order of offerNames, so
+// names come out sorted.
+type offerSet uint8
+
+var offerNames = [...]string{OfferGoldenHourRepair, OfferGrowthPartnership, OfferLogicalVIPBackup, OfferMultisiteVPN, OfferSDWanUpsell}
+
+func (o offerSet) appendNames(dst []string) []string {
+	for i, n := range offerNames {
+		if o&(1<<i) != 0 {
+			dst = append(dst, n)
+		}
 	}
-	if next&HiddenGrowth != 0 {
-		of = append(of, OfferGrowthPartnership)
+	return dst
+}
+
+// offers are the offers of segments segs for the SIREN evaluated in e (spec
+// §6). The previous event's offers are those of its segments under the
+// SIREN's current plan and workforce.
+func (t *Task) offers(segs Segments, e *evaluation) offerSet {
+	r, m := t.rules, &e.m
+	var o offerSet
+	if segs&RecoveryExposed != 0 {
+		o |= 1 << 0
 	}
-	if next&SLASensitive != 0 && m.HasWorkforce && m.Workforce < r.Offers.VIPBackupMaxWorkforce {
-		of = append(of, OfferLogicalVIPBackup)
+	if segs&HiddenGrowth != 0 {
+		o |= 1 << 1
 	}
-	if next&MultiSite != 0 {
-		of = append(of, OfferMultisiteVPN)
+	if segs&SLASensitive != 0 && m.HasWorkforce && m.Workforce < r.Offers.VIPBackupMaxWorkforce {
+		o |= 1 << 2
 	}
-	if next&DataHungry != 0 && e.plan == r.Offers.SDWanUpsellPlan {
-		of = append(of, OfferSDWanUpsell)
+	if segs&MultiSite != 0 {
+		o |= 1 << 3
 	}
-	dec.Offers = of
+	if segs&DataHungry != 0 && e.plan == r.Offers.SDWanUpsellPlan {
+		o |= 1 << 4
+	}
+	return o
 }
 
 func eventID(siren string, seq int64) string {
