@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"github.com/sirenstream/sirenstream/gen"
@@ -14,9 +15,22 @@ import (
 
 func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	fs := newFlagSet("generate", `Produce realistic synthetic events (profiles, usage, outages, claims) for N
-companies over N days, in event-time order, Confluent-framed Avro with the fixed
-schema ids, key = SIREN, murmur2 partitioning. Deterministic for a given --seed.
-Missing topics are created (--partitions).`, stdout)
+companies over N days, Confluent-framed Avro with the fixed schema ids,
+key = SIREN, murmur2 partitioning, record timestamp = event time. Deterministic
+for a given --seed.
+
+Arrival order: like live producers, the four topics are written interleaved in
+event-time order, in chunks of at most one hour of event time, each chunk
+acknowledged before the next: no record reaches the broker after one more than
+an hour ahead of it, whatever its topic or partition. --rate N trickles the
+records live at N per second (in event-time order); --by-topic instead loads
+whole topics one after another (usage, profiles, outages, claims), as a
+historical load would, to test order independence.
+
+Partitions: existing input topics are used as they are (--partitions, if
+given, must match them or generate fails); missing topics are created with
+--partitions, else the broker's default for new topics (num.partitions, e.g.
+sirenstream broker --partitions), else 6.`, stdout)
 	var kf kafkaFlags
 	kf.register(fs)
 	fs.String("config", "", "YAML config file; keys are these flag names")
@@ -25,7 +39,9 @@ Missing topics are created (--partitions).`, stdout)
 	start := fs.String("start", "2026-01-01", "first day (YYYY-MM-DD, UTC)")
 	seed := fs.Int64("seed", 1, "random seed")
 	bad := fs.Float64("bad-rate", 0, "fraction of deliberately bad records (invalid SIRENs, negative bytes, ...)")
-	partitions := fs.Int("partitions", 0, "partition count for created topics (default: as existing, else 6)")
+	partitions := fs.Int("partitions", 0, "partition count of the input topics (default: as existing, else the broker's default, else 6); fails if it differs from existing topics")
+	rate := fs.Float64("rate", 0, "records per second, trickled live in event-time order (0: as fast as the broker acknowledges)")
+	byTopic := fs.Bool("by-topic", false, "load whole topics one after another (usage, profiles, outages, claims) instead of interleaved in event-time order")
 	registry := fs.String("schema-registry", "", "register the schemas with this Confluent schema registry (subjects <topic>-value) and frame records with the ids it assigns; needed when the processor runs with --schema-registry")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -42,13 +58,29 @@ Missing topics are created (--partitions).`, stdout)
 	if err := cfg.Validate(); err != nil {
 		return usageErr("%v", err)
 	}
-	n, err := processor.EnsureTopics(ctx, k, processor.Topics{}, *partitions, 1, nil)
+	if *partitions < 0 {
+		return usageErr("--partitions must be ≥ 1")
+	}
+	if *rate < 0 || math.IsNaN(*rate) || math.IsInf(*rate, 0) {
+		return usageErr("--rate must be a number ≥ 0, got %v", *rate)
+	}
+	// A transport of its own: the writer's must not cache the metadata from
+	// before the topics exist. Replication factor 1, as EnsureTopics below.
+	ptr := processor.Transport(k)
+	pc, err := load.Partitions(ctx, k.Brokers, ptr, load.ByTopicOrder[:], *partitions, 1)
+	ptr.CloseIdleConnections()
+	if errors.Is(err, load.ErrPartitionMismatch) {
+		return usageErr("--partitions %d: %v; omit --partitions to use the existing count, or delete the topics first", *partitions, err)
+	}
 	if err != nil {
+		return err
+	}
+	if _, err := processor.EnsureTopics(ctx, k, processor.Topics{}, pc.N, 1, nil); err != nil {
 		return err
 	}
 	w := load.Writer(k.Brokers, processor.Transport(k))
 	defer func() { err = errors.Join(err, w.Close()) }()
-	var opts load.Options
+	opts := load.Options{Rate: *rate, ByTopic: *byTopic}
 	if *registry != "" {
 		if opts.SchemaIDs, err = load.Register(ctx, *registry, nil); err != nil {
 			return err
@@ -59,7 +91,11 @@ Missing topics are created (--partitions).`, stdout)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "produced %d records (%d deliberately bad) to %d partitions in %s (%.0f records/s): %v\n",
-		st.Records, st.Bad, n, st.Elapsed.Round(time.Millisecond), float64(st.Records)/st.Elapsed.Seconds(), st.ByTopic)
+	order := "interleaved in event-time order"
+	if *byTopic {
+		order = "topic after topic"
+	}
+	fmt.Fprintf(stdout, "produced %d records (%d deliberately bad) to %d partitions (%s), %s, in %s (%.0f records/s, %d acknowledged writes): %v\n",
+		st.Records, st.Bad, pc.N, pc.From, order, st.Elapsed.Round(time.Millisecond), float64(st.Records)/st.Elapsed.Seconds(), st.Writes, st.ByTopic)
 	return nil
 }
