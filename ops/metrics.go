@@ -57,6 +57,7 @@ type Metrics struct {
 	restoreRead  *prometheus.GaugeVec // partition
 	restoreTotal *prometheus.GaugeVec // partition
 	owned        prometheus.Gauge
+	boundHits    *prometheus.CounterVec // bound
 
 	hotMu sync.RWMutex
 	hot   map[int32]map[string]*hotCounters
@@ -121,6 +122,12 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 		Help: "Changelog records to restore for a partition."}, []string{"partition"})
 	m.owned = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "owned_partitions",
 		Help: "Input partitions owned by this instance."})
+	m.boundHits = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "bound_hits_total",
+		Help: "Entries of a SIREN's state dropped or approximated by a per-SIREN bound (engine.Bound: dedup, dedup_forgotten, open_outages, ...)."}, []string{"bound"})
+	for b := range engine.NumBounds {
+		m.boundHits.WithLabelValues(engine.Bound(b).String()) // every bound exported, at 0
+	}
+	m.reg.MustRegister(m.boundHits)
 	m.reg.MustRegister(m.consumed, m.processed, m.deadLettered, m.lag, m.streamTime, m.transitions,
 		m.changes, m.commitTime, m.committed, m.restoreRead, m.restoreTotal, m.owned, &liveCollector{m: m, size: cfg.StateSize})
 	if !cfg.NoRuntime {
@@ -165,6 +172,11 @@ func (m *Metrics) Processed(topic string, p int32) { m.counters(topic, p).proces
 // DeadLettered implements processor.Metrics.
 func (m *Metrics) DeadLettered(topic string, p int32, reason string) {
 	m.deadLettered.WithLabelValues(topic, partLabel(p), reason).Inc()
+}
+
+// BoundHit implements processor.Metrics.
+func (m *Metrics) BoundHit(_ int32, bound string, n uint64) {
+	m.boundHits.WithLabelValues(bound).Add(float64(n))
 }
 
 // Transition implements processor.Metrics.

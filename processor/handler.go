@@ -22,6 +22,8 @@ type handler struct {
 	// beginDay runs the day change a record starts (before its step).
 	beginDay func(ctx context.Context, ms int64) error
 	dec      engine.Decision
+	// bounds: the engine's bound counters as last reported (reportBounds).
+	bounds engine.BoundCounts
 }
 
 // handle applies it, read from input topic. A nil return means the record's
@@ -66,9 +68,36 @@ func (h *handler) handle(ctx context.Context, topic string, it *item) error {
 		return nil
 	}
 	h.states.Put(st.SIREN, st)
+	if h.eng.BoundHits() != h.bounds.Total {
+		h.reportBounds(topic, it.msg.Offset)
+	}
 	if changed {
 		h.out.change(&h.dec)
 	}
 	h.out.processed(topic)
 	return nil
+}
+
+// boundSink is what hears of the engine's bound hits: observed (metric and
+// rate-limited WARN). A sink without it ignores them.
+type boundSink interface {
+	boundHit(b engine.Bound, siren string, n uint64, topic string, offset int64)
+}
+
+// reportBounds passes on the bound hits since the last report: a SIREN's
+// state reached one of its bounds while handling the record at
+// topic/offset.
+func (h *handler) reportBounds(topic string, offset int64) {
+	c := h.eng.Bounds()
+	if c.Total < h.bounds.Total { // another engine task: counters restarted
+		h.bounds = engine.BoundCounts{}
+	}
+	if bs, ok := h.out.(boundSink); ok {
+		for b := range engine.NumBounds {
+			if n := c.Hits[b] - h.bounds.Hits[b]; n > 0 {
+				bs.boundHit(engine.Bound(b), c.Last[b], n, topic, offset)
+			}
+		}
+	}
+	h.bounds = c
 }

@@ -30,6 +30,10 @@ type Metrics interface {
 	// SegmentChange reports a segment change emitted by a partition's task.
 	// d is reused by the task after the call returns: copy what you keep.
 	SegmentChange(partition int32, d *engine.Decision)
+	// BoundHit reports n hits of a per-SIREN bound (engine.Bound names:
+	// "dedup", "open_outages", ...) in a partition's task: entries of a
+	// SIREN's state dropped or approximated. Called only when it happens.
+	BoundHit(partition int32, bound string, n uint64)
 }
 
 type nopMetrics struct{}
@@ -45,3 +49,4 @@ func (nopMetrics) Owned([]int32)                         {}
 func (nopMetrics) RestoreProgress(int32, int64, int64)   {}
 func (nopMetrics) Loaded(int32, map[string]int64)        {}
 func (nopMetrics) SegmentChange(int32, *engine.Decision) {}
+func (nopMetrics) BoundHit(int32, string, uint64)        {}

@@ -1,7 +1,10 @@
 package processor
 
 import (
+	"time"
+
 	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
 
 	"github.com/sirenstream/sirenstream/engine"
 )
@@ -28,7 +31,18 @@ type observed struct {
 	metrics   Metrics
 	progress  *progress
 	partition int32
+
+	// log, when set, gets a WARN when a SIREN hits a bound, at most once
+	// per boundWarnEvery per bound (nil: no log).
+	log *zap.Logger
+	// warned: when each bound was last logged, and the hits since.
+	warned [engine.NumBounds]time.Time
+	unwarn [engine.NumBounds]uint64
 }
+
+// boundWarnEvery rate-limits the WARN of a bound hit, per partition and
+// bound: a hot SIREN hits its dedup bound every few hundred records.
+const boundWarnEvery = time.Minute
 
 func (o *observed) consumed(topic string) {
 	o.metrics.Consumed(topic, o.partition)
@@ -63,4 +77,25 @@ func (o *observed) change(d *engine.Decision) {
 	}
 	o.metrics.SegmentChange(o.partition, d)
 	o.progress.update(func(p *TaskProgress) { p.Changes++ })
+}
+
+// boundHit reports n hits of bound b, the latest by siren while handling
+// the record at topic/offset (a boundSink): the metric always, a WARN at
+// most once per boundWarnEvery per bound with the hits since the last one.
+// Called only when a bound was hit (the handler compares the engine's
+// counter per record).
+func (o *observed) boundHit(b engine.Bound, siren string, n uint64, topic string, offset int64) {
+	o.metrics.BoundHit(o.partition, b.String(), n)
+	if o.log == nil {
+		return
+	}
+	o.unwarn[b] += n
+	now := time.Now()
+	if !o.warned[b].IsZero() && now.Sub(o.warned[b]) < boundWarnEvery {
+		return
+	}
+	o.log.Warn("a SIREN hit a per-SIREN state bound: entries of its state are dropped or approximated (README: Known behaviour); logged at most once a minute per bound",
+		zap.String("bound", b.String()), zap.String("siren", siren), zap.Uint64("hits_since_last_warning", o.unwarn[b]),
+		zap.String("topic", topic), zap.Int64("offset", offset)) // the logger names the partition
+	o.warned[b], o.unwarn[b] = now, 0
 }

@@ -105,6 +105,7 @@ func newTask(cfg *Config, opt taskOptions, writer MessageWriter) *task {
 		metrics:   cfg.Metrics,
 		progress:  &t.progress,
 		partition: p,
+		log:       t.log,
 	}
 	t.handler = handler{eng: t.eng, states: t.cache, out: t.out, fromMs: opt.fromMs, toMs: opt.toMs, beginDay: t.beginDay}
 	t.progress.p.Partition = p
