@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -14,12 +15,13 @@ import (
 )
 
 // The changelog (like Kafka Streams' store changelogs) makes a partition's
-// state portable: partition p of the compacted changelog topic holds every
-// state change of task p (key = SIREN, value = state bytes) and, after each
-// commit's states, a checkpoint record (key cpKey, value = the encoded
-// state.Checkpoint: input offsets and task meta). Replaying the changelog up
-// to its last checkpoint record rebuilds the partition exactly, offsets
-// included.
+// state portable: partition p of the compacted changelog topic
+// (<group>-changelog by default) holds every state change of task p (key =
+// SIREN, value = state bytes) and, after each commit's states, a checkpoint
+// record (key cpKey, value = the encoded state.Checkpoint: input offsets,
+// task meta and the group that wrote it, see isolation.go). Replaying the
+// changelog up to its last checkpoint record rebuilds the partition exactly,
+// offsets included.
 //
 // Write order per commit: outputs → changelog states → changelog checkpoint
 // (all acked) → Badger transaction. States after the last checkpoint record
@@ -49,6 +51,10 @@ type changelog struct {
 	store     *state.Store
 	log       *zap.Logger
 	metrics   Metrics
+	// group is the consumer group, named in each checkpoint record;
+	// legacyWarn is shared by the tasks of a Processor (isolation.go).
+	group      string
+	legacyWarn *sync.Once
 	// next is the changelog offset after this task's last checkpoint record.
 	next int64
 }
@@ -104,6 +110,7 @@ func record(key, val []byte) kafka.Record {
 // writeChangelog publishes a commit's states and its checkpoint, retrying
 // until ctx ends (progress pauses; nothing is committed past it).
 func (c *changelog) write(ctx context.Context, puts []state.KV, cp state.Checkpoint) (int64, error) {
+	cp.Group = c.group // the restore of another group refuses it
 	cpBytes := state.AppendCheckpoint(nil, cp)
 	for attempt := 0; ; attempt++ {
 		recs := make([]kafka.Record, 0, len(puts)+1)
@@ -143,8 +150,10 @@ type RestoreStats struct {
 }
 
 // restore brings the local state of the partition up to the changelog's last
-// checkpoint when it is missing or behind. Called before the task reads any
-// input.
+// checkpoint when it is missing or behind, and seeds an empty changelog with
+// a local state that never went to it. Called before the task reads any
+// input. A changelog whose checkpoint records name another group is refused
+// (ErrOtherGroup) before anything local is dropped.
 func (c *changelog) restore(ctx context.Context, client *kafka.Client) (RestoreStats, error) {
 	topic := c.topic
 	first, last, err := listOffsets(ctx, client, []string{topic}, c.partition)
@@ -164,42 +173,52 @@ func (c *changelog) restore(ctx context.Context, client *kafka.Client) (RestoreS
 		c.next = local
 		return RestoreStats{}, nil // up to date
 	}
+	if ok && !hasPos && start >= end {
+		// The local state never went to this (empty) changelog: an upgrade
+		// to <group>-changelog, or a changelog enabled after running
+		// without one.
+		return RestoreStats{}, c.seed(ctx, cp)
+	}
 	st := RestoreStats{Partition: c.partition, End: end}
 	from := local
 	if !ok || !hasPos || local < start {
 		st.Full, from = true, start
 	}
 	st.From = from
-	began := time.Now()
 	if from >= end {
 		c.next = from
 		return RestoreStats{}, nil
 	}
 	c.log.Info("restoring partition state from the changelog",
 		zap.String("changelog", topic), zap.Bool("full", st.Full), zap.Int64("from", from), zap.Int64("end", end))
-	if st.Full {
-		if err := c.store.DropPartition(c.partition); err != nil {
-			return RestoreStats{}, fmt.Errorf("partition %d: drop stale state before restore: %w", c.partition, err)
-		}
-	}
+	return c.replay(ctx, st)
+}
 
-	r := changelogReader(c.kafka, topic, c.partition)
+// replay applies the changelog records of [st.From, st.End) up to the last
+// checkpoint record among them. A full restore drops the local state just
+// before the first state is applied: after the first checkpoint record's
+// group was checked.
+func (c *changelog) replay(ctx context.Context, st RestoreStats) (_ RestoreStats, err error) {
+	began := time.Now()
+	r := changelogReader(c.kafka, c.topic, c.partition)
 	defer r.Close()
-	if err := r.SetOffset(from); err != nil {
+	if err := r.SetOffset(st.From); err != nil {
 		return RestoreStats{}, err
 	}
 	pending := map[string][]byte{} // states since the last checkpoint record
 	var bulk *state.Bulk
+	defer func() {
+		if err != nil && bulk != nil {
+			bulk.Cancel()
+		}
+	}()
 	var lastCP *state.Checkpoint
-	lastCPNext := from
+	lastCPNext := st.From
 	report := time.Now()
 	for {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
-			if bulk != nil {
-				bulk.Cancel()
-			}
-			return RestoreStats{}, fmt.Errorf("partition %d: read changelog at %d: %w", c.partition, from, err)
+			return RestoreStats{}, fmt.Errorf("partition %d: read changelog at %d: %w", c.partition, st.From, err)
 		}
 		st.Records++
 		switch {
@@ -208,7 +227,15 @@ func (c *changelog) restore(ctx context.Context, client *kafka.Client) (RestoreS
 			if err != nil {
 				return RestoreStats{}, fmt.Errorf("partition %d: changelog checkpoint at %d: %w", c.partition, m.Offset, err)
 			}
+			if err := c.checkpointGroup(parsed, m.Offset); err != nil {
+				return RestoreStats{}, err // names partition and offset
+			}
 			if bulk == nil {
+				if st.Full {
+					if err := c.store.DropPartition(c.partition); err != nil {
+						return RestoreStats{}, fmt.Errorf("partition %d: drop stale state before restore: %w", c.partition, err)
+					}
+				}
 				bulk = c.store.BulkWriter(c.partition)
 			}
 			for siren, v := range pending {
@@ -230,18 +257,24 @@ func (c *changelog) restore(ctx context.Context, client *kafka.Client) (RestoreS
 		}
 		if time.Since(report) > 2*time.Second {
 			report = time.Now()
-			c.log.Info("restore progress", zap.Int64("records", st.Records), zap.Int64("of", end-from))
+			c.log.Info("restore progress", zap.Int64("records", st.Records), zap.Int64("of", st.End-st.From))
 		}
-		c.metrics.RestoreProgress(c.partition, m.Offset+1-from, end-from)
-		if m.Offset+1 >= end {
+		c.metrics.RestoreProgress(c.partition, m.Offset+1-st.From, st.End-st.From)
+		if m.Offset+1 >= st.End {
 			break
 		}
 	}
 	st.Elapsed = time.Since(began)
 	if lastCP == nil {
-		// Nothing confirmed in the range: keep the local state as it is;
-		// markStart aborts the trailing records.
-		c.next = from
+		// Nothing confirmed in the range: keep the local state as it is
+		// (a full restore finds none to keep); markStart aborts the
+		// trailing records.
+		if st.Full {
+			if err := c.store.DropPartition(c.partition); err != nil {
+				return RestoreStats{}, fmt.Errorf("partition %d: drop stale state before restore: %w", c.partition, err)
+			}
+		}
+		c.next = st.From
 		c.log.Info("changelog holds no finished commit after the local state", zap.Int64("records", st.Records))
 		return RestoreStats{}, nil
 	}
@@ -249,7 +282,7 @@ func (c *changelog) restore(ctx context.Context, client *kafka.Client) (RestoreS
 	for k, v := range lastCP.Offsets {
 		out.Offsets[k] = v
 	}
-	out.Offsets[topic] = lastCPNext
+	out.Offsets[c.topic] = lastCPNext
 	if err := bulk.Finish(out); err != nil {
 		return RestoreStats{}, fmt.Errorf("partition %d: finish restore: %w", c.partition, err)
 	}
@@ -259,6 +292,70 @@ func (c *changelog) restore(ctx context.Context, client *kafka.Client) (RestoreS
 		zap.Bool("full", st.Full), zap.Int64("records", st.Records), zap.Int64("sirens", st.SIRENs),
 		zap.Duration("elapsed", st.Elapsed), zap.Float64("sirens_per_s", rate))
 	return st, nil
+}
+
+// seedChunk is the number of states per produce of a seed.
+const seedChunk = 2000
+
+// seed writes every local state of the partition to the empty changelog,
+// then a checkpoint record with the local checkpoint cp, and records the
+// changelog position in the local checkpoint. Without it the changelog
+// would hold only the states written after the switch, and a later restore
+// elsewhere would miss every SIREN not written since.
+func (c *changelog) seed(ctx context.Context, cp state.Checkpoint) error {
+	began := time.Now()
+	recs := make([]kafka.Record, 0, seedChunk+1)
+	var sirens int64
+	flush := func() error {
+		next, err := c.produce(ctx, c.partition, recs)
+		if err != nil {
+			return err
+		}
+		c.next = next
+		recs = recs[:0]
+		return nil
+	}
+	// Kafka is written during the scan (a read): the snapshot lives as long
+	// as the seed, once per partition and changelog.
+	err := c.store.Scan(c.partition, func(siren string, val []byte) error {
+		recs = append(recs, record([]byte(siren), append([]byte(nil), val...)))
+		sirens++
+		if len(recs) < seedChunk {
+			return nil
+		}
+		return flush()
+	})
+	if err != nil {
+		return fmt.Errorf("partition %d: seed changelog %s: %w", c.partition, c.topic, err)
+	}
+	cp.Group = c.group
+	recs = append(recs, record(cpKey, state.AppendCheckpoint(nil, cp)))
+	if err := flush(); err != nil {
+		return fmt.Errorf("partition %d: seed changelog %s: %w", c.partition, c.topic, err)
+	}
+	// Commit drops the merge plan of an interrupted batch: keep it, it
+	// still starts at cp's offsets.
+	plan, err := c.store.Plan(c.partition)
+	if err != nil {
+		return fmt.Errorf("partition %d: %w", c.partition, err)
+	}
+	local := state.Checkpoint{Offsets: make(map[string]int64, len(cp.Offsets)+1), Meta: cp.Meta}
+	for k, v := range cp.Offsets {
+		local.Offsets[k] = v
+	}
+	local.Offsets[c.topic] = c.next
+	if err := c.store.Commit(c.partition, nil, local); err != nil {
+		return fmt.Errorf("partition %d: record the seeded changelog position: %w", c.partition, err)
+	}
+	if plan != nil {
+		if err := c.store.SavePlan(c.partition, plan); err != nil {
+			return fmt.Errorf("partition %d: %w", c.partition, err)
+		}
+	}
+	c.log.Info("seeded the empty changelog with the local state (it never went to this changelog)",
+		zap.String("changelog", c.topic), zap.Int64("sirens", sirens), zap.Int64("next", c.next),
+		zap.Duration("elapsed", time.Since(began)))
+	return nil
 }
 
 // markStart aborts changelog records written after the last checkpoint by a

@@ -146,6 +146,7 @@ func BenchmarkRestore100k(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		cfg := testkit.Config(b, brokers, b.TempDir())
 		cfg.Group = fmt.Sprintf("restore-bench-%d", i)
+		cfg.Topics.Changelog = "sirenstream-changelog" // written above, without a group
 		h := testkit.Start(b, cfg)
 		h.WaitConsumed(b, 0, 1, 5*time.Minute)
 		var got int64

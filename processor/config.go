@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -35,7 +36,10 @@ type Kafka struct {
 type Config struct {
 	Kafka  Kafka
 	Topics Topics
-	// Group is the consumer group id (default "sirenstream"). Only used by Run.
+	// Group is the consumer group id (default "sirenstream"). Only used by
+	// Run. It names the default changelog (Topics.Changelog empty:
+	// "<group>-changelog") and the state a Run may use: a changelog or a
+	// state directory written by another group is refused (ErrOtherGroup).
 	Group string
 	// Partitions is the partition count used when creating missing topics
 	// (default: the count of existing input topics, else 6).
@@ -100,12 +104,16 @@ type Config struct {
 	// in the JoinGroup user data so that a query for a SIREN owned elsewhere
 	// can name the owner's URL (Processor.Members). "" publishes nothing.
 	HTTPAdvertise string
+
+	// legacyWarn makes the WARN about changelog records without a group
+	// once per Processor (set by setDefaults; shared by its tasks).
+	legacyWarn *sync.Once
 }
 
 // Defaults of Config: what a zero field means (the CLI's flag defaults are
 // these values).
 const (
-	DefaultGroup                 = "sirenstream"
+	DefaultGroup                 = topology.DefaultGroup
 	DefaultClientID              = "sirenstream"
 	DefaultMaxFutureSkew         = 24 * time.Hour
 	DefaultCommitInterval        = 100 * time.Millisecond
@@ -118,12 +126,15 @@ const (
 )
 
 func (c *Config) setDefaults() {
-	c.Topics = c.Topics.WithDefaults()
+	if c.Group == "" {
+		c.Group = DefaultGroup
+	}
+	c.Topics = c.Topics.WithDefaults(c.Group)
 	if c.Kafka.ClientID == "" {
 		c.Kafka.ClientID = DefaultClientID
 	}
-	if c.Group == "" {
-		c.Group = DefaultGroup
+	if c.legacyWarn == nil {
+		c.legacyWarn = new(sync.Once)
 	}
 	if c.ReplicationFactor == 0 {
 		c.ReplicationFactor = 1
@@ -191,6 +202,11 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Topics.Validate(); err != nil {
 		return fmt.Errorf("processor: %w", err)
+	}
+	if c.Topics.ChangelogEnabled() {
+		if err := topology.CheckName(c.Topics.Changelog); err != nil {
+			return fmt.Errorf("processor: Topics.Changelog (default \"<Group>-changelog\", Group %q): %w", c.Group, err)
+		}
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/sirenstream/sirenstream/internal/testkit"
 	"github.com/sirenstream/sirenstream/processor"
 	"github.com/sirenstream/sirenstream/schemas"
+	"github.com/sirenstream/sirenstream/topology"
 )
 
 var t0 = time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC).UnixMilli()
@@ -211,10 +212,10 @@ func fingerprint(cs []*schemas.SegmentChange) string {
 }
 
 // dumpState is the state of a cleanly closed directory of a processor with
-// the default topics.
+// the default topics in the test kit's group.
 func dumpState(t *testing.T, dir string, parts int) string {
 	t.Helper()
-	return testkit.DumpState(t, dir, parts, "sirenstream-changelog")
+	return testkit.DumpState(t, dir, parts, topology.ChangelogName(testkit.Group))
 }
 
 func seq(n int) []int {

@@ -17,7 +17,7 @@
 //	outputs    merge plan saved (Badger), then segment-changes, churn-alerts
 //	   │       (when CHURN_RISK is added), sirenstream-dlq written and acked
 //	   ▼
-//	changelog  sirenstream-changelog (compacted): dirty states + checkpoint
+//	changelog  <group>-changelog (compacted): dirty states + checkpoint
 //	   │
 //	   ▼
 //	state      Badger: one txn with dirty states + offsets + meta of p
@@ -77,6 +77,10 @@ func New(cfg Config) (*Processor, error) {
 // owned partition, follows rebalances and returns nil when ctx ends (after a
 // clean flush) or the first fatal error (storage, configuration).
 func (p *Processor) Run(ctx context.Context) error {
+	// The state directory is one group's (isolation.go).
+	if err := claimStore(p.cfg.Store, p.cfg.Group, p.log); err != nil {
+		return err
+	}
 	n, err := p.EnsureTopics(ctx)
 	if err != nil {
 		return err
@@ -272,7 +276,10 @@ func (p *Processor) Replay(ctx context.Context, ro ReplayOptions) error {
 	if ro.Output != nil {
 		extra = nil
 	}
-	n, err := p.EnsureTopics(ctx, extra...)
+	// A replay writes no changelog, so it creates none.
+	topics := p.cfg.Topics
+	topics.Changelog = topology.ChangelogOff
+	n, err := p.ensureTopics(ctx, topics, extra...)
 	if err != nil {
 		return err
 	}
@@ -325,7 +332,11 @@ func (p *Processor) Replay(ctx context.Context, ro ReplayOptions) error {
 // outputs, extra names as outputs, the compacted changelog) with the inputs'
 // partition count and returns that count.
 func (p *Processor) EnsureTopics(ctx context.Context, extra ...string) (int, error) {
-	n, err := EnsureTopics(ctx, p.cfg.Kafka, p.cfg.Topics, p.cfg.Partitions, p.cfg.ReplicationFactor, p.log, extra...)
+	return p.ensureTopics(ctx, p.cfg.Topics, extra...)
+}
+
+func (p *Processor) ensureTopics(ctx context.Context, t Topics, extra ...string) (int, error) {
+	n, err := EnsureTopics(ctx, p.cfg.Kafka, t, p.cfg.Partitions, p.cfg.ReplicationFactor, p.log, extra...)
 	if err == nil {
 		p.mu.Lock()
 		p.partitions = n
@@ -342,9 +353,10 @@ func (p *Processor) Partitions() int {
 }
 
 // EnsureTopics is Processor.EnsureTopics for tools that have no Processor
-// (generate, bench). partitions 0 means "as existing, else 6".
+// (generate, bench). partitions 0 means "as existing, else 6". An empty
+// t.Changelog is the default group's (topology.DefaultChangelog).
 func EnsureTopics(ctx context.Context, k Kafka, t Topics, partitions, rf int, log *zap.Logger, extra ...string) (int, error) {
-	t = t.WithDefaults()
+	t = t.WithDefaults(DefaultGroup)
 	if k.ClientID == "" {
 		k.ClientID = "sirenstream"
 	}

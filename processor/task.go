@@ -75,6 +75,7 @@ func newTask(cfg *Config, opt taskOptions, writer MessageWriter) *task {
 		t.changelog = &changelog{
 			client: newClient(cfg.Kafka, 30*time.Second), kafka: cfg.Kafka, topic: cfg.Topics.Changelog,
 			partition: p, store: cfg.Store, log: t.log, metrics: cfg.Metrics,
+			group: cfg.Group, legacyWarn: cfg.legacyWarn,
 		}
 	}
 	t.cache = state.NewCache[*engine.State](cfg.Store, p, stateCodec{}, cfg.CacheSIRENs)

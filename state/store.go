@@ -26,9 +26,13 @@
 // Big-endian partition numbers make every partition one contiguous, SIREN-ordered key range, so
 // Scan is a prefix iteration and DropPartition deletes a range without touching other partitions.
 //
-// Checkpoint value encoding (deterministic, version 1):
+//	'g'                                                          →  consumer group owning the directory (owner.go)
 //
-//	0x01 | uvarint n | n × (uvarint len(topic) | topic | varint offset), topics sorted | uvarint len(meta) | meta
+// Checkpoint value encoding (deterministic): version 1 without a group (what Badger stores, and
+// every changelog record written before groups were recorded), version 2 with one:
+//
+//	0x01 |                         uvarint n | n × (uvarint len(topic) | topic | varint offset), topics sorted | uvarint len(meta) | meta
+//	0x02 | uvarint len(group) | group | the same
 package state
 
 import (
@@ -78,8 +82,10 @@ const (
 	// putOverhead is what Badger counts per entry beyond key and value bytes (metas, version),
 	// plus our 5-byte key prefix.
 	putOverhead = 2 + 10 + 1 + partitionLen
-	// checkpointVersion is the first byte of an encoded Checkpoint.
-	checkpointVersion byte = 1
+	// checkpointVersion is the first byte of an encoded Checkpoint without a group;
+	// checkpointGroupVersion of one with a group.
+	checkpointVersion      byte = 1
+	checkpointGroupVersion byte = 2
 )
 
 // Store is a Badger database holding the states and checkpoints of any number of partitions.
@@ -126,6 +132,10 @@ type Checkpoint struct {
 	Offsets map[string]int64
 	// Meta is opaque task metadata (engine stream time, percentile snapshot, sweep cursor).
 	Meta []byte
+	// Group is the consumer group that wrote it ("" = not recorded: encoded as version 1,
+	// readable by builds that predate groups). A changelog's checkpoint records carry it so
+	// that a task refuses to restore another group's state.
+	Group string
 }
 
 // Open opens (creating if needed) the store in o.Dir. It takes an exclusive flock on Dir/LOCK
@@ -913,7 +923,13 @@ func encodeCheckpoint(dst []byte, cp Checkpoint) []byte {
 		topics = append(topics, t)
 	}
 	sort.Strings(topics)
-	dst = append(dst, checkpointVersion)
+	if cp.Group == "" {
+		dst = append(dst, checkpointVersion)
+	} else {
+		dst = append(dst, checkpointGroupVersion)
+		dst = binary.AppendUvarint(dst, uint64(len(cp.Group)))
+		dst = append(dst, cp.Group...)
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(topics)))
 	for _, t := range topics {
 		dst = binary.AppendUvarint(dst, uint64(len(t)))
@@ -928,16 +944,26 @@ func decodeCheckpoint(b []byte) (Checkpoint, error) {
 	bad := func(what string) (Checkpoint, error) {
 		return Checkpoint{}, fmt.Errorf("checkpoint record: %s: %w", what, ErrCorrupt)
 	}
-	if len(b) == 0 || b[0] != checkpointVersion {
+	if len(b) == 0 || (b[0] != checkpointVersion && b[0] != checkpointGroupVersion) {
 		return bad("unknown version")
 	}
+	version := b[0]
 	b = b[1:]
+	var group string
+	if version == checkpointGroupVersion {
+		l, k := binary.Uvarint(b)
+		if k <= 0 || l == 0 || l > uint64(len(b)-k) {
+			return bad("group length")
+		}
+		group = string(b[k : k+int(l)])
+		b = b[k+int(l):]
+	}
 	n, k := binary.Uvarint(b)
 	if k <= 0 || n > uint64(len(b)) {
 		return bad("topic count")
 	}
 	b = b[k:]
-	cp := Checkpoint{Offsets: make(map[string]int64, n)}
+	cp := Checkpoint{Offsets: make(map[string]int64, n), Group: group}
 	for i := uint64(0); i < n; i++ {
 		l, k := binary.Uvarint(b)
 		if k <= 0 || l > uint64(len(b)-k) {

@@ -27,8 +27,8 @@
 //	        segment-changes   every decision                    (schema 101)
 //	        churn-alerts      the same bytes, when CHURN_RISK is added
 //	        sirenstream-dlq   the dead letters above
-//	   2. changelog (compacted): the batch's dirty states, then a checkpoint
-//	      record (input offsets + task meta)
+//	   2. changelog <group>-changelog (compacted): the batch's dirty states,
+//	      then a checkpoint record (input offsets + task meta + the group)
 //	   3. one Badger transaction: dirty states + next input offsets
 //	      (+ changelog position) + task meta
 //	   4. consumer group offsets of the inputs (lag tools only: restart

@@ -6,8 +6,8 @@ import (
 	"github.com/sirenstream/sirenstream/engine"
 )
 
-// Topics names every topic of the graph (spec §2–§3). Zero values take the
-// defaults of Define (WithDefaults).
+// Topics names every topic of the graph (spec §2–§3, §8). Zero values take
+// the defaults of Define (WithDefaults).
 type Topics struct {
 	Usage          string // default "usage"
 	Outages        string // default "outages"
@@ -17,21 +17,23 @@ type Topics struct {
 	ChurnAlerts    string // default "churn-alerts"
 	DLQ            string // default "sirenstream-dlq"
 	// Changelog is the compacted state changelog (default
-	// "sirenstream-changelog"); "-" (ChangelogOff) disables it
+	// "<group>-changelog", ChangelogName); "-" (ChangelogOff) disables it
 	// (single-instance deployments that never move partitions).
 	Changelog string
 }
 
-// Defaults returns every topic under its default name.
+// Defaults returns every topic under its default name in DefaultGroup.
 func Defaults() Topics {
-	return Topics{}.WithDefaults()
+	return Topics{}.WithDefaults(DefaultGroup)
 }
 
-// WithDefaults returns t with each empty name replaced by its default.
-func (t Topics) WithDefaults() Topics {
+// WithDefaults returns t with each empty name replaced by its default in
+// consumer group group ("" is DefaultGroup): only the changelog's depends
+// on the group.
+func (t Topics) WithDefaults(group string) Topics {
 	for _, d := range Define().All() {
 		if p := d.Ptr(&t); *p == "" {
-			*p = d.Default
+			*p = d.DefaultName(group)
 		}
 	}
 	return t
@@ -68,7 +70,7 @@ func (t Topics) ChangelogEnabled() bool {
 }
 
 // Validate reports two inputs or outputs sharing a name, naming both fields.
-// Call it on t.WithDefaults().
+// Call it on t.WithDefaults(group).
 func (t Topics) Validate() error {
 	g := Define()
 	seen := make(map[string]string, NumInputs+NumOutputs)
@@ -88,6 +90,24 @@ func (t Topics) Validate() error {
 	for _, out := range g.Outputs {
 		if err := check(out.Topic); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// CheckName reports a name Kafka refuses as a topic name: empty, "." or
+// "..", longer than 249 bytes, or with a byte other than ASCII letters,
+// digits, '.', '_' and '-'. A changelog named after a group
+// (ChangelogName) is only as legal as the group id.
+func CheckName(name string) error {
+	if name == "" || name == "." || name == ".." || len(name) > 249 {
+		return fmt.Errorf("topic name %q: empty, \".\", \"..\" or longer than 249 bytes", name)
+	}
+	for i := 0; i < len(name); i++ {
+		switch b := name[i]; {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9', b == '.', b == '_', b == '-':
+		default:
+			return fmt.Errorf("topic name %q: byte %q is not a letter, digit, '.', '_' or '-'", name, b)
 		}
 	}
 	return nil
@@ -115,7 +135,7 @@ func (n NewTopic) Compacted() bool {
 // replay's own outputs, created as outputs), then the changelog unless it is
 // off. Every topic is created with the inputs' partition count; the inputs
 // must be co-partitioned and the changelog must have one partition per input
-// partition. Call it on t.WithDefaults().
+// partition. Call it on t.WithDefaults(group).
 func (t Topics) CreatePlan(extra ...string) []NewTopic {
 	g := Define()
 	plan := make([]NewTopic, 0, NumInputs+NumOutputs+len(extra)+1)

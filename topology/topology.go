@@ -11,8 +11,28 @@ const (
 	DefaultSegmentChanges = "segment-changes"
 	DefaultChurnAlerts    = "churn-alerts"
 	DefaultDLQ            = "sirenstream-dlq"
-	DefaultChangelog      = "sirenstream-changelog"
+	// DefaultChangelog is the changelog of DefaultGroup; every group has its
+	// own (ChangelogName).
+	DefaultChangelog = DefaultGroup + changelogSuffix
 )
+
+// DefaultGroup is the consumer group id when none is given. A group is one
+// application: its members share partitions and state, and nothing else
+// does (spec §8, "Isolation").
+const DefaultGroup = "sirenstream"
+
+const changelogSuffix = "-changelog"
+
+// ChangelogName is the default changelog topic of consumer group group
+// ("" is DefaultGroup): "<group>-changelog", so that two groups on one
+// cluster never restore each other's state (Kafka Streams names its
+// changelogs after the application id for the same reason).
+func ChangelogName(group string) string {
+	if group == "" {
+		group = DefaultGroup
+	}
+	return group + changelogSuffix
+}
 
 // ChangelogOff as Topics.Changelog disables the changelog (single-instance
 // deployments that never move partitions).
@@ -55,9 +75,11 @@ func (r Role) String() string {
 // Topic declares one topic: its role, its default name and the command-line
 // flag that renames it.
 type Topic struct {
-	Role    Role
-	Field   string // the Topics field holding its name, e.g. "Usage"
-	Default string // its name when Topics leaves it empty
+	Role  Role
+	Field string // the Topics field holding its name, e.g. "Usage"
+	// Default is its name when Topics leaves it empty; "" for the
+	// changelog, whose default depends on the group (DefaultName).
+	Default string
 	Flag    string // the flag that renames it, e.g. "topic-usage"
 	Help    string // that flag's help text
 	// SchemaID is the fixed Confluent schema id of its values (schemas.ID*);
@@ -72,6 +94,15 @@ func (d Topic) Name(t Topics) string { return *d.name(&t) }
 
 // Ptr returns the address of the topic's name in t, for flag registration.
 func (d Topic) Ptr(t *Topics) *string { return d.name(t) }
+
+// DefaultName returns the topic's name when Topics leaves it empty in
+// consumer group group: Default, or ChangelogName(group) for the changelog.
+func (d Topic) DefaultName(group string) string {
+	if d.Role == RoleChangelog {
+		return ChangelogName(group)
+	}
+	return d.Default
+}
 
 // Input declares an input topic.
 type Input struct {
@@ -152,8 +183,9 @@ func Define() Graph {
 		},
 		Changelog: Changelog{
 			Topic: Topic{
-				Role: RoleChangelog, Field: "Changelog", Default: DefaultChangelog,
-				Flag: "topic-changelog", Help: "compacted state changelog topic (restores moved partitions); - disables it",
+				// No fixed default: it is ChangelogName(group).
+				Role: RoleChangelog, Field: "Changelog",
+				Flag: "topic-changelog", Help: "compacted state changelog topic (restores moved partitions; default <group>-changelog); - disables it",
 				name: func(t *Topics) *string { return &t.Changelog },
 			},
 			Configs: []ConfigEntry{

@@ -78,7 +78,7 @@ func TestDeclarationsCoverTopicsOnce(t *testing.T) {
 		if d.Name(probe) != "x" {
 			t.Errorf("declaration %s: Name does not read what Ptr wrote", d.Field)
 		}
-		for what, v := range map[string]string{"field": d.Field, "default": d.Default, "flag": d.Flag} {
+		for what, v := range map[string]string{"field": d.Field, "default": d.DefaultName(topology.DefaultGroup), "flag": d.Flag} {
 			if v == "" || seen[what][v] {
 				t.Errorf("%s %q empty or declared twice", what, v)
 			}
@@ -87,7 +87,7 @@ func TestDeclarationsCoverTopicsOnce(t *testing.T) {
 		if !strings.HasPrefix(d.Flag, "topic-") || d.Help == "" {
 			t.Errorf("declaration %s: flag %q, help %q", d.Field, d.Flag, d.Help)
 		}
-		if d.Default == topology.ChangelogOff {
+		if d.DefaultName("g") == topology.ChangelogOff {
 			t.Errorf("declaration %s defaults to the changelog's off switch", d.Field)
 		}
 	}
@@ -102,7 +102,7 @@ func TestWithDefaults(t *testing.T) {
 	if got := topology.Defaults(); got != want {
 		t.Errorf("Defaults() = %+v, want %+v", got, want)
 	}
-	custom := topology.Topics{Usage: "u", Changelog: "-"}.WithDefaults()
+	custom := topology.Topics{Usage: "u", Changelog: "-"}.WithDefaults("other")
 	if custom.Usage != "u" || custom.Changelog != "-" || custom.Claims != "claims" {
 		t.Errorf("WithDefaults overwrote or missed a name: %+v", custom)
 	}
@@ -114,17 +114,52 @@ func TestWithDefaults(t *testing.T) {
 	}
 }
 
+// Spec §8 (Isolation): the changelog defaults to <group>-changelog, so two
+// groups never share state; the default group's name is unchanged; an
+// explicit name or the off switch wins over the group.
+func TestChangelogDefaultsToGroupChangelog(t *testing.T) {
+	tests := []struct {
+		name   string
+		topics topology.Topics
+		group  string
+		want   string
+	}{
+		{"default group keeps sirenstream-changelog", topology.Topics{}, topology.DefaultGroup, "sirenstream-changelog"},
+		{"empty group is the default group", topology.Topics{}, "", "sirenstream-changelog"},
+		{"another group gets its own", topology.Topics{}, "billing", "billing-changelog"},
+		{"an explicit name wins", topology.Topics{Changelog: "sirenstream-changelog"}, "billing", "sirenstream-changelog"},
+		{"the off switch wins", topology.Topics{Changelog: topology.ChangelogOff}, "billing", topology.ChangelogOff},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := tt.topics.WithDefaults(tt.group)
+			if got.Changelog != tt.want {
+				t.Errorf("Changelog = %q, want %q", got.Changelog, tt.want)
+			}
+			if got.Usage != "usage" || got.DLQ != "sirenstream-dlq" {
+				t.Errorf("the group changed another topic: %+v", got)
+			}
+		})
+	}
+	if topology.DefaultChangelog != topology.ChangelogName(topology.DefaultGroup) {
+		t.Errorf("DefaultChangelog %q is not the default group's", topology.DefaultChangelog)
+	}
+	if d := topology.Define().Changelog; d.Default != "" || !strings.Contains(d.Help, "default <group>-changelog") {
+		t.Errorf("changelog declaration: fixed default %q, help %q", d.Default, d.Help)
+	}
+}
+
 func TestValidateNamesBothFields(t *testing.T) {
 	if err := topology.Defaults().Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
-	tp := topology.Topics{Usage: "claims"}.WithDefaults()
+	tp := topology.Topics{Usage: "claims"}.WithDefaults("")
 	err := tp.Validate()
 	if err == nil || err.Error() != `Topics.Usage and Topics.Claims are both "claims"` {
 		t.Errorf("Validate() = %v", err)
 	}
 	// The changelog is not checked against the others (as before).
-	if err := (topology.Topics{Changelog: "usage"}.WithDefaults()).Validate(); err != nil {
+	if err := (topology.Topics{Changelog: "usage"}.WithDefaults("")).Validate(); err != nil {
 		t.Errorf("changelog named like an input: %v", err)
 	}
 }
@@ -160,7 +195,7 @@ func TestCreatePlan(t *testing.T) {
 		},
 		{
 			name:   "replay extras are outputs, before the changelog; changelog off",
-			topics: topology.Topics{Changelog: "-"}.WithDefaults(),
+			topics: topology.Topics{Changelog: "-"}.WithDefaults(""),
 			extra:  []string{"backfill", "backfill-dlq"},
 			want: []entry{
 				{"profiles", in, false}, {"outages", in, false}, {"claims", in, false}, {"usage", in, false},

@@ -18,6 +18,7 @@ import (
 	"github.com/sirenstream/sirenstream/gen"
 	"github.com/sirenstream/sirenstream/internal/testkit"
 	"github.com/sirenstream/sirenstream/schemas"
+	"github.com/sirenstream/sirenstream/topology"
 )
 
 // groupProgress sums the consumer group's committed offsets over the input
@@ -46,13 +47,15 @@ func groupProgress(t *testing.T, brokers []string, group string, parts int) int6
 	return sum
 }
 
-// changelogRecords is the sum of the changelog partitions' end offsets.
-func changelogRecords(t *testing.T, brokers []string, parts int) int64 {
+// changelogRecords is the sum of the end offsets of group's changelog
+// partitions.
+func changelogRecords(t *testing.T, brokers []string, group string, parts int) int64 {
 	t.Helper()
 	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
 	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
 	for p := 0; p < parts; p++ {
-		req.Topics["sirenstream-changelog"] = append(req.Topics["sirenstream-changelog"], kafka.LastOffsetOf(p))
+		cl := topology.ChangelogName(group)
+		req.Topics[cl] = append(req.Topics[cl], kafka.LastOffsetOf(p))
 	}
 	resp, err := client.ListOffsets(context.Background(), req)
 	if err != nil {
@@ -145,14 +148,14 @@ func TestScaleOutKillAndAdd(t *testing.T) {
 	// not sync, so its partitions would stall.
 	b := start("b")
 	waitFor("b processing and committing", 90*time.Second, func() bool {
-		return strings.Contains(b.log.String(), "task loaded") && changelogRecords(t, brokers, parts) >= 2000
+		return strings.Contains(b.log.String(), "task loaded") && changelogRecords(t, brokers, group, parts) >= 2000
 	})
 	if err := b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	_ = b.cmd.Wait()
 	t.Logf("killed b with %d changelog records and %d input records in group offsets (of %d)",
-		changelogRecords(t, brokers, parts), groupProgress(t, brokers, group, parts), len(all))
+		changelogRecords(t, brokers, group, parts), groupProgress(t, brokers, group, parts), len(all))
 	a := start("a")
 	start("c")
 	waitFor("a processing its partitions", 60*time.Second, func() bool {

@@ -148,6 +148,10 @@ type Harness struct {
 	errc   chan error
 }
 
+// Group is the consumer group of Config: its changelog is
+// topology.ChangelogName(Group).
+const Group = "sirenstream-test"
+
 // Config returns a processor config for tests with a Badger store in dir.
 func Config(t testing.TB, brokers []string, dir string) processor.Config {
 	t.Helper()
@@ -161,7 +165,7 @@ func Config(t testing.TB, brokers []string, dir string) processor.Config {
 	}
 	return processor.Config{
 		Kafka:          processor.Kafka{Brokers: brokers},
-		Group:          "sirenstream-test",
+		Group:          Group,
 		Logger:         zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
 		Codec:          codec,
 		Store:          store,
