@@ -3,6 +3,7 @@ package processor
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -36,10 +37,6 @@ var (
 	startKeyPrefix = []byte("\x00start:")
 )
 
-// maxChunkBytes keeps one produce request under the broker's default 1 MiB
-// message.max.bytes.
-const maxChunkBytes = 900 << 10
-
 // changelog is one task's view of its changelog partition: it writes each
 // commit's states and checkpoint, restores the local state, and aborts the
 // records of a commit that never finished.
@@ -51,6 +48,9 @@ type changelog struct {
 	store     *state.Store
 	log       *zap.Logger
 	metrics   Metrics
+	// maxBytes bounds one produce batch (recordLimits.changelog; 0: Kafka's
+	// default limit).
+	maxBytes int
 	// group is the consumer group, named in each checkpoint record;
 	// legacyWarn is shared by the tasks of a Processor (isolation.go).
 	group      string
@@ -60,20 +60,33 @@ type changelog struct {
 }
 
 // produce appends records to partition p in order (acks=all) and returns the
-// offset after the last one.
+// offset after the last one. Records go in chunks of at most maxBytes, one
+// produce request each; a record larger than maxBytes is refused without
+// being sent (errRecordTooLarge), as is one the broker refuses for its size.
 func (c *changelog) produce(ctx context.Context, p int32, recs []kafka.Record) (int64, error) {
+	maxBytes := c.maxBytes
+	if maxBytes <= 0 {
+		maxBytes = budget(DefaultMaxMessageBytes)
+	}
 	var next int64 = -1
 	for len(recs) > 0 {
 		n, size := 0, 0
 		for n < len(recs) {
-			sz := 64
+			sz := recordOverhead
 			if recs[n].Key != nil {
 				sz += int(recs[n].Key.Len())
 			}
 			if recs[n].Value != nil {
 				sz += int(recs[n].Value.Len())
 			}
-			if n > 0 && size+sz > maxChunkBytes {
+			if sz > maxBytes {
+				var key []byte
+				if recs[n].Key != nil {
+					key, _ = kafka.ReadAll(recs[n].Key)
+				}
+				return -1, c.tooLarge(fmt.Sprintf("record %q", key), sz, maxBytes, nil)
+			}
+			if n > 0 && size+sz > maxBytes {
 				break
 			}
 			size += sz
@@ -88,6 +101,9 @@ func (c *changelog) produce(ctx context.Context, p int32, recs []kafka.Record) (
 		if err == nil && resp.Error != nil {
 			err = resp.Error
 		}
+		if errors.Is(err, kafka.MessageSizeTooLarge) {
+			return -1, c.tooLarge(fmt.Sprintf("chunk of %d records", n), size, maxBytes, err)
+		}
 		if err != nil {
 			return -1, fmt.Errorf("changelog %s/%d: %w", c.topic, p, err)
 		}
@@ -95,6 +111,23 @@ func (c *changelog) produce(ctx context.Context, p int32, recs []kafka.Record) (
 		recs = recs[n:]
 	}
 	return next, nil
+}
+
+// tooLarge is the error of a changelog write refused for its size: what (a
+// record or a chunk) is size bytes, the chunk limit maxBytes. A state is
+// never split over several records: the engine bounds every SIREN's state
+// far below Kafka's default limit, so this is a configuration error (a
+// changelog topic with a tiny max.message.bytes, or one lowered since
+// start). It stops the task loudly instead of retrying forever; nothing of
+// the commit is stored.
+func (c *changelog) tooLarge(what string, size, maxBytes int, cause error) error {
+	if cause == nil {
+		cause = errRecordTooLarge
+	} else {
+		cause = fmt.Errorf("%w: %w", errRecordTooLarge, cause)
+	}
+	return fmt.Errorf("changelog %s/%d: %s of about %d bytes exceeds %d bytes (max.message.bytes less the batch header, read at start): %w; raise the changelog topic's max.message.bytes and restart",
+		c.topic, c.partition, what, size, maxBytes, cause)
 }
 
 // record builds a changelog record; the Bytes readers are consumed once, so
@@ -130,6 +163,9 @@ func (c *changelog) write(ctx context.Context, puts []state.KV, cp state.Checkpo
 		next, err := c.produce(ctx, c.partition, recs)
 		if err == nil {
 			return next, nil
+		}
+		if errors.Is(err, errRecordTooLarge) {
+			return -1, fmt.Errorf("partition %d: %w (state not committed)", c.partition, err)
 		}
 		if ctx.Err() != nil {
 			return -1, fmt.Errorf("partition %d: %w (state not committed)", c.partition, err)

@@ -16,12 +16,26 @@ type routes struct {
 	dlq      string // dead letters
 }
 
+// topics are the output topics of r, without empty names.
+func (r routes) topics() []string {
+	var out []string
+	for _, t := range []string{r.segments, r.churn, r.dlq} {
+		if t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 // collector encodes a task's outputs (Kafka Streams' RecordCollector) into
 // the open batch of its committer, which writes them before the state.
 type collector struct {
 	routes    routes
 	partition int32
 	batch     *committer
+	// maxBytes is the output budget (recordLimits.output, 0: Kafka's
+	// default) a dead letter is cut to fit.
+	maxBytes int
 }
 
 func (c *collector) consumed(string)  {}
@@ -40,9 +54,10 @@ func (c *collector) change(d *engine.Decision) {
 }
 
 // deadLetter appends a copy of the record with its original key and bytes
-// and the reason and source coordinates as headers.
+// and the reason and source coordinates as headers, cut to fit the output
+// budget (fitDeadLetter).
 func (c *collector) deadLetter(topic string, msg *kafka.Message, reason string, cause error) {
-	c.batch.add(kafka.Message{
+	m := kafka.Message{
 		Topic: c.routes.dlq,
 		Key:   msg.Key,
 		Value: msg.Value,
@@ -53,7 +68,46 @@ func (c *collector) deadLetter(topic string, msg *kafka.Message, reason string, 
 			{Key: "source.partition", Value: []byte(strconv.Itoa(int(c.partition)))},
 			{Key: "source.offset", Value: []byte(strconv.FormatInt(msg.Offset, 10))},
 		},
-	})
+	}
+	maxBytes := c.maxBytes
+	if maxBytes <= 0 {
+		maxBytes = budget(DefaultMaxMessageBytes)
+	}
+	fitDeadLetter(&m, maxBytes)
+	c.batch.add(m)
+}
+
+// Headers of a dead letter cut to fit the DLQ topic's max.message.bytes:
+// the input record was accepted, but its copy with our headers may not be,
+// and a refused write would be retried forever. The whole record is still
+// at source.topic/partition/offset.
+const (
+	hdrValueTruncated = "value.truncated" // "true": the value is a prefix of the record's
+	hdrValueSize      = "value.size"      // the record's value length in bytes (decimal)
+	hdrKeyTruncated   = "key.truncated"   // "true": the key is a prefix of the record's
+	hdrKeySize        = "key.size"        // the record's key length in bytes (decimal)
+)
+
+// fitDeadLetter cuts m to at most maxBytes (recordBytes): its value first,
+// then its key when the value alone does not make room, each with headers
+// saying so. Its other headers are kept whole (error.detail is capped).
+func fitDeadLetter(m *kafka.Message, maxBytes int) {
+	cutToFit(m, &m.Value, hdrValueTruncated, hdrValueSize, maxBytes)
+	cutToFit(m, &m.Key, hdrKeyTruncated, hdrKeySize, maxBytes)
+}
+
+// cutToFit cuts *field, m's value or key, so that m fits maxBytes, and adds
+// the headers truncated = "true" and size = its original length when it
+// cuts. The bytes are not copied: the cut field is a prefix of the original.
+func cutToFit(m *kafka.Message, field *[]byte, truncated, size string, maxBytes int) {
+	if len(*field) == 0 || recordBytes(m) <= maxBytes {
+		return
+	}
+	m.Headers = append(m.Headers,
+		kafka.Header{Key: truncated, Value: []byte("true")},
+		kafka.Header{Key: size, Value: []byte(strconv.Itoa(len(*field)))})
+	over := recordBytes(m) - maxBytes
+	*field = (*field)[:max(len(*field)-over, 0)]
 }
 
 // maxDetail caps the error.detail header: a detail quotes the bad value,

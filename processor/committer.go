@@ -303,12 +303,19 @@ func (c *committer) commitGroup(force bool) {
 
 // write sends outputs and waits for acks=all, retrying until ctx ends: an
 // output or DLQ topic that cannot be written stops progress instead of
-// dropping data (nothing is committed past it).
+// dropping data (nothing is committed past it). A record refused for its
+// size is not retried (errRecordTooLarge).
 func (c *committer) write(ctx context.Context, msgs []kafka.Message) error {
 	for attempt := 0; ; attempt++ {
 		err := c.writer.WriteMessages(ctx, msgs...)
 		if err == nil {
 			return nil
+		}
+		if m := tooLarge(err, msgs); m != nil {
+			// Outputs are sized against the limits read at start (dead
+			// letters are cut to fit): the topic's limit went down since.
+			return fmt.Errorf("partition %d: %s refused a record of about %d bytes: %w (%v); was its max.message.bytes lowered? a restart reads it again and cuts dead letters to fit (state not committed)",
+				c.partition, m.Topic, recordBytes(m), errRecordTooLarge, err)
 		}
 		var werr kafka.WriteErrors
 		if errors.As(err, &werr) {
@@ -329,4 +336,28 @@ func (c *committer) write(ctx context.Context, msgs []kafka.Message) error {
 		c.log.Warn("output write failed; retrying (progress is paused)", zap.Error(err), zap.Int("attempt", attempt+1))
 		sleepCtx(ctx, backoff(attempt))
 	}
+}
+
+// errRecordTooLarge: the broker, or the writer against its BatchBytes,
+// refused a record for its size. Retrying the same bytes cannot succeed, so
+// the write fails at once and the task stops loudly instead of pausing its
+// partition forever.
+var errRecordTooLarge = errors.New("record larger than the topic's max.message.bytes")
+
+// tooLarge returns the message of msgs that err refuses for its size (nil:
+// none).
+func tooLarge(err error, msgs []kafka.Message) *kafka.Message {
+	var one kafka.MessageTooLargeError
+	if errors.As(err, &one) {
+		return &one.Message
+	}
+	var werr kafka.WriteErrors
+	if errors.As(err, &werr) {
+		for i, e := range werr {
+			if i < len(msgs) && errors.Is(e, kafka.MessageSizeTooLarge) {
+				return &msgs[i]
+			}
+		}
+	}
+	return nil
 }

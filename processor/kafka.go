@@ -6,6 +6,7 @@ package processor
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -61,8 +62,8 @@ func newClient(k Kafka, timeout time.Duration) *kafka.Client {
 }
 
 // newWriter is the outputs' writer: acks=all, murmur2 keys, one short-lived
-// batch per commit.
-func newWriter(k Kafka, log *zap.Logger) *kafka.Writer {
+// batch per commit, batches of at most batchBytes (recordLimits.output).
+func newWriter(k Kafka, log *zap.Logger, batchBytes int) *kafka.Writer {
 	return &kafka.Writer{
 		Addr: kafka.TCP(k.Brokers...),
 		// Java-compatible key partitioning; Consistent hashes a nil key too
@@ -73,10 +74,10 @@ func newWriter(k Kafka, log *zap.Logger) *kafka.Writer {
 		// batch at once and waits, so a short timeout only cuts latency.
 		BatchTimeout: 2 * time.Millisecond,
 		BatchSize:    5000,
-		// One batch per partition per request: stay under the broker's
-		// default max.message.bytes (1 MiB), or a commit with big dead
-		// letters is rejected (MESSAGE_TOO_LARGE) forever and the stream stops.
-		BatchBytes:  1_000_000,
+		// One batch per partition per request: within the smallest output
+		// topic's max.message.bytes, read at start. The writer refuses a
+		// single message above it (dead letters are cut to fit it).
+		BatchBytes:  int64(batchBytes),
 		MaxAttempts: 5,
 		Transport:   k.transport(),
 		ErrorLogger: kafka.LoggerFunc(log.Sugar().Debugf),
@@ -120,6 +121,182 @@ func listOffsets(ctx context.Context, client *kafka.Client, topics []string, p i
 		}
 	}
 	return first, last, nil
+}
+
+// DefaultMaxMessageBytes is Kafka's default max.message.bytes (1 MiB plus
+// the 12 bytes of a legacy log entry header): the limit assumed for a topic
+// whose configuration cannot be read.
+const DefaultMaxMessageBytes = 1_048_588
+
+// batchOverhead is the header of a v2 record batch: the broker measures a
+// whole batch, header included, against max.message.bytes.
+const batchOverhead = 61
+
+// recordOverhead and headerOverhead bound a record's framing in a v2 batch
+// beyond its key, value and header bytes: the attributes byte, varints of at
+// most 5 bytes for the length, offset delta, key and value lengths and
+// header count, 10 for the timestamp delta; 10 per header for its two
+// lengths. kafka-go's Writer counts a message (its BatchBytes) within the
+// same bound.
+const (
+	recordOverhead = 40
+	headerOverhead = 10
+)
+
+// recordBytes bounds the bytes m takes in a record batch.
+func recordBytes(m *kafka.Message) int {
+	n := recordOverhead + len(m.Key) + len(m.Value)
+	for _, h := range m.Headers {
+		n += headerOverhead + len(h.Key) + len(h.Value)
+	}
+	return n
+}
+
+// recordLimits are the byte budgets of a task's writes (recordBytes summed
+// over one produce batch), from the max.message.bytes of the topics it
+// writes, read at start: a write the broker refuses as too large would fail
+// the same way on every retry and stop the partition. Zero fields take
+// Kafka's default limit (withDefaults).
+type recordLimits struct {
+	// output bounds a batch to an output topic (segment changes, churn
+	// alerts, dead letters): the smallest of their limits less the batch
+	// header, since one writer serves them all (its BatchBytes). A dead
+	// letter is cut to fit it (fitDeadLetter).
+	output int
+	// changelog bounds a batch to the changelog topic (the produce chunk);
+	// a state record larger than it refuses the commit (errRecordTooLarge).
+	changelog int
+}
+
+// budget is what the records of one batch may take on a topic whose
+// max.message.bytes is maxMessageBytes.
+func budget(maxMessageBytes int) int { return maxMessageBytes - batchOverhead }
+
+func (l recordLimits) withDefaults() recordLimits {
+	if l.output <= 0 {
+		l.output = budget(DefaultMaxMessageBytes)
+	}
+	if l.changelog <= 0 {
+		l.changelog = budget(DefaultMaxMessageBytes)
+	}
+	return l
+}
+
+// readRecordLimits reads the max.message.bytes of a task's output topics and
+// changelog ("": none) and returns its budgets.
+func readRecordLimits(ctx context.Context, client *kafka.Client, r routes, changelog string, log *zap.Logger) recordLimits {
+	topics := r.topics()
+	if changelog != "" {
+		topics = append(topics, changelog)
+	}
+	maxBytes := readMaxMessageBytes(ctx, client, topics, log)
+	var l recordLimits
+	for _, t := range r.topics() {
+		if b := budget(maxBytes[t]); l.output == 0 || b < l.output {
+			l.output = b
+		}
+	}
+	if changelog != "" {
+		l.changelog = budget(maxBytes[changelog])
+	}
+	l = l.withDefaults()
+	log.Info("record size limits (max.message.bytes less the batch header)",
+		zap.Any("max_message_bytes", maxBytes), zap.Int("output_batch_bytes", l.output), zap.Int("changelog_batch_bytes", l.changelog))
+	return l
+}
+
+// readMaxMessageBytes returns the max.message.bytes of each topic: the
+// topic's configuration (DescribeConfigs), else the broker's
+// message.max.bytes, else DefaultMaxMessageBytes with a WARN. It never
+// fails: the limits only size writes, and a limit below the one assumed
+// shows as a write error that stops the task loudly, not as a stuck
+// partition.
+func readMaxMessageBytes(ctx context.Context, client *kafka.Client, topics []string, log *zap.Logger) map[string]int {
+	out := make(map[string]int, len(topics))
+	req := &kafka.DescribeConfigsRequest{}
+	for _, t := range topics {
+		req.Resources = append(req.Resources, kafka.DescribeConfigRequestResource{
+			ResourceType: kafka.ResourceTypeTopic, ResourceName: t,
+			// A broker may list its own message.max.bytes with a topic
+			// (kfake does when it is set): the smaller of the two wins.
+			ConfigNames: []string{"max.message.bytes", "message.max.bytes"},
+		})
+	}
+	resp, err := describeConfigs(ctx, client, req)
+	var missing []string
+	for _, t := range topics {
+		if v, ok := configBytes(resp, kafka.ResourceTypeTopic, t); ok {
+			out[t] = v
+		} else {
+			missing = append(missing, t)
+		}
+	}
+	if len(missing) == 0 {
+		return out
+	}
+	v, berr := brokerMaxMessageBytes(ctx, client)
+	if berr != nil {
+		v = DefaultMaxMessageBytes
+		log.Warn("cannot read max.message.bytes of topics nor the broker's message.max.bytes: assuming Kafka's default",
+			zap.Strings("topics", missing), zap.Int("max_message_bytes", v), zap.NamedError("topic_error", err), zap.NamedError("broker_error", berr))
+	}
+	for _, t := range missing {
+		out[t] = v
+	}
+	return out
+}
+
+// brokerMaxMessageBytes reads message.max.bytes of the controller.
+func brokerMaxMessageBytes(ctx context.Context, client *kafka.Client) (int, error) {
+	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{})
+	if err != nil {
+		return 0, err
+	}
+	id := strconv.Itoa(meta.Controller.ID)
+	resp, err := describeConfigs(ctx, client, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeBroker, ResourceName: id, ConfigNames: []string{"message.max.bytes"},
+	}}})
+	if err != nil {
+		return 0, err
+	}
+	if v, ok := configBytes(resp, kafka.ResourceTypeBroker, id); ok {
+		return v, nil
+	}
+	return 0, fmt.Errorf("broker %s: no message.max.bytes in its configuration", id)
+}
+
+// describeConfigs sends req, retrying a failed call with backoff (3 attempts).
+func describeConfigs(ctx context.Context, client *kafka.Client, req *kafka.DescribeConfigsRequest) (*kafka.DescribeConfigsResponse, error) {
+	for attempt := 0; ; attempt++ {
+		resp, err := client.DescribeConfigs(ctx, req)
+		if err == nil || ctx.Err() != nil || attempt >= 2 {
+			return resp, err
+		}
+		sleepCtx(ctx, backoff(attempt))
+	}
+}
+
+// configBytes is the smallest positive max.message.bytes or
+// message.max.bytes of one resource of resp.
+func configBytes(resp *kafka.DescribeConfigsResponse, typ kafka.ResourceType, name string) (int, bool) {
+	if resp == nil {
+		return 0, false
+	}
+	best := 0
+	for _, r := range resp.Resources {
+		if r.ResourceType != int8(typ) || r.ResourceName != name || r.Error != nil {
+			continue
+		}
+		for _, e := range r.ConfigEntries {
+			if e.ConfigName != "max.message.bytes" && e.ConfigName != "message.max.bytes" {
+				continue
+			}
+			if v, err := strconv.Atoi(e.ConfigValue); err == nil && v > 0 && (best == 0 || v < best) {
+				best = v
+			}
+		}
+	}
+	return best, best > 0
 }
 
 // backoff is the wait before retry number attempt: 50 ms doubling, at most 3 s.

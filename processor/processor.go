@@ -88,7 +88,13 @@ func (p *Processor) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
-	writer := newWriter(p.cfg.Kafka, p.log)
+	rt := routes{segments: p.cfg.Topics.SegmentChanges, churn: p.cfg.Topics.ChurnAlerts, dlq: p.cfg.Topics.DLQ}
+	changelog := ""
+	if p.cfg.Topics.ChangelogEnabled() {
+		changelog = p.cfg.Topics.Changelog
+	}
+	limits := readRecordLimits(ctx, p.client, rt, changelog, p.log)
+	writer := newWriter(p.cfg.Kafka, p.log, limits.output)
 	defer writer.Close()
 
 	inputs := p.cfg.Topics.Inputs()
@@ -136,7 +142,8 @@ func (p *Processor) Run(ctx context.Context) error {
 				// offsets (state is a function of the whole input history).
 				opt := taskOptions{
 					partition:   part,
-					routes:      routes{segments: p.cfg.Topics.SegmentChanges, churn: p.cfg.Topics.ChurnAlerts, dlq: p.cfg.Topics.DLQ},
+					routes:      rt,
+					limits:      limits,
 					groupCommit: gen.CommitOffsets,
 					changelog:   p.cfg.Topics.ChangelogEnabled(),
 				}
@@ -290,9 +297,12 @@ func (p *Processor) Replay(ctx context.Context, ro ReplayOptions) error {
 		}
 	}
 	p.setOwned(parts)
+	rt := routes{segments: ro.OutputTopic, churn: ro.ChurnTopic, dlq: ro.DLQTopic}
 	var writer MessageWriter = ro.Output
+	limits := recordLimits{}.withDefaults() // what-if: sized as for Kafka's defaults
 	if writer == nil {
-		kw := newWriter(p.cfg.Kafka, p.log)
+		limits = readRecordLimits(ctx, p.client, rt, "", p.log)
+		kw := newWriter(p.cfg.Kafka, p.log, limits.output)
 		defer kw.Close()
 		writer = kw
 	}
@@ -300,7 +310,7 @@ func (p *Processor) Replay(ctx context.Context, ro ReplayOptions) error {
 	defer cancel(nil)
 	var wg sync.WaitGroup
 	for _, part := range parts {
-		opt := taskOptions{partition: part, bounded: true, routes: routes{segments: ro.OutputTopic, churn: ro.ChurnTopic, dlq: ro.DLQTopic}}
+		opt := taskOptions{partition: part, bounded: true, routes: rt, limits: limits}
 		if !ro.From.IsZero() {
 			opt.fromMs = ro.From.UnixMilli()
 		}

@@ -26,6 +26,8 @@ type taskOptions struct {
 	fromMs, toMs int64
 	// routes are the output topics.
 	routes routes
+	// limits are the byte budgets of its writes (zero: Kafka's defaults).
+	limits recordLimits
 	// changelog: write state changes to the changelog and restore from it.
 	changelog bool
 	// groupCommit, when set, receives durable offsets (rate limited).
@@ -75,7 +77,8 @@ func newTask(cfg *Config, opt taskOptions, writer MessageWriter) *task {
 		t.changelog = &changelog{
 			client: newClient(cfg.Kafka, 30*time.Second), kafka: cfg.Kafka, topic: cfg.Topics.Changelog,
 			partition: p, store: cfg.Store, log: t.log, metrics: cfg.Metrics,
-			group: cfg.Group, legacyWarn: cfg.legacyWarn,
+			maxBytes: opt.limits.changelog,
+			group:    cfg.Group, legacyWarn: cfg.legacyWarn,
 		}
 	}
 	t.cache = state.NewCache[*engine.State](cfg.Store, p, stateCodec{}, cfg.CacheSIRENs)
@@ -102,7 +105,7 @@ func newTask(cfg *Config, opt taskOptions, writer MessageWriter) *task {
 		onDurable:   t.updateProgress,
 	}
 	t.out = &observed{
-		next:      &collector{routes: opt.routes, partition: p, batch: &t.com},
+		next:      &collector{routes: opt.routes, partition: p, batch: &t.com, maxBytes: opt.limits.output},
 		metrics:   cfg.Metrics,
 		progress:  &t.progress,
 		partition: p,
