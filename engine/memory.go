@@ -142,6 +142,40 @@ func (m *Memory) Restart() error {
 	return nil
 }
 
+// Rollout simulates a restart under rules (Restart, then the rollout a
+// runtime does when CheckRules reports one): every state is re-evaluated
+// with Task.Rollout in SIREN order, changes go to OnDecision. It returns
+// CheckRules' answer for the old and new rules: a conflict (ErrRulesConflict)
+// changes nothing, and no rollout (same version) only restarts.
+func (m *Memory) Rollout(rules *Rules) (bool, error) {
+	if rules == nil {
+		rules = DefaultRules()
+	}
+	stored, err := MetaRules(m.task.AppendMeta(nil))
+	if err != nil {
+		return false, err
+	}
+	rollout, err := CheckRules(stored, rules.ID())
+	if err != nil {
+		return false, err
+	}
+	old := m.rules
+	m.rules = rules
+	if err := m.Restart(); err != nil {
+		m.rules = old
+		return false, err
+	}
+	if rollout {
+		m.sort()
+		for _, st := range m.order {
+			if m.task.Rollout(st, &m.dec) {
+				m.emit()
+			}
+		}
+	}
+	return rollout, nil
+}
+
 func (m *Memory) each(visit func(*State) error) error {
 	for _, st := range m.order {
 		if err := visit(st); err != nil {

@@ -73,10 +73,19 @@ func (t *Task) Percentile(x float64) (float64, bool) {
 	return 100 * float64(below) / float64(t.snapN), true
 }
 
-const metaVersion = 1
+// Task meta versions: 1 = flags, stream time, snapshot; 2 appends the
+// identity of the task's rules (RulesID: version, fingerprint), so that a
+// restart under other rules knows it (CheckRules, MetaRules). Version 1
+// still decodes (rules unknown: see MetaRules).
+const (
+	metaVersion  = 2
+	metaVersion1 = 1
+)
 
-// AppendMeta appends the task's versioned metadata: stream time and the
-// percentile snapshot, so a restarted task ranks exactly as before.
+// AppendMeta appends the task's versioned metadata: stream time, the
+// percentile snapshot, so a restarted task ranks exactly as before, and the
+// identity of its rules. Cost: one Rules.Fingerprint (microseconds): meant
+// for commits, not per record.
 func (t *Task) AppendMeta(dst []byte) []byte {
 	dst = append(dst, metaVersion)
 	var flags byte
@@ -95,48 +104,78 @@ func (t *Task) AppendMeta(dst []byte) []byte {
 			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(v))
 		}
 	}
-	return dst
+	dst = appendStr(dst, t.rules.Version)
+	return appendStr(dst, t.rules.Fingerprint())
 }
 
-// UnmarshalMeta restores what AppendMeta wrote. On error the task is left
-// unchanged.
+// UnmarshalMeta restores what AppendMeta wrote (the rules identity is read
+// and checked for form, not applied: the task keeps its rules; see
+// MetaRules). On error the task is left unchanged.
 func (t *Task) UnmarshalMeta(b []byte) error {
-	r := reader{b: b}
-	if v := r.byte(); r.err == nil && v != metaVersion {
-		return fmt.Errorf("engine: task meta: unknown version %d", v)
+	m, err := decodeMeta(b)
+	if err != nil {
+		return err
 	}
-	flags := r.byte()
-	st := r.varint()
-	var n, k int
-	var snap []float64
-	if flags&2 != 0 {
-		n = int(r.uvarint())
-		k = r.count(8)
-		if r.err == nil && (k != min(n, SnapshotMax)) {
-			return errors.New("engine: task meta: snapshot size mismatch")
+	t.started = m.flags&1 != 0
+	t.streamTime = m.streamTime
+	t.snapValid = m.flags&2 != 0
+	t.snapN = m.snapN
+	t.snap = m.snap
+	t.kept, t.building = nil, nil // they belonged to the old position
+	return nil
+}
+
+// MetaRules returns the identity of the rules recorded in a task meta
+// (AppendMeta). A version-1 meta, written before identities were recorded,
+// gives DefaultRulesVersion with an unknown fingerprint: a state from then
+// is taken as evaluated under the default rules.
+func MetaRules(b []byte) (RulesID, error) {
+	m, err := decodeMeta(b)
+	return m.rules, err
+}
+
+// taskMeta is a decoded task meta.
+type taskMeta struct {
+	flags      byte
+	streamTime int64
+	snapN      int
+	snap       []float64
+	rules      RulesID
+}
+
+func decodeMeta(b []byte) (taskMeta, error) {
+	r := reader{b: b}
+	v := r.byte()
+	if r.err == nil && v != metaVersion && v != metaVersion1 {
+		return taskMeta{}, fmt.Errorf("engine: task meta: unknown version %d", v)
+	}
+	m := taskMeta{flags: r.byte(), streamTime: r.varint()}
+	if m.flags&2 != 0 {
+		m.snapN = int(r.uvarint())
+		k := r.count(8)
+		if r.err == nil && (k != min(m.snapN, SnapshotMax)) {
+			return taskMeta{}, errors.New("engine: task meta: snapshot size mismatch")
 		}
-		snap = make([]float64, 0, k)
+		m.snap = make([]float64, 0, k)
 		for i := 0; i < k && r.err == nil; i++ {
-			snap = append(snap, math.Float64frombits(r.u64()))
+			m.snap = append(m.snap, math.Float64frombits(r.u64()))
 		}
-		if r.err == nil && !slices.IsSorted(snap) {
-			return errors.New("engine: task meta: snapshot not sorted")
+		if r.err == nil && !slices.IsSorted(m.snap) {
+			return taskMeta{}, errors.New("engine: task meta: snapshot not sorted")
 		}
+	}
+	m.rules = RulesID{Version: DefaultRulesVersion}
+	if v == metaVersion {
+		m.rules = RulesID{Version: r.str(), Fingerprint: r.str()}
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.err = errors.New("trailing bytes")
 	}
 	if r.err != nil {
-		return fmt.Errorf("engine: task meta: %w", r.err)
+		return taskMeta{}, fmt.Errorf("engine: task meta: %w", r.err)
 	}
-	if flags&^3 != 0 {
-		return fmt.Errorf("engine: task meta: unknown flags %#x", flags)
+	if m.flags&^3 != 0 {
+		return taskMeta{}, fmt.Errorf("engine: task meta: unknown flags %#x", m.flags)
 	}
-	t.started = flags&1 != 0
-	t.streamTime = st
-	t.snapValid = flags&2 != 0
-	t.snapN = n
-	t.snap = snap
-	t.kept, t.building = nil, nil // they belonged to the old position
-	return nil
+	return m, nil
 }

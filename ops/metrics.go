@@ -58,6 +58,9 @@ type Metrics struct {
 	restoreTotal *prometheus.GaugeVec // partition
 	owned        prometheus.Gauge
 	boundHits    *prometheus.CounterVec // bound
+	repairs      *prometheus.CounterVec // partition
+	corrections  prometheus.Counter
+	inputLag     *prometheus.GaugeVec // topic, partition
 
 	hotMu sync.RWMutex
 	hot   map[int32]map[string]*hotCounters
@@ -128,8 +131,15 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 		m.boundHits.WithLabelValues(engine.Bound(b).String()) // every bound exported, at 0
 	}
 	m.reg.MustRegister(m.boundHits)
+	m.repairs = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "repairs_total",
+		Help: "Repairs: a partition re-processed from its input topics in event-time order because records arrived after the merge had gone past them."}, []string{"partition"})
+	m.corrections = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "repair_corrections_total",
+		Help: "Segment changes with trigger REPAIR: SIRENs whose segments after a repair differ from the last ones emitted."})
+	m.inputLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "input_lag_seconds",
+		Help: "Stream time minus the latest event time taken from the input (per input topic and owned partition): how far an input is behind the others."}, []string{"topic", "partition"})
 	m.reg.MustRegister(m.consumed, m.processed, m.deadLettered, m.lag, m.streamTime, m.transitions,
-		m.changes, m.commitTime, m.committed, m.restoreRead, m.restoreTotal, m.owned, &liveCollector{m: m, size: cfg.StateSize})
+		m.changes, m.commitTime, m.committed, m.restoreRead, m.restoreTotal, m.owned, m.repairs, m.corrections, m.inputLag,
+		&liveCollector{m: m, size: cfg.StateSize})
 	if !cfg.NoRuntime {
 		m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
@@ -172,6 +182,17 @@ func (m *Metrics) Processed(topic string, p int32) { m.counters(topic, p).proces
 // DeadLettered implements processor.Metrics.
 func (m *Metrics) DeadLettered(topic string, p int32, reason string) {
 	m.deadLettered.WithLabelValues(topic, partLabel(p), reason).Inc()
+}
+
+// Repair implements processor.Metrics.
+func (m *Metrics) Repair(p int32, corrections int) {
+	m.repairs.WithLabelValues(strconv.Itoa(int(p))).Inc()
+	m.corrections.Add(float64(corrections))
+}
+
+// InputLag implements processor.Metrics.
+func (m *Metrics) InputLag(topic string, p int32, seconds float64) {
+	m.inputLag.WithLabelValues(topic, strconv.Itoa(int(p))).Set(seconds)
 }
 
 // BoundHit implements processor.Metrics.

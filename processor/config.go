@@ -80,6 +80,15 @@ type Config struct {
 	// SessionTimeout of the consumer group (default 10s): how long a crashed
 	// instance keeps its partitions before they move.
 	SessionTimeout time.Duration
+	// FaultDeadline bounds how long Run retries a transient broker or network
+	// fault (a broker restart, a leader change, a partial error in a
+	// multi-partition answer, an ended generation) that keeps one part of
+	// the run — the group membership, a partition's task, the output
+	// writes — from working: past it, Run returns an error wrapping
+	// ErrFaultDeadline. Default 10m; negative: retry forever. Until then
+	// the task that met the fault is restarted from its last commit, with
+	// backoff and a WARN line, and the others go on.
+	FaultDeadline time.Duration
 	// CacheSIRENs bounds decoded SIREN states kept in memory per partition
 	// (default 50000).
 	CacheSIRENs int
@@ -104,6 +113,17 @@ type Config struct {
 	// in the JoinGroup user data so that a query for a SIREN owned elsewhere
 	// can name the owner's URL (Processor.Members). "" publishes nothing.
 	HTTPAdvertise string
+	// RepairDir is where a repair builds its scratch store (default: the
+	// system's temporary directory). A repair of a partition needs about
+	// the space of that partition's state.
+	RepairDir string
+	// MaxTaskIdle is how long a live task holds a day change for an input
+	// that has nothing buffered and has not reached that day yet (a lagging
+	// feed), before it lets stream time pass it (Kafka Streams'
+	// max.task.idle.ms, applied where order decides results: day changes).
+	// Default DefaultMaxTaskIdle; negative: never hold. Records arriving
+	// after a day change they belong before are repaired either way.
+	MaxTaskIdle time.Duration
 
 	// legacyWarn makes the WARN about changelog records without a group
 	// once per Processor (set by setDefaults; shared by its tasks).
@@ -122,7 +142,9 @@ const (
 	DefaultCatchUpCommitRecords  = 250000
 	DefaultGroupCommitInterval   = time.Second
 	DefaultSessionTimeout        = 10 * time.Second
+	DefaultFaultDeadline         = 10 * time.Minute
 	DefaultCacheSIRENs           = 50000
+	DefaultMaxTaskIdle           = time.Second
 )
 
 func (c *Config) setDefaults() {
@@ -168,6 +190,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.SessionTimeout == 0 {
 		c.SessionTimeout = DefaultSessionTimeout
+	}
+	if c.FaultDeadline == 0 {
+		c.FaultDeadline = DefaultFaultDeadline
+	}
+	if c.MaxTaskIdle == 0 {
+		c.MaxTaskIdle = DefaultMaxTaskIdle
 	}
 	if c.CacheSIRENs == 0 {
 		c.CacheSIRENs = DefaultCacheSIRENs

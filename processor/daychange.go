@@ -95,15 +95,23 @@ var errChunkFull = errors.New("day change chunk full")
 // change's memory near what it was with whole-state chunks of ~1k.
 const sweepChunkStates = 2000
 
-// evaluateDay is pass 2 of a day change, from the stored cursor on.
+// evaluateDay is pass 2 of a day change, from the stored cursor on, or the
+// same sweep for a rules rollout (t.sweep.rollout, rollout.go): every state
+// re-evaluated under the task's rules, changes emitted with trigger
+// RULES_ROLLOUT.
 func (t *task) evaluateDay(ctx context.Context) error {
+	start, changes0 := time.Now(), t.progress.snapshot().Changes
+	evaluate := t.eng.Evaluate
+	if t.sweep.rollout {
+		evaluate = t.eng.Rollout
+	}
 	for {
 		chunk := t.cfg.CommitRecords
 		if !t.cache.Complete() {
 			chunk = min(chunk, sweepChunkStates)
 		}
 		err := t.cache.Each(t.sweep.cursor, func(siren string, st *engine.State) error {
-			if t.eng.Evaluate(st, &t.dec) {
+			if evaluate(st, &t.dec) {
 				// Evaluate changed the decision alone (seq, segments): the
 				// header of the state, which is all a clean state needs to
 				// write (a few bytes instead of ~1 KB: 200k of 1M SIRENs
@@ -129,6 +137,10 @@ func (t *task) evaluateDay(ctx context.Context) error {
 			// the usual rules commit (a crash before that re-runs the
 			// records and the deterministic day change from the last
 			// checkpoint).
+			if t.sweep.rollout {
+				t.log.Info("rules rollout done", zap.String("rules_version", t.cfg.Rules.Version),
+					zap.Int64("changes", t.progress.snapshot().Changes-changes0), zap.Duration("took", time.Since(start)))
+			}
 			t.sweep = sweepProgress{}
 			if t.cache.Complete() {
 				// The partition fits in the cache now: the next pass 1

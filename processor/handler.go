@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -30,22 +31,31 @@ type handler struct {
 // effects are in the open batch (processed, skipped or dead-lettered); an
 // error is fatal for the task (storage) and the record stays unprocessed.
 func (h *handler) handle(ctx context.Context, topic string, it *item) error {
+	ev := &it.ev
+	inBounds := (h.fromMs == 0 || ev.EventTime >= h.fromMs) && (h.toMs == 0 || ev.EventTime < h.toMs)
+	var checkErr error
+	if it.err == nil && inBounds {
+		rec := engine.Record{Key: it.msg.Key}
+		if ts := it.msg.Time; !ts.IsZero() {
+			rec.TimestampMs = ts.UnixMilli()
+		}
+		checkErr = h.eng.CheckRecord(ev, rec)
+		if errors.Is(checkErr, engine.ErrNeedsRepair) {
+			// Not consumed here: the repair re-processes it with the rest.
+			return &needsRepair{topic: topic, offset: it.msg.Offset, cause: checkErr}
+		}
+	}
 	h.out.consumed(topic)
 	if it.err != nil {
 		h.out.deadLetter(topic, &it.msg, engine.DLQReason(it.err), it.err)
 		return nil
 	}
-	ev := &it.ev
-	if (h.fromMs != 0 && ev.EventTime < h.fromMs) || (h.toMs != 0 && ev.EventTime >= h.toMs) {
+	if !inBounds {
 		h.out.skipped()
 		return nil
 	}
-	rec := engine.Record{Key: it.msg.Key}
-	if ts := it.msg.Time; !ts.IsZero() {
-		rec.TimestampMs = ts.UnixMilli()
-	}
-	if err := h.eng.CheckRecord(ev, rec); err != nil {
-		h.out.deadLetter(topic, &it.msg, engine.DLQReason(err), err)
+	if checkErr != nil {
+		h.out.deadLetter(topic, &it.msg, engine.DLQReason(checkErr), checkErr)
 		return nil
 	}
 	if h.eng.StartsDay(ev) {
@@ -72,6 +82,7 @@ func (h *handler) handle(ctx context.Context, topic string, it *item) error {
 		h.reportBounds(topic, it.msg.Offset)
 	}
 	if changed {
+		h.dec.TriggerTopic = topic
 		h.out.change(&h.dec)
 	}
 	h.out.processed(topic)

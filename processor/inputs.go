@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"sync/atomic"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
@@ -59,6 +60,47 @@ type inputs struct {
 	// batch interrupted before its commit: the merge follows it instead of
 	// arrival timing, so the batch re-emits byte-identical outputs.
 	replayPlan []byte
+
+	// Day-change holds (live): latest is the largest event time taken from
+	// each input (noTime: none yet); an input with nothing buffered whose
+	// latest is before a new stream day holds that day change for up to
+	// maxIdle from idleSince, then it is idle (it no longer holds day
+	// changes) until it delivers a record.
+	maxIdle   time.Duration
+	latest    [numInputs]int64
+	idleSince [numInputs]time.Time
+	idle      [numInputs]bool
+}
+
+// noTime marks an input that delivered no record yet.
+const noTime = math.MinInt64
+
+// holdDay reports whether the record of input in with event time ms, which
+// starts a new stream day, must wait: another input has nothing buffered,
+// is caught up, is not idle yet and is behind that day — it may still
+// deliver records of the day being closed (a lagging feed). now is the
+// wall clock (I/O scheduling only: which records are applied together is
+// the repair's business, not the results).
+func (in *inputs) holdDay(cur int, ms int64, now time.Time) (hold bool, idled []int) {
+	if in.bounded || in.maxIdle <= 0 {
+		return false, nil
+	}
+	dayStart := ms - ms%engine.DayMs
+	for i := range in.names {
+		if i == cur || in.idle[i] || in.latest[i] >= dayStart || in.buffered(i) > 0 {
+			continue
+		}
+		if in.idleSince[i].IsZero() {
+			in.idleSince[i] = now
+		}
+		if now.Sub(in.idleSince[i]) < in.maxIdle {
+			hold = true
+			continue
+		}
+		in.idle[i] = true
+		idled = append(idled, i)
+	}
+	return hold, idled
 }
 
 // Len, Head and Wait make inputs a merge.Inputs.
@@ -108,7 +150,12 @@ func (in *inputs) pick() int {
 
 // take removes input i's head (just processed) from its ring.
 func (in *inputs) take(i int) {
-	in.next[i] = in.rings[i].Front().msg.Offset + 1
+	it := in.rings[i].Front()
+	if it.err == nil && it.ev.EventTime > in.latest[i] {
+		in.latest[i] = it.ev.EventTime
+	}
+	in.idleSince[i], in.idle[i] = time.Time{}, false
+	in.next[i] = it.msg.Offset + 1
 	if len(in.replayPlan) > 0 {
 		in.replayPlan = in.replayPlan[1:]
 	}

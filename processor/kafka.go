@@ -85,22 +85,34 @@ func newWriter(k Kafka, log *zap.Logger, batchBytes int) *kafka.Writer {
 }
 
 // listOffsets returns the first and last offsets of partition p of each
-// topic, retrying a failed call with backoff (20 attempts).
+// topic. A failed call and an error inside the answer are both retried with
+// backoff, up to listOffsetsAttempts (about 12 s): kafka-go splits the
+// request into sub-requests and reports one that failed (right after a
+// broker restart: "[-1] Unknown: an unexpected server error occurred") as
+// the partition's error, not as the call's. A configuration error
+// (authorization) is returned at once; what remains after the attempts
+// restarts the task (faults.go).
 func listOffsets(ctx context.Context, client *kafka.Client, topics []string, p int32) (first, last []int64, err error) {
 	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
 	for _, t := range topics {
 		req.Topics[t] = []kafka.OffsetRequest{kafka.FirstOffsetOf(int(p)), kafka.LastOffsetOf(int(p))}
 	}
-	var resp *kafka.ListOffsetsResponse
 	for attempt := 0; ; attempt++ {
-		resp, err = client.ListOffsets(ctx, req)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil || attempt >= 20 {
-			return nil, nil, fmt.Errorf("partition %d: list offsets: %w", p, err)
+		first, last, err = listOffsetsOnce(ctx, client, req, topics, p)
+		if err == nil || ctx.Err() != nil || attempt+1 >= listOffsetsAttempts || classify(err) != faultTransient {
+			return first, last, err
 		}
 		sleepCtx(ctx, backoff(attempt))
+	}
+}
+
+// listOffsetsAttempts bounds listOffsets' retries.
+const listOffsetsAttempts = 10
+
+func listOffsetsOnce(ctx context.Context, client *kafka.Client, req *kafka.ListOffsetsRequest, topics []string, p int32) (first, last []int64, err error) {
+	resp, err := client.ListOffsets(ctx, req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("partition %d: list offsets: %w", p, err)
 	}
 	first = make([]int64, len(topics))
 	last = make([]int64, len(topics))
@@ -117,7 +129,7 @@ func listOffsets(ctx context.Context, client *kafka.Client, topics []string, p i
 			found = true
 		}
 		if !found {
-			return nil, nil, fmt.Errorf("list offsets %s/%d: partition missing from answer", t, p)
+			return nil, nil, fmt.Errorf("list offsets %s/%d: %w", t, p, errPartitionMissing)
 		}
 	}
 	return first, last, nil

@@ -34,6 +34,13 @@ type Metrics interface {
 	// "dedup", "open_outages", ...) in a partition's task: entries of a
 	// SIREN's state dropped or approximated. Called only when it happens.
 	BoundHit(partition int32, bound string, n uint64)
+	// Repair reports a repair of a partition (records that arrived after
+	// the merge went past them, re-processed in event-time order) and the
+	// corrections it emitted.
+	Repair(partition int32, corrections int)
+	// InputLag reports how far an input is behind the task's stream time:
+	// stream time minus the latest event time taken from it, in seconds.
+	InputLag(topic string, partition int32, seconds float64)
 }
 
 type nopMetrics struct{}
@@ -50,3 +57,5 @@ func (nopMetrics) RestoreProgress(int32, int64, int64)   {}
 func (nopMetrics) Loaded(int32, map[string]int64)        {}
 func (nopMetrics) SegmentChange(int32, *engine.Decision) {}
 func (nopMetrics) BoundHit(int32, string, uint64)        {}
+func (nopMetrics) Repair(int32, int)                     {}
+func (nopMetrics) InputLag(string, int32, float64)       {}

@@ -38,6 +38,10 @@ type observed struct {
 	// warned: when each bound was last logged, and the hits since.
 	warned [engine.NumBounds]time.Time
 	unwarn [engine.NumBounds]uint64
+	// lateWarned: when a late dead letter was last logged, and the late
+	// ones since (WARN at most once per boundWarnEvery).
+	lateWarned time.Time
+	lateSince  int64
 }
 
 // boundWarnEvery rate-limits the WARN of a bound hit, per partition and
@@ -62,6 +66,15 @@ func (o *observed) skipped() {
 }
 
 func (o *observed) deadLetter(topic string, msg *kafka.Message, reason string, cause error) {
+	if reason == "late" && o.log != nil {
+		o.lateSince++
+		if time.Since(o.lateWarned) >= boundWarnEvery {
+			o.log.Warn("records older than what they update is kept are dead-lettered as late",
+				zap.String("topic", topic), zap.Int64("offset", msg.Offset), zap.Int64("late_since_last_warning", o.lateSince),
+				zap.Error(cause))
+			o.lateWarned, o.lateSince = time.Now(), 0
+		}
+	}
 	o.metrics.DeadLettered(topic, o.partition, reason)
 	o.progress.update(func(p *TaskProgress) { p.DeadLettered++ })
 	o.next.deadLetter(topic, msg, reason, cause)

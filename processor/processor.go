@@ -118,6 +118,10 @@ func (p *Processor) Run(ctx context.Context) error {
 	p.log.Info("processor started", zap.String("group", p.cfg.Group), zap.Int("partitions", n),
 		zap.Strings("inputs", inputs[:]), zap.String("rules_version", p.cfg.Rules.Version))
 
+	// Transient faults restart the task that met them; one that lasts
+	// longer than FaultDeadline stops the run (faults.go).
+	faults := newFaultClock(p.cfg.FaultDeadline, cancel)
+	output := faultWriter{next: writer, faults: faults}
 	var wg sync.WaitGroup
 	var taskErrMu sync.Mutex
 	var taskErrs []error
@@ -127,11 +131,14 @@ func (p *Processor) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				break
 			}
-			p.log.Warn("consumer group: waiting for next generation", zap.Error(err))
+			failing := faults.failed("consumer group", err)
+			p.log.Warn("consumer group: waiting for next generation", zap.Duration("failing_for", failing), zap.Error(err))
 			sleepCtx(ctx, time.Second)
 			continue
 		}
+		faults.ok("consumer group")
 		owned := ownedPartitions(gen.Assignments, inputs[:])
+		faults.retain(owned)
 		p.setOwned(owned)
 		p.log.Info("partitions assigned", zap.Int32("generation", gen.ID), zap.Int32s("partitions", owned))
 		for _, part := range owned {
@@ -146,8 +153,9 @@ func (p *Processor) Run(ctx context.Context) error {
 					limits:      limits,
 					groupCommit: gen.CommitOffsets,
 					changelog:   p.cfg.Topics.ChangelogEnabled(),
+					repairs:     true,
 				}
-				if err := p.runTask(gctx, opt, writer); err != nil {
+				if err := p.superviseTask(ctx, gctx, opt, output, faults); err != nil {
 					// Remember it even when the parent context is already
 					// done: a failed final flush must fail the run.
 					taskErrMu.Lock()
@@ -162,17 +170,32 @@ func (p *Processor) Run(ctx context.Context) error {
 	wg.Wait()
 	taskErrMu.Lock()
 	defer taskErrMu.Unlock()
-	if len(taskErrs) > 0 {
-		return errors.Join(append(taskErrs, closeErr)...)
+	// What stopped the run first (a fatal task error, the fault deadline),
+	// then the errors of tasks that could not flush on the way out.
+	var errs []error
+	cause := context.Cause(ctx)
+	if cause != nil && !errors.Is(cause, context.Canceled) {
+		errs = append(errs, cause)
 	}
-	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
-		return errors.Join(cause, closeErr)
+	for _, err := range taskErrs {
+		if err != cause {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(append(errs, closeErr)...)
 	}
 	return nil
 }
 
 func (p *Processor) runTask(ctx context.Context, opt taskOptions, writer MessageWriter) error {
-	opt.onLoaded = func() { p.segmentBaseline(opt.partition) }
+	loaded := opt.onLoaded
+	opt.onLoaded = func() {
+		p.segmentBaseline(opt.partition)
+		if loaded != nil {
+			loaded()
+		}
+	}
 	t := newTask(&p.cfg, opt, writer)
 	p.mu.Lock()
 	p.tasks[opt.partition] = t
@@ -249,8 +272,15 @@ type ReplayOptions struct {
 	// so a replay never duplicates the live dead-letter topic).
 	DLQTopic string
 	// From/To bound event time (zero: unbounded). Records outside are skipped
-	// and counted.
+	// and counted: windows start cold at From.
 	From, To time.Time
+	// EmitFrom, when set, warms the windows on the history before it and
+	// writes only what happens from it on: segment changes with event_time
+	// >= EmitFrom and dead letters of records with event_time >= EmitFrom,
+	// byte for byte as a replay without EmitFrom writes them (same seq and
+	// event_id). It must not be before From nor at or after To. See
+	// emitfrom.go.
+	EmitFrom time.Time
 	// Partitions to replay; nil = all.
 	Partitions []int32
 	// Output, when set, receives every output message (segment changes,
@@ -276,6 +306,9 @@ func (p *Processor) Replay(ctx context.Context, ro ReplayOptions) error {
 	if ro.DLQTopic == "" {
 		ro.DLQTopic = ro.OutputTopic + "-dlq"
 	}
+	if !ro.EmitFrom.IsZero() && (ro.EmitFrom.Before(ro.From) || (!ro.To.IsZero() && !ro.EmitFrom.Before(ro.To))) {
+		return fmt.Errorf("replay: EmitFrom %s must be within [From, To)", ro.EmitFrom.UTC().Format(time.RFC3339))
+	}
 	extra := []string{ro.OutputTopic, ro.DLQTopic}
 	if ro.ChurnTopic != "" {
 		extra = append(extra, ro.ChurnTopic)
@@ -296,6 +329,10 @@ func (p *Processor) Replay(ctx context.Context, ro ReplayOptions) error {
 			parts = append(parts, int32(i))
 		}
 	}
+	// The state directory must be this replay's (or new): replayid.go.
+	if err := claimReplayState(p.cfg.Store, ro.identity(p.cfg.Rules.ID())); err != nil {
+		return err
+	}
 	p.setOwned(parts)
 	rt := routes{segments: ro.OutputTopic, churn: ro.ChurnTopic, dlq: ro.DLQTopic}
 	var writer MessageWriter = ro.Output
@@ -311,6 +348,9 @@ func (p *Processor) Replay(ctx context.Context, ro ReplayOptions) error {
 	var wg sync.WaitGroup
 	for _, part := range parts {
 		opt := taskOptions{partition: part, bounded: true, routes: rt, limits: limits}
+		if !ro.EmitFrom.IsZero() {
+			opt.emitFromMs = ro.EmitFrom.UnixMilli()
+		}
 		if !ro.From.IsZero() {
 			opt.fromMs = ro.From.UnixMilli()
 		}

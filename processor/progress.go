@@ -12,11 +12,16 @@ type TaskProgress struct {
 	DeadLettered int64
 	Skipped      int64
 	Changes      int64
-	StreamTime   int64
-	Lag          int64 // sum over inputs of hwm - next
-	CaughtUp     bool
-	Loaded       bool // state loaded (checkpoint, changelog restore): Processor.Ready
-	Done         bool
+	// WithheldChanges and WithheldDeadLetters are the segment changes and
+	// dead letters before a replay's EmitFrom: computed (and counted in
+	// Changes and DeadLettered) but not written.
+	WithheldChanges     int64
+	WithheldDeadLetters int64
+	StreamTime          int64
+	Lag                 int64 // sum over inputs of hwm - next
+	CaughtUp            bool
+	Loaded              bool // state loaded (checkpoint, changelog restore): Processor.Ready
+	Done                bool
 	// Restore is the changelog restore done when the task started (zero
 	// when the local state was up to date).
 	Restore RestoreStats

@@ -69,7 +69,7 @@ func (p *Processor) View(siren string) (*engine.Decision, int32, error) {
 	if err != nil {
 		return nil, part, err
 	}
-	eng := engine.NewTask(p.cfg.Rules, p.cfg.engineConfig())
+	eng := engine.NewTask(p.cfg.Rules, p.cfg.engineConfig(false))
 	if _, err := parseMeta(cp.Meta, eng); err != nil {
 		return nil, part, err
 	}

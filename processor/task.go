@@ -24,6 +24,9 @@ type taskOptions struct {
 	// fromMs/toMs filter by event time in replays (0 = unbounded); records
 	// outside are counted as skipped.
 	fromMs, toMs int64
+	// emitFromMs, when set (replays), withholds the outputs of what happens
+	// before it (emitfrom.go).
+	emitFromMs int64
 	// routes are the output topics.
 	routes routes
 	// limits are the byte budgets of its writes (zero: Kafka's defaults).
@@ -32,6 +35,12 @@ type taskOptions struct {
 	changelog bool
 	// groupCommit, when set, receives durable offsets (rate limited).
 	groupCommit func(offsets map[string]map[int]int64) error
+	// ends, when set, replaces the end offsets taken at load (a repair's
+	// rebuild stops where the repair decided).
+	ends *[numInputs]int64
+	// repairs: a record the merge has gone past is repaired (live tasks);
+	// off, it is applied or late as in a replay.
+	repairs bool
 	// onLoaded, when set, runs once the state is loaded, before the first
 	// record (the ops layer's segment baseline).
 	onLoaded func()
@@ -57,9 +66,13 @@ type task struct {
 	com     committer
 
 	sweep    sweepProgress // pass 2 of a day change in progress
+	repair   repairMark    // a repair writing rebuilt states (repair.go)
+	client   *kafka.Client // the task's metadata client (set by run)
 	dec      engine.Decision
 	meta     []byte
 	progress progress
+	// lagLogged is when each input's lag was last logged.
+	lagLogged [numInputs]time.Time
 }
 
 func newTask(cfg *Config, opt taskOptions, writer MessageWriter) *task {
@@ -69,9 +82,12 @@ func newTask(cfg *Config, opt taskOptions, writer MessageWriter) *task {
 		opt:       opt,
 		partition: p,
 		log:       cfg.Logger.With(zap.Int32("partition", p)),
-		eng:       engine.NewTask(cfg.Rules, cfg.engineConfig()),
+		eng:       engine.NewTask(cfg.Rules, cfg.engineConfig(opt.repairs)),
 	}
-	t.in = inputs{names: cfg.Topics.Inputs(), bounded: opt.bounded}
+	t.in = inputs{names: cfg.Topics.Inputs(), bounded: opt.bounded, maxIdle: cfg.MaxTaskIdle}
+	for i := range t.in.latest {
+		t.in.latest[i] = noTime
+	}
 	t.reader = reader{kafka: cfg.Kafka, codec: cfg.Codec, log: t.log, part: p}
 	if opt.changelog {
 		t.changelog = &changelog{
@@ -110,6 +126,9 @@ func newTask(cfg *Config, opt taskOptions, writer MessageWriter) *task {
 		progress:  &t.progress,
 		partition: p,
 		log:       t.log,
+	}
+	if opt.emitFromMs != 0 {
+		t.withholdBefore(opt.emitFromMs)
 	}
 	t.handler = handler{eng: t.eng, states: t.cache, out: t.out, fromMs: opt.fromMs, toMs: opt.toMs, beginDay: t.beginDay}
 	t.progress.p.Partition = p
@@ -156,6 +175,9 @@ func (t *task) load(ctx context.Context, client *kafka.Client) error {
 		}
 		t.in.hwm[i] = last[i]
 		t.in.end[i] = last[i]
+		if t.opt.ends != nil {
+			t.in.hwm[i], t.in.end[i] = t.opt.ends[i], t.opt.ends[i]
+		}
 	}
 	var total int64
 	for i := range t.in.next {
@@ -163,8 +185,13 @@ func (t *task) load(ctx context.Context, client *kafka.Client) error {
 	}
 	t.progress.update(func(p *TaskProgress) { p.Total = total })
 	if ok {
-		if t.sweep, err = parseMeta(cp.Meta, t.eng); err != nil {
+		m, err := parseMeta(cp.Meta, t.eng)
+		if err != nil {
 			return fmt.Errorf("partition %d: %w", t.partition, err)
+		}
+		t.sweep, t.repair = m.sweep, m.repair
+		if err := t.checkRules(cp.Meta); err != nil {
+			return err
 		}
 		// Report the checkpoint to the group once even if nothing is left
 		// to process: after a kill -9 the group may lag behind Badger.
@@ -203,6 +230,7 @@ func (t *task) loadPlan() error {
 // reached (bounded). It flushes and commits before returning. Errors are
 // fatal (storage, output); a nil return after ctx ended is a clean stop.
 func (t *task) run(ctx context.Context, client *kafka.Client) (err error) {
+	t.client = client
 	if err := t.load(ctx, client); err != nil {
 		// A rebalance or shutdown during the restore is not fatal: nothing
 		// was committed, the next owner restores again.
@@ -233,6 +261,11 @@ func (t *task) run(ctx context.Context, client *kafka.Client) (err error) {
 		t.cache.Reset()
 		t.progress.update(func(p *TaskProgress) { p.Done = true })
 	}()
+	if t.repair.active {
+		if err := t.repairTo(ctx, "resuming an interrupted repair"); err != nil {
+			return t.stopErr(ctx, err)
+		}
+	}
 	if t.sweep.active {
 		if err := t.evaluateDay(ctx); err != nil {
 			return t.stopErr(ctx, err)
@@ -338,8 +371,18 @@ func (t *task) drain(ctx context.Context, tick <-chan time.Time) error {
 		if i < 0 {
 			return nil
 		}
+		if it := t.in.Head(i); it.err == nil && t.eng.StartsDay(&it.ev) && t.holdDay(i, it.ev.EventTime) {
+			return nil // the run loop looks again on a wake-up or tick
+		}
 		if err := t.handler.handle(ctx, t.in.names[i], t.in.Head(i)); err != nil {
-			return err
+			var nr *needsRepair
+			if !errors.As(err, &nr) {
+				return err
+			}
+			if err := t.repairTo(ctx, nr.Error()); err != nil {
+				return err
+			}
+			continue // the repair consumed the record and moved every input
 		}
 		t.in.take(i)
 		t.com.took(i)
@@ -363,9 +406,22 @@ func (t *task) drain(ctx context.Context, tick <-chan time.Time) error {
 	}
 }
 
+// holdDay reports whether the day change the record of input i starts
+// waits for a lagging input (Config.MaxTaskIdle), and logs inputs that
+// stopped holding day changes.
+func (t *task) holdDay(i int, ms int64) bool {
+	hold, idled := t.in.holdDay(i, ms, time.Now())
+	for _, j := range idled {
+		t.log.Info("input idle: letting stream time pass it",
+			zap.String("topic", t.in.names[j]), zap.Duration("waited", t.cfg.MaxTaskIdle),
+			zap.Time("day", time.UnixMilli(ms-ms%engine.DayMs).UTC()))
+	}
+	return hold
+}
+
 // commit commits the open batch with the task's offsets and meta.
 func (t *task) commit(ctx context.Context, force bool) error {
-	t.meta = appendMeta(t.meta[:0], t.sweep, t.eng)
+	t.meta = appendMeta(t.meta[:0], taskMeta{sweep: t.sweep, repair: t.repair}, t.eng)
 	return t.com.commit(ctx, force, t.in.next, append([]byte(nil), t.meta...))
 }
 
@@ -387,6 +443,7 @@ func (t *task) updateProgress() {
 	}
 	st := t.eng.StreamTime()
 	t.cfg.Metrics.StreamTime(t.partition, st)
+	t.reportInputLag(st)
 	idle := t.com.idle(t.cache.DirtyCount())
 	t.progress.update(func(p *TaskProgress) {
 		p.Lag, p.CaughtUp, p.StreamTime = lag, caught && idle, st
@@ -395,8 +452,31 @@ func (t *task) updateProgress() {
 
 // engineConfig is the engine's configuration: Config.Engine with the
 // record checks the processor's options set.
-func (c *Config) engineConfig() engine.Config {
+func (c *Config) engineConfig(repairs bool) engine.Config {
 	ec := c.Engine
 	ec.MaxFutureSkewMs = c.MaxFutureSkew.Milliseconds()
+	ec.Repair = repairs
 	return ec
+}
+
+// inputLagLogAfter is the lag of an input behind stream time above which it
+// is logged (at most once a minute per input).
+const inputLagLogAfter = time.Hour
+
+// reportInputLag publishes each input's lag behind stream time (metric) and
+// logs inputs that lag by more than an hour.
+func (t *task) reportInputLag(streamMs int64) {
+	for i, topic := range t.in.names {
+		l := t.in.latest[i]
+		if l == noTime || streamMs == 0 {
+			continue
+		}
+		lag := time.Duration(streamMs-l) * time.Millisecond
+		t.cfg.Metrics.InputLag(topic, t.partition, lag.Seconds())
+		if lag > inputLagLogAfter && time.Since(t.lagLogged[i]) > time.Minute {
+			t.lagLogged[i] = time.Now()
+			t.log.Info("input lags stream time", zap.String("topic", topic), zap.Duration("lag", lag),
+				zap.Bool("idle", t.in.idle[i]), zap.Time("latest_event_time", time.UnixMilli(l).UTC()))
+		}
+	}
 }

@@ -160,10 +160,16 @@ func TestMergePlanRoundTripAndStalePlans(t *testing.T) {
 
 func TestMetaRoundTrip(t *testing.T) {
 	eng := engine.NewTask(nil, engine.Config{})
-	b := appendMeta(nil, sweepProgress{active: true, cursor: "732829320"}, eng)
-	sw, err := parseMeta(b, engine.NewTask(nil, engine.Config{}))
-	if err != nil || !sw.active || sw.cursor != "732829320" {
-		t.Fatalf("parseMeta = %+v, %v", sw, err)
+	want := taskMeta{sweep: sweepProgress{active: true, cursor: "732829320"}, repair: repairMark{active: true, to: [numInputs]int64{1, 0, 7, 1 << 40}}}
+	b := appendMeta(nil, want, eng)
+	got, err := parseMeta(b, engine.NewTask(nil, engine.Config{}))
+	if err != nil || got != want {
+		t.Fatalf("parseMeta = %+v, %v; want %+v", got, err, want)
+	}
+	// A meta of the previous layout (no repair) still parses.
+	old := appendMeta(nil, taskMeta{sweep: want.sweep}, eng)
+	if got, err := parseMeta(old, eng); err != nil || got.repair.active || got.sweep != want.sweep {
+		t.Fatalf("parseMeta(no repair) = %+v, %v", got, err)
 	}
 	if _, err := parseMeta([]byte{9, 0}, eng); err == nil {
 		t.Fatal("unknown meta version accepted")

@@ -26,6 +26,15 @@ changes to --output-topic (never the live topics) and exits.
   - A fresh (empty) --state-dir replays from the beginning of the topics.
   - An existing --state-dir continues from its checkpoint: an interrupted
     replay resumes where it stopped (new end offsets are taken at each start).
+    It must be the same replay: a --state-dir written with other rules,
+    --output-topic, --churn-topic, --from, --to or --emit-from, or by
+    'sirenstream run', is refused (exit 1) with both settings; use a fresh
+    --state-dir, or the stored settings to resume.
+  - --from T starts cold at T: windows hold nothing before T, and seq and
+    event_id restart at {siren}-1. --emit-from T reads the whole history
+    (warm windows) and writes only the segment changes and dead letters
+    from T on, with the seq and event_id a full replay (and the live topic)
+    gives them.
   - It uses no consumer group, so the live group and its offsets are not
     touched. Its dead letters go to <output-topic>-dlq.
   - Progress: a bar on a terminal (records, records/s, ETA), log lines
@@ -41,8 +50,9 @@ which offers are gained or lost (--diff-json for machines).`, stdout)
 	var f procFlags
 	f.register(fs, "console")
 	output := fs.String("output-topic", "", "topic receiving the replayed segment changes (required without --diff)")
-	from := fs.String("from", "", "only events with event_time >= this RFC3339 time (others are skipped and counted)")
-	to := fs.String("to", "", "only events with event_time < this RFC3339 time (others are skipped and counted)")
+	from := fs.String("from", "", "only events with event_time >= this time, RFC3339 or a date (UTC midnight); others are skipped and counted: windows start cold")
+	to := fs.String("to", "", "only events with event_time < this time, RFC3339 or a date (UTC midnight); others are skipped and counted")
+	emitFrom := fs.String("emit-from", "", "read all history (warm windows) but write only segment changes and dead letters with event_time >= this time, RFC3339 or a date (UTC midnight), with the seq/event_id of a full replay")
 	churn := fs.String("churn-topic", "", "also write churn alerts to this topic (default: none)")
 	diff := fs.Bool("diff", false, "what-if: compare --rules with --current-rules over the history; writes no topic, needs no --state-dir or --output-topic")
 	diffJSON := fs.Bool("diff-json", false, "like --diff, printing the comparison as JSON on stdout")
@@ -61,18 +71,29 @@ which offers are gained or lost (--diff-json for machines).`, stdout)
 	*diff = *diff || *diffJSON
 	var ro processor.ReplayOptions
 	ro.OutputTopic, ro.ChurnTopic = *output, *churn
-	if *from != "" {
-		if ro.From, err = time.Parse(time.RFC3339, *from); err != nil {
-			return usageErr("--from: %v", err)
+	for _, tf := range []struct {
+		name, val string
+		dst       *time.Time
+	}{{"--from", *from, &ro.From}, {"--to", *to, &ro.To}, {"--emit-from", *emitFrom, &ro.EmitFrom}} {
+		if tf.val == "" {
+			continue
 		}
-	}
-	if *to != "" {
-		if ro.To, err = time.Parse(time.RFC3339, *to); err != nil {
-			return usageErr("--to: %v", err)
+		if *tf.dst, err = parseTimeFlag(tf.val); err != nil {
+			return usageErr("%s: %v", tf.name, err)
 		}
 	}
 	if !ro.From.IsZero() && !ro.To.IsZero() && !ro.From.Before(ro.To) {
 		return usageErr("--from %s is not before --to %s", *from, *to)
+	}
+	if !ro.EmitFrom.IsZero() {
+		switch {
+		case *diff:
+			return usageErr("--emit-from has no effect with --diff")
+		case ro.EmitFrom.Before(ro.From):
+			return usageErr("--emit-from %s is before --from %s: windows start at --from, nothing before it can be emitted", *emitFrom, *from)
+		case !ro.To.IsZero() && !ro.EmitFrom.Before(ro.To):
+			return usageErr("--emit-from %s is not before --to %s", *emitFrom, *to)
+		}
 	}
 	if !*diff && *output == "" {
 		return usageErr("--output-topic is required (or --diff for a what-if that writes nothing)")
@@ -134,13 +155,38 @@ which offers are gained or lost (--diff-json for machines).`, stdout)
 	rerr := p.Replay(ctx, ro)
 	stopProgress()
 	s := sumProgress(p.Progress())
+	if errors.Is(rerr, processor.ErrReplayState) {
+		return rerr // refused before it started: nothing to resume
+	}
 	if rerr != nil {
 		return incomplete(ctx, rerr, s, p.Partitions(), f.stateDir)
 	}
 	el := time.Since(start)
-	fmt.Fprintf(stdout, "replay complete: %d records in %s (%.0f records/s), %d segment changes to %s, %d dead-lettered to %s, %d outside --from/--to\n",
-		s.consumed, el.Round(time.Millisecond), float64(s.consumed)/el.Seconds(), s.changes, ro.OutputTopic, s.dead, dlqTopic(ro), s.skipped)
+	var heldChanges, heldDead int64
+	for _, tp := range p.Progress() {
+		heldChanges += tp.WithheldChanges
+		heldDead += tp.WithheldDeadLetters
+	}
+	fmt.Fprintf(stdout, "replay complete: %d records in %s (%.0f records/s), %d segment changes to %s, %d dead-lettered to %s, %d outside --from/--to",
+		s.consumed, el.Round(time.Millisecond), float64(s.consumed)/el.Seconds(), s.changes-heldChanges, ro.OutputTopic, s.dead-heldDead, dlqTopic(ro), s.skipped)
+	if !ro.EmitFrom.IsZero() {
+		fmt.Fprintf(stdout, ", %d segment changes and %d dead letters before --emit-from not written", heldChanges, heldDead)
+	}
+	fmt.Fprintln(stdout)
 	return nil
+}
+
+// parseTimeFlag parses an RFC3339 time or a date (2026-03-01: UTC
+// midnight).
+func parseTimeFlag(v string) (time.Time, error) {
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("want RFC3339 (2026-03-01T00:00:00Z) or a date (2026-03-01): %w", err)
+	}
+	return t, nil
 }
 
 func dlqTopic(ro processor.ReplayOptions) string {

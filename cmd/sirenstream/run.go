@@ -152,6 +152,9 @@ state (the group's offsets are committed too, for lag tools).`, stdout)
 	f.register(fs, "json")
 	group := fs.String("group", processor.DefaultGroup, "consumer group id")
 	session := fs.Duration("session-timeout", processor.DefaultSessionTimeout, "consumer group session timeout: how long a crashed instance keeps its partitions")
+	faultDeadline := fs.Duration("fault-deadline", processor.DefaultFaultDeadline, "how long a transient broker or network fault (broker restart, leader change, ended generation) is retried before run exits 1; the task that met it restarts from its last commit meanwhile; 0: retry forever")
+	maxIdle := fs.Duration("max-task-idle", processor.DefaultMaxTaskIdle, "how long a partition holds a day change for an input that has nothing buffered and has not reached that day (a lagging feed) before it lets stream time pass it; negative: never hold. Records that arrive after a day change they belong before are repaired either way (see README, ordering contract)")
+	repairDir := fs.String("repair-dir", "", "directory for the scratch store of a repair (re-processing a partition in event-time order; needs about the space of that partition's state); default: the system's temporary directory")
 	var hf httpFlags
 	hf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -164,6 +167,11 @@ state (the group's offsets are committed too, for lag tools).`, stdout)
 	defer func() { err = errors.Join(err, c.Close()) }()
 	c.cfg.Group = *group
 	c.cfg.SessionTimeout = *session
+	if c.cfg.FaultDeadline = *faultDeadline; *faultDeadline == 0 {
+		c.cfg.FaultDeadline = -1 // processor.Config: negative is "forever"
+	}
+	c.cfg.MaxTaskIdle = *maxIdle
+	c.cfg.RepairDir = *repairDir
 	return runLive(ctx, c, hf)
 }
 
@@ -201,6 +209,9 @@ func runLive(ctx context.Context, c *components, hf httpFlags) error {
 		err := p.Run(gctx)
 		if err == nil {
 			c.log.Info("processor stopped cleanly")
+		}
+		if errors.Is(err, processor.ErrFaultDeadline) {
+			err = fmt.Errorf("%w (--fault-deadline sets how long faults are retried; 0 retries forever)", err)
 		}
 		return err
 	})
