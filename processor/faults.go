@@ -92,7 +92,7 @@ func isConfig(err error) bool {
 	var certErr x509.CertificateInvalidError
 	var verifyErr *tls.CertificateVerificationError
 	var recordErr tls.RecordHeaderError
-	return errors.Is(err, errConfig) || errors.Is(err, ErrOtherGroup) ||
+	return errors.Is(err, errConfig) || errors.Is(err, ErrOtherGroup) || errors.Is(err, errRecordTooLarge) ||
 		(errors.As(err, &ke) && configCodes[ke]) ||
 		errors.As(err, &unknownCA) || errors.As(err, &hostErr) || errors.As(err, &certErr) ||
 		errors.As(err, &verifyErr) || errors.As(err, &recordErr)

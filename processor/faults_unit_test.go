@@ -56,6 +56,8 @@ func TestTaskErrorsAreClassifiedByWhatRestartingCanFix(t *testing.T) {
 			fmt.Errorf("partition 3: %w", asConfig(errors.New("changelog has 4 partitions, the inputs 6"))), faultConfig},
 		{"another group's changelog is configuration",
 			fmt.Errorf("partition 1: restore: %w", ErrOtherGroup), faultConfig},
+		{"a record above the topic's max.message.bytes is configuration",
+			fmt.Errorf("changelog c/0: state of about 2000000 bytes exceeds 1048527 bytes: %w", fmt.Errorf("%w: %w", errRecordTooLarge, kafka.MessageSizeTooLarge)), faultConfig},
 		{"configuration wins over a transient fault", errors.Join(io.EOF, kafka.GroupAuthorizationFailed), faultConfig},
 
 		{"corrupt state is storage", fmt.Errorf("load checkpoint: %w", state.ErrCorrupt), faultStorage},
