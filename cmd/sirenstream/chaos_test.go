@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -178,7 +179,7 @@ func newChaos(t *testing.T, name string) *chaos {
 	// Holding day changes for lagging inputs would only add waits here.
 	t.Setenv("SIRENSTREAM_MAX_TASK_IDLE", "-1s")
 	c := &chaos{t: t, bin: buildBinary(t), parts: 3}
-	c.broker = &chaosBroker{t: t, bin: c.bin, addr: freeAddr(t), dir: filepath.Join(t.TempDir(), "broker")}
+	c.broker = &chaosBroker{t: t, bin: c.bin, addr: chaosAddr(t), dir: filepath.Join(t.TempDir(), "broker")}
 	c.broker.start()
 	t.Cleanup(c.broker.stop)
 	c.brokers = []string{c.broker.addr}
@@ -199,7 +200,37 @@ type chaosBroker struct {
 	kills     int
 }
 
+// chaosAddr is a free loopback address whose port is below Linux's
+// ephemeral range (32768-60999): while the broker is down, no client
+// connection can take its port as a local one.
+func chaosAddr(t *testing.T) string {
+	t.Helper()
+	for range 100 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr
+		}
+	}
+	return freeAddr(t)
+}
+
+// start starts the broker, again if its port is briefly taken.
 func (b *chaosBroker) start() {
+	b.t.Helper()
+	for attempt := 1; ; attempt++ {
+		err := b.try()
+		if err == nil {
+			return
+		}
+		if attempt == 10 {
+			b.t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond) // the port may be free again
+	}
+}
+
+func (b *chaosBroker) try() error {
 	t := b.t
 	t.Helper()
 	cmd := exec.Command(b.bin, "broker", "--listen", b.addr, "--partitions", "3", "--data-dir", b.dir)
@@ -227,11 +258,12 @@ func (b *chaosBroker) start() {
 	select {
 	case <-listening:
 	case <-done:
-		t.Fatalf("broker exited at start (%v): %s", cmd.ProcessState, stderr.String())
+		return fmt.Errorf("broker exited at start (%v): %s", cmd.ProcessState, stderr.String())
 	case <-time.After(30 * time.Second):
 		t.Fatal("broker did not report its address")
 	}
 	b.cmd, b.done = cmd, done
+	return nil
 }
 
 func (b *chaosBroker) kill() {
