@@ -130,6 +130,9 @@ type Metrics struct {
 	Claims365d               int32
 	ClaimAmount365dCents     int64
 	DistinctPostalCodes90d   int32
+	// GoldenHourBreaches90d counts the outages of recovery_exposure's window
+	// whose recovery took, or has so far taken, more than one hour.
+	GoldenHourBreaches90d int32
 }
 
 // Reason says why a held segment holds: metric value vs the threshold applied

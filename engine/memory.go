@@ -76,6 +76,7 @@ func (m *Memory) Apply(ev *Event, rec Record) error {
 	if err := m.task.CheckRecord(ev, rec); err != nil {
 		return err
 	}
+	m.FireTimers(ev.EventTime)
 	if m.task.StartsDay(ev) {
 		m.DayChange(ev.EventTime)
 	}
@@ -95,6 +96,35 @@ func (m *Memory) Apply(ev *Event, rec Record) error {
 		m.emit()
 	}
 	return nil
+}
+
+// FireTimers fires the timers due at or before ms in order, each after the
+// day change it starts (what the runtime does before a record at ms or a
+// clock tick).
+func (m *Memory) FireTimers(ms int64) {
+	for {
+		tm, ok := m.task.NextTimer(ms)
+		if !ok {
+			return
+		}
+		if m.task.StartsDayAt(tm.At) {
+			m.DayChange(tm.At)
+		}
+		// The timer is the next one and its day has begun: no error.
+		if changed, _ := m.task.FireTimer(m.states[tm.SIREN], tm, &m.dec); changed {
+			m.emit()
+		}
+	}
+}
+
+// Tick is a clock tick at ms: the timers due, the day change it starts,
+// then stream time moves to ms.
+func (m *Memory) Tick(ms int64) {
+	m.FireTimers(ms)
+	if m.task.StartsDayAt(ms) {
+		m.DayChange(ms)
+	}
+	_ = m.task.AdvanceTo(ms) // timers fired, day begun: no error
 }
 
 // DayChange moves stream time to ms and runs a day change over every state:

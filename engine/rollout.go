@@ -37,7 +37,7 @@ func (r *Rules) ID() RulesID { return RulesID{Version: r.Version, Fingerprint: r
 // a stored fingerprint of another scheme counts as unknown, so upgrading a
 // build neither refuses a state nor rolls its rules out.
 // TestFingerprintPinned fails when the encoding changes.
-const fingerprintScheme = "f1-"
+const fingerprintScheme = "f2-"
 
 // Fingerprint is a hash of the effective thresholds of r, every field but
 // Version: "f1-" and the first 16 hex digits of the SHA-256 of the sorted

@@ -98,8 +98,9 @@ type wfObs struct {
 type State struct {
 	SIREN string
 
-	seq  int64
-	segs Segments
+	seq    int64
+	segs   Segments
+	offers offerSet // the offers of the last decision (header extension)
 
 	hasUsage      bool
 	firstUsageDay int32
@@ -119,6 +120,10 @@ type State struct {
 
 	// ids: the applied event ids of the dedup window (see dedup).
 	ids dedup
+
+	// runtime only, not encoded: a state of version 2 or less holding
+	// segments does not know the offers it emitted (evaluate derives them).
+	offersUnknown bool
 
 	// runtime only, not encoded: the stream day of the last prune. Pruning
 	// is idempotent for a given day, so skipping it changes no bytes.
