@@ -139,16 +139,17 @@ type ReasonRec struct {
 }
 
 // DecodeSegmentChange decodes a Confluent-framed segment_change value written
-// with schema id 101 (the project's schema; no registry lookup). Errors are
-// the sentinels of Decode; another schema id is ErrWrongSchema. Not for the
+// with the project's schema: id 101, or the id a registry gave it
+// (RegisterOutput; not looked up: the topic says what the record is). Errors
+// are the sentinels of Decode; a fixed input id (1–4) is ErrWrongSchema. Not for the
 // hot path: it allocates per field.
 func DecodeSegmentChange(b []byte) (*SegmentChange, error) {
 	id, body, err := ParseHeader(b)
 	if err != nil {
 		return nil, fmt.Errorf("schemas: segment_change: %w", err)
 	}
-	if id != IDSegmentChange {
-		return nil, fmt.Errorf("schemas: segment_change: %w: schema id %d, want %d", ErrWrongSchema, id, IDSegmentChange)
+	if _, input := KindForID(id); input {
+		return nil, fmt.Errorf("schemas: segment_change: %w: schema id %d is an input's, want %d or the id the registry gave the output", ErrWrongSchema, id, IDSegmentChange)
 	}
 	// The metrics record gained fields in version 2: without a registry
 	// the bytes do not say which layout they have, so a record that does
