@@ -13,10 +13,11 @@ import (
 	"github.com/sirenstream/sirenstream/engine"
 	"github.com/sirenstream/sirenstream/internal/handoff"
 	"github.com/sirenstream/sirenstream/internal/merge"
+	"github.com/sirenstream/sirenstream/topology"
 	"github.com/sirenstream/sirenstream/schemas"
 )
 
-const numInputs = 4
+const numInputs = topology.NumInputs
 
 // item is one fetched input record, decoded by its reader goroutine.
 type item struct {
