@@ -14,12 +14,17 @@ type routes struct {
 	segments string // segment changes
 	churn    string // churn alerts ("" = none): changes that add CHURN_RISK
 	dlq      string // dead letters
+	// Outcomes (spec §8, outcomes.go); "" = not written.
+	outcomes    string // offer-outcomes
+	daily       string // siren-daily
+	repartition string // the uplift aggregator's input, key = offer
+	uplift      string // the aggregator's output, key = offer
 }
 
 // topics are the output topics of r, without empty names.
 func (r routes) topics() []string {
 	var out []string
-	for _, t := range []string{r.segments, r.churn, r.dlq} {
+	for _, t := range []string{r.segments, r.churn, r.dlq, r.outcomes, r.daily, r.repartition, r.uplift} {
 		if t != "" {
 			out = append(out, t)
 		}
