@@ -13,8 +13,8 @@ import (
 	"github.com/sirenstream/sirenstream/engine"
 	"github.com/sirenstream/sirenstream/internal/handoff"
 	"github.com/sirenstream/sirenstream/internal/merge"
-	"github.com/sirenstream/sirenstream/topology"
 	"github.com/sirenstream/sirenstream/schemas"
+	"github.com/sirenstream/sirenstream/topology"
 )
 
 const numInputs = topology.NumInputs
