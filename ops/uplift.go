@@ -1,10 +1,6 @@
 package ops
 
-import (
-	"net/http"
-
-	"github.com/sirenstream/sirenstream/processor"
-)
+import "net/http"
 
 // uplift serves GET /v1/uplift: the latest uplift rows of this instance's
 // aggregators (schemas/uplift.avsc fields, one row per rules version,
@@ -21,5 +17,3 @@ type upliftBody struct {
 func (s *Server) registerUplift(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/uplift", s.uplift)
 }
-
-var _ = (*processor.Processor).Uplift
