@@ -108,6 +108,7 @@ type SegmentMetrics struct {
 	Claims365d               int32    `json:"claims_365d"`
 	ClaimAmount365dCents     int64    `json:"claim_amount_365d_cents"`
 	DistinctPostalCodes90d   int32    `json:"distinct_postal_codes_90d"`
+	GoldenHourBreaches90d    int32    `json:"golden_hour_breaches_90d"`
 }
 
 // ReasonRec is one reasons entry of a SegmentChange.
@@ -130,18 +131,31 @@ func DecodeSegmentChange(b []byte) (*SegmentChange, error) {
 	if id != IDSegmentChange {
 		return nil, fmt.Errorf("schemas: segment_change: %w: schema id %d, want %d", ErrWrongSchema, id, IDSegmentChange)
 	}
-	d := dec{b: body, s: string(body)}
-	sc := &SegmentChange{}
-	if err := decodeSegmentChange(&d, sc); err != nil {
-		return nil, fmt.Errorf("schemas: segment_change: %w", err)
+	// The metrics record gained fields in version 2: without a registry
+	// the bytes do not say which layout they have, so a record that does
+	// not decode whole with them is read again without (a version-1 record,
+	// or one written before they were added), which takes their defaults.
+	var first error
+	for _, withV2Metrics := range []bool{true, false} {
+		d := dec{b: body, s: string(body)}
+		sc := &SegmentChange{}
+		err := decodeSegmentChange(&d, sc, withV2Metrics)
+		if err == nil {
+			err = d.end()
+		}
+		if err == nil {
+			return sc, nil
+		}
+		if first == nil {
+			first = err
+		}
 	}
-	if err := d.end(); err != nil {
-		return nil, fmt.Errorf("schemas: segment_change: %w", err)
-	}
-	return sc, nil
+	return nil, fmt.Errorf("schemas: segment_change: %w", first)
 }
 
-func decodeSegmentChange(d *dec, sc *SegmentChange) error {
+// decodeSegmentChange decodes the body of a segment_change; v2Metrics: the
+// metrics record has its version 2 fields.
+func decodeSegmentChange(d *dec, sc *SegmentChange, v2Metrics bool) error {
 	const rec = "SegmentChange"
 	var err error
 	str := func(field string, p *string) bool {
@@ -257,6 +271,9 @@ func decodeSegmentChange(d *dec, sc *SegmentChange) error {
 		integer("claims_365d", &m.Claims365d) &&
 		long("claim_amount_365d_cents", &m.ClaimAmount365dCents) &&
 		integer("distinct_postal_codes_90d", &m.DistinctPostalCodes90d)
+	if ok && v2Metrics {
+		ok = integer("golden_hour_breaches_90d", &m.GoldenHourBreaches90d)
+	}
 	if !ok {
 		return err
 	}
@@ -337,5 +354,5 @@ func appendMetrics(dst []byte, m *engine.Metrics) []byte {
 	dst = appendInt(dst, m.Claims365d)
 	dst = appendLong(dst, m.ClaimAmount365dCents)
 	dst = appendInt(dst, m.DistinctPostalCodes90d)
-	return dst
+	return appendInt(dst, m.GoldenHourBreaches90d)
 }
