@@ -30,7 +30,8 @@ func (s *State) appendExt(dst []byte) []byte {
 		dst = binary.AppendUvarint(dst, 1)
 		dst = append(dst, byte(s.offers))
 	}
-	return dst
+	dst = appendHoldoutExt(dst, s.ho)
+	return appendEligibilityExt(dst, &s.outcomeState)
 }
 
 // readExt decodes a header extension into st.
@@ -58,6 +59,16 @@ func (s *State) readExt(b []byte) error {
 				return fmt.Errorf("bad offers %x", payload)
 			}
 			s.offers = offerSet(payload[0])
+		case extHoldout:
+			ho, err := readHoldoutExt(payload)
+			if err != nil {
+				return err
+			}
+			s.ho = ho
+		case extEligibility:
+			if err := readEligibilityExt(payload, &s.outcomeState); err != nil {
+				return err
+			}
 		default:
 			return fmt.Errorf("unknown tag %d (a state written by a newer build?)", tag)
 		}
@@ -165,6 +176,7 @@ func MergeHeader(dst, base, hdr []byte) ([]byte, error) {
 // copyHeader sets st's header fields (seq, segments, extension) to h's.
 func (s *State) copyHeader(h *State) {
 	s.seq, s.segs, s.offers, s.offersUnknown = h.seq, h.segs, h.offers, h.offersUnknown
+	s.outcomeState = h.outcomeState
 }
 
 // decodeHeader decodes a header alone (AppendHeader's bytes) into a State

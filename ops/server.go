@@ -249,6 +249,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/segments", s.segments)
 	mux.HandleFunc("GET /v1/timeline", s.timelineHandler)
 	mux.HandleFunc("GET /v1/changes", s.changesHandler)
+	s.registerUplift(mux)
 	mux.HandleFunc("GET /v1/partitions", s.partitions)
 	mux.HandleFunc("GET /v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint", nil)
