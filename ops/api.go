@@ -133,7 +133,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, m Misdirected) {
 		}
 	}
 	s.log.Warn("proxied SIREN query: the owner did not answer", zap.String("owner", m.Owner.HTTP), zap.Int32("partition", m.Partition), zap.Error(err))
-	m.Error = "SIREN is on a partition owned by another instance, which did not answer: " + err.Error()
+	m.Error = "SIREN is on a partition owned by another instance, which did not answer: " + s.peerError(err)
 	writeJSON(w, http.StatusBadGateway, m)
 }
 

@@ -325,7 +325,8 @@ func browserPage(t *testing.T, url, siren string) {
 
 // TestForeignSIRENNamesOwner: two instances of one group split the
 // partitions; asking one for a SIREN of the other's partition answers 421
-// naming the owner (member, client, host, advertised URL), and the URL works.
+// naming the owner (member, client, host, advertised URL) when proxying is
+// off (Config.Redirect, or ?redirect=1 per request), and the URL works.
 func TestForeignSIRENNamesOwner(t *testing.T) {
 	const parts = 4
 	_, brokers := testkit.Cluster(t, parts)
@@ -333,39 +334,9 @@ func TestForeignSIRENNamesOwner(t *testing.T) {
 	msgs, _ := workload(t, 40, 40)
 	testkit.Produce(t, brokers, msgs...)
 
-	a := startInstance(t, brokers, "ops-pair", t.TempDir(), "")
+	a := startInstanceWith(t, brokers, "ops-pair", t.TempDir(), "", func(c *ops.Config) { c.Redirect = true })
 	b := startInstance(t, brokers, "ops-pair", t.TempDir(), "")
-	caughtUp := func(in *instance) error {
-		if !in.H.P.Ready() {
-			return errors.New("not ready")
-		}
-		owned := in.H.P.Owned()
-		if len(owned) == 0 {
-			return errors.New("owns no partition")
-		}
-		prog := map[int32]processor.TaskProgress{}
-		for _, tp := range in.H.P.Progress() {
-			prog[tp.Partition] = tp
-		}
-		for _, p := range owned {
-			if tp, ok := prog[p]; !ok || !tp.CaughtUp || tp.Done {
-				return fmt.Errorf("partition %d not caught up", p)
-			}
-		}
-		return nil
-	}
-	poll(t, 60*time.Second, func() error {
-		if err := caughtUp(a); err != nil {
-			return fmt.Errorf("instance a: %w", err)
-		}
-		if err := caughtUp(b); err != nil {
-			return fmt.Errorf("instance b: %w", err)
-		}
-		if n := len(a.H.P.Owned()) + len(b.H.P.Owned()); n != parts {
-			return fmt.Errorf("%d partitions owned in all, want %d", n, parts)
-		}
-		return nil
-	})
+	waitPair(t, parts, a, b)
 	ownedByB := map[int32]bool{}
 	for _, p := range b.H.P.Owned() {
 		ownedByB[p] = true
@@ -415,9 +386,46 @@ func TestForeignSIRENNamesOwner(t *testing.T) {
 			continue
 		}
 		var m ops.Misdirected
-		if status := getJSON(t, b.URL+"/v1/sirens/"+s, &m); status != http.StatusMisdirectedRequest || m.Owner == nil || m.Owner.HTTP != a.URL {
+		if status := getJSON(t, b.URL+"/v1/sirens/"+s+"?redirect=1", &m); status != http.StatusMisdirectedRequest || m.Owner == nil || m.Owner.HTTP != a.URL {
 			t.Fatalf("b about %s: HTTP %d %+v, want 421 naming %s", s, status, m, a.URL)
 		}
 		break
 	}
+}
+
+// waitPair waits until instances a and b split the parts partitions and
+// have caught up with their inputs.
+func waitPair(t *testing.T, parts int, a, b *instance) {
+	t.Helper()
+	caughtUp := func(in *instance) error {
+		if !in.H.P.Ready() {
+			return errors.New("not ready")
+		}
+		owned := in.H.P.Owned()
+		if len(owned) == 0 {
+			return errors.New("owns no partition")
+		}
+		prog := map[int32]processor.TaskProgress{}
+		for _, tp := range in.H.P.Progress() {
+			prog[tp.Partition] = tp
+		}
+		for _, p := range owned {
+			if tp, ok := prog[p]; !ok || !tp.CaughtUp || tp.Done {
+				return fmt.Errorf("partition %d not caught up", p)
+			}
+		}
+		return nil
+	}
+	poll(t, 60*time.Second, func() error {
+		if err := caughtUp(a); err != nil {
+			return fmt.Errorf("instance a: %w", err)
+		}
+		if err := caughtUp(b); err != nil {
+			return fmt.Errorf("instance b: %w", err)
+		}
+		if n := len(a.H.P.Owned()) + len(b.H.P.Owned()); n != parts {
+			return fmt.Errorf("%d partitions owned in all, want %d", n, parts)
+		}
+		return nil
+	})
 }

@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -288,7 +289,7 @@ func (s *Server) askOwner(ctx context.Context, q listQuery, base string, parts [
 	}
 	if err != nil {
 		s.log.Warn("segment listing: a partition owner did not answer", zap.String("owner", base), zap.Int32s("partitions", parts), zap.Error(err))
-		return missing(q.name, SourceError{Partitions: parts, Owner: base, Error: err.Error()})
+		return missing(q.name, SourceError{Partitions: parts, Owner: base, Error: s.peerError(err)})
 	}
 	for i := range page.Errors {
 		if page.Errors[i].Owner == "" {
@@ -365,4 +366,17 @@ func mergePages(segment string, limit int, pages []SegmentList) SegmentList {
 	slices.Sort(out.MissingPartitions)
 	out.Partial = len(out.MissingPartitions) > 0
 	return out
+}
+
+// peerError says why a peer did not answer, without the request URL (the
+// owner is named beside it).
+func (s *Server) peerError(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Sprintf("no answer within %v", s.cfg.PeerTimeout)
+	}
+	return err.Error()
 }
