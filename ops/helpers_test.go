@@ -23,6 +23,9 @@ type instance struct {
 	// StopHTTP stops the ops server (the processor stays in the group);
 	// cleanup calls it too.
 	StopHTTP func()
+	// Stop stops the server, then the processor (closing its store); cleanup
+	// calls it too.
+	Stop func()
 }
 
 // startInstance runs a processor of group in dir with an ops server on an
@@ -56,8 +59,10 @@ func startInstanceWith(t *testing.T, brokers []string, group, dir, token string,
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop := runServer(t, srv, func() { h.Stop(t) })
-	return &instance{H: h, Metrics: m, URL: url, StopHTTP: stop}
+	var once sync.Once
+	stopProc := func() { once.Do(func() { h.Stop(t) }) }
+	stop := runServer(t, srv, stopProc)
+	return &instance{H: h, Metrics: m, URL: url, StopHTTP: stop, Stop: func() { stop(); stopProc() }}
 }
 
 // runServer runs srv until the end of the test; cleanup stops it, checks
