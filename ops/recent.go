@@ -35,7 +35,8 @@ func (a *recentChange) before(b *recentChange) bool {
 // recentChanges keeps the latest recentCap changes of each partition in
 // event-time order, fed by live changes and by the tail of the output topic
 // read when a partition is loaded (so the page survives a restart and shows
-// a partition that moved here). Guarded by Metrics.mu.
+// a partition that moved here). Readers pick the owned partitions. Guarded
+// by Metrics.mu.
 type recentChanges struct {
 	parts map[int32][]recentChange
 }
@@ -82,15 +83,6 @@ func (r *recentChanges) newest(parts []int32, n int) []recentChange {
 		return b.before(a)
 	})
 	return all[:min(n, len(all))]
-}
-
-// drop forgets the changes of partitions not in keep.
-func (r *recentChanges) drop(keep []int32) {
-	for p := range r.parts {
-		if !slices.Contains(keep, p) {
-			delete(r.parts, p)
-		}
-	}
 }
 
 // seedChanges adds the segment_change records vals (oldest first) of
@@ -144,8 +136,10 @@ type tailer interface {
 
 // seedRecent runs until ctx ends: every interval it seeds the recent
 // changes of each newly owned partition from the output topic's tail (see
-// Metrics.seedChanges), and forgets those of partitions no longer owned. A
-// failed read is retried at the next tick, and logged once per partition.
+// Metrics.seedChanges). A failed read is retried at the next tick, and
+// logged once per partition. The changes of a partition that moves away are
+// kept (at most recentCap) but not shown; if it comes back, its tail is read
+// again and merged in event-time order.
 func (s *Server) seedRecent(ctx context.Context, src tailer, interval time.Duration) {
 	seeded := map[int32]bool{}
 	warned := map[int32]bool{}
@@ -158,9 +152,6 @@ func (s *Server) seedRecent(ctx context.Context, src tailer, interval time.Durat
 				delete(seeded, p)
 			}
 		}
-		s.cfg.Metrics.mu.Lock()
-		s.cfg.Metrics.recent.drop(owned)
-		s.cfg.Metrics.mu.Unlock()
 		if src.Ready() {
 			for _, p := range owned {
 				if seeded[p] || ctx.Err() != nil {
