@@ -132,7 +132,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, m Misdirected) {
 			}
 		}
 	}
-	s.log.Warn("proxied SIREN query: the owner did not answer", zap.String("owner", m.Owner.HTTP), zap.Int32("partition", m.Partition), zap.Error(err))
+	s.warnPeer(m.Owner.HTTP, "proxied SIREN query: the owner did not answer (logged at most once a minute per owner)", zap.Int32("partition", m.Partition), zap.Error(err))
 	m.Error = "SIREN is on a partition owned by another instance, which did not answer: " + s.peerError(err)
 	writeJSON(w, http.StatusBadGateway, m)
 }

@@ -288,7 +288,7 @@ func (s *Server) askOwner(ctx context.Context, q listQuery, base string, parts [
 		err = fmt.Errorf("HTTP %d", status)
 	}
 	if err != nil {
-		s.log.Warn("segment listing: a partition owner did not answer", zap.String("owner", base), zap.Int32s("partitions", parts), zap.Error(err))
+		s.warnPeer(base, "segment listing: a partition owner did not answer (logged at most once a minute per owner; the answers say partial)", zap.Int32s("partitions", parts), zap.Error(err))
 		return missing(q.name, SourceError{Partitions: parts, Owner: base, Error: s.peerError(err)})
 	}
 	for i := range page.Errors {
@@ -379,4 +379,23 @@ func (s *Server) peerError(err error) string {
 		return fmt.Sprintf("no answer within %v", s.cfg.PeerTimeout)
 	}
 	return err.Error()
+}
+
+// warnPeer logs a WARN about peer owner at most once a minute per owner:
+// while an instance is down every query that needs it fails the same way.
+func (s *Server) warnPeer(owner, msg string, fields ...zap.Field) {
+	s.peerWarnMu.Lock()
+	last := s.peerWarned[owner]
+	now := time.Now()
+	due := now.Sub(last) >= time.Minute
+	if due {
+		if s.peerWarned == nil {
+			s.peerWarned = map[string]time.Time{}
+		}
+		s.peerWarned[owner] = now
+	}
+	s.peerWarnMu.Unlock()
+	if due {
+		s.log.Warn(msg, append([]zap.Field{zap.String("owner", owner)}, fields...)...)
+	}
 }

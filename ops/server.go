@@ -183,6 +183,9 @@ type Server struct {
 
 	// peers is the client of requests to other instances (proxy, listing).
 	peers *http.Client
+	// peerWarned: when a failing peer was last logged (warnPeer).
+	peerWarnMu sync.Mutex
+	peerWarned map[string]time.Time
 }
 
 // New validates cfg and builds the server and its routes.
