@@ -200,7 +200,9 @@ func runLive(ctx context.Context, c *components, hf httpFlags) error {
 	}
 	var srv *ops.Server
 	if ln != nil {
-		srv, err = ops.New(ops.Config{Listener: ln, Token: token, Processor: p, Metrics: metrics, Logger: c.log})
+		oc := hf.config(ln, token)
+		oc.Processor, oc.Metrics, oc.Logger = p, metrics, c.log
+		srv, err = ops.New(oc)
 		if err != nil {
 			return err
 		}
