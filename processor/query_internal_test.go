@@ -10,10 +10,11 @@ import (
 )
 
 // minimalState is the encoding of a state with seq and segments and nothing
-// else (version 2: seq, segments, flags, then empty lists).
+// else (version 3: seq, segments, an empty header extension, flags, then
+// empty lists).
 func minimalState(t *testing.T, siren string, seq int64, segs engine.Segments) []byte {
 	t.Helper()
-	b := []byte{engine.StateVersion, byte(seq), byte(segs), 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	b := []byte{engine.StateVersion, byte(seq), byte(segs), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 	if _, err := engine.UnmarshalState(siren, b); err != nil {
 		t.Fatalf("minimal state: %v", err)
 	}
