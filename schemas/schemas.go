@@ -39,10 +39,10 @@ const (
 	IDOfferResponse = 5
 	IDContractEvent = 6
 	// IDTick frames the clock ticks of quiet partitions (tick.avsc).
-	IDTick = 7
-	IDOfferOutcome  = 102
-	IDUplift        = 103
-	IDSirenDaily    = 104
+	IDTick         = 7
+	IDOfferOutcome = 102
+	IDUplift       = 103
+	IDSirenDaily   = 104
 )
 
 // fileForID maps a fixed id to its embedded file.
