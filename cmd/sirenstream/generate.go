@@ -43,7 +43,7 @@ sirenstream broker --partitions), else 6.`, stdout)
 	rate := fs.Float64("rate", 0, "records per second, trickled live in event-time order (0: as fast as the broker acknowledges)")
 	byTopic := fs.Bool("by-topic", false, "load whole topics one after another (usage, profiles, outages, claims) instead of interleaved in event-time order")
 	registry := fs.String("schema-registry", "", "register the schemas with this Confluent schema registry (subjects <topic>-value) and frame records with the ids it assigns; needed when the processor runs with --schema-registry")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	k, err := kf.build()

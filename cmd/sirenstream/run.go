@@ -157,7 +157,7 @@ state (the group's offsets are committed too, for lag tools).`, stdout)
 	repairDir := fs.String("repair-dir", "", "directory for the scratch store of a repair (re-processing a partition in event-time order; needs about the space of that partition's state); default: the system's temporary directory")
 	var hf httpFlags
 	hf.register(fs)
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	c, err := f.build(stderr)
