@@ -112,6 +112,15 @@ func usageErr(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))
 }
 
+// prefixOnce wraps err with "prefix: " unless its text already starts so
+// (no "state: state: ..." when a package prefixes its own errors).
+func prefixOnce(prefix string, err error) error {
+	if strings.HasPrefix(err.Error(), prefix+":") {
+		return err
+	}
+	return fmt.Errorf("%s: %w", prefix, err)
+}
+
 // newFlagSet builds a FlagSet whose --help prints the command's description,
 // flags and environment variable names.
 func newFlagSet(name, desc string, out io.Writer) *flag.FlagSet {

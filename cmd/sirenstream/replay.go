@@ -132,7 +132,7 @@ which offers are gained or lost (--diff-json for machines).`, stdout)
 		if *currentRules != "" {
 			b, err := os.ReadFile(*currentRules)
 			if err != nil {
-				return fmt.Errorf("--current-rules: rules: %w", err)
+				return fmt.Errorf("--current-rules: %w", err)
 			}
 			if cur, err = engine.ParseRules(bytes.NewReader(b)); err != nil {
 				return fmt.Errorf("--current-rules: %s: %w", *currentRules, err)

@@ -104,10 +104,10 @@ func (f *procFlags) build(stderr io.Writer) (*components, error) {
 	if f.rules != "" {
 		b, err := os.ReadFile(f.rules)
 		if err != nil {
-			return nil, fmt.Errorf("--rules: rules: %w", err)
+			return nil, usageErr("--rules: %v", err)
 		}
 		if c.rules, err = engine.ParseRules(bytes.NewReader(b)); err != nil {
-			return nil, fmt.Errorf("--rules: %s: %w", f.rules, err)
+			return nil, usageErr("--rules %s: %v", f.rules, err)
 		}
 	}
 	c.codec, err = schemas.NewCodec(schemas.Config{
@@ -117,11 +117,11 @@ func (f *procFlags) build(stderr io.Writer) (*components, error) {
 		Logger:            log,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("codec: %w", err)
+		return nil, prefixOnce("codec", err)
 	}
 	c.store, err = processor.OpenStore(state.Options{Dir: f.stateDir, Logger: log})
 	if err != nil {
-		return nil, fmt.Errorf("state: %w", err)
+		return nil, prefixOnce("state", err)
 	}
 	c.cfg = processor.Config{
 		Kafka:                 k,
