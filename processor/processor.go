@@ -117,6 +117,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	p.log.Info("processor started", zap.String("group", p.cfg.Group), zap.Int("partitions", n),
 		zap.Strings("inputs", inputs[:]), zap.String("rules_version", p.cfg.Rules.Version))
+	p.logPreviousMembers(ctx)
 
 	// Transient faults restart the task that met them; one that lasts
 	// longer than FaultDeadline stops the run (faults.go).

@@ -41,6 +41,10 @@ type procFlags struct {
 	usageDays      int
 	cacheSIRENs    int
 	topics         processor.Topics
+	// beforeStore, when set, runs before the state store is opened (run
+	// waits for the brokers there: an unreachable cluster leaves no state
+	// directory behind).
+	beforeStore func(*zap.Logger, processor.Kafka) error
 }
 
 func (f *procFlags) register(fs *flag.FlagSet, defaultLog string) {
@@ -68,7 +72,8 @@ func (f *procFlags) register(fs *flag.FlagSet, defaultLog string) {
 
 // components are what run and replay build from procFlags, closed in reverse.
 type components struct {
-	log   *zap.Logger
+	log    *zap.Logger
+	status *processor.Status // run only: caught-up, status and dead-letter spike lines
 	rules *engine.Rules
 	codec *schemas.Codec
 	store *state.Store
@@ -119,6 +124,11 @@ func (f *procFlags) build(stderr io.Writer) (*components, error) {
 	if err != nil {
 		return nil, prefixOnce("codec", err)
 	}
+	if f.beforeStore != nil {
+		if err := f.beforeStore(log, k); err != nil {
+			return nil, err
+		}
+	}
 	c.store, err = processor.OpenStore(state.Options{Dir: f.stateDir, Logger: log})
 	if err != nil {
 		return nil, prefixOnce("state", err)
@@ -155,16 +165,30 @@ state (the group's offsets are committed too, for lag tools).`, stdout)
 	faultDeadline := fs.Duration("fault-deadline", processor.DefaultFaultDeadline, "how long a transient broker or network fault (broker restart, leader change, ended generation) is retried before run exits 1; the task that met it restarts from its last commit meanwhile; 0: retry forever")
 	maxIdle := fs.Duration("max-task-idle", processor.DefaultMaxTaskIdle, "how long a partition holds a day change for an input that has nothing buffered and has not reached that day (a lagging feed) before it lets stream time pass it; negative: never hold. Records that arrive after a day change they belong before are repaired either way (see README, ordering contract)")
 	repairDir := fs.String("repair-dir", "", "directory for the scratch store of a repair (re-processing a partition in event-time order; needs about the space of that partition's state); default: the system's temporary directory")
+	statusEvery := fs.Duration("status-interval", processor.DefaultStatusEvery, "time between status log lines (records/s, lag, dead letters/s, partitions caught up; 0: none)")
 	var hf httpFlags
 	hf.register(fs)
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
+	}
+	f.beforeStore = func(log *zap.Logger, k processor.Kafka) error {
+		bi := readBuildInfo()
+		log.Info("sirenstream run starting", zap.String("version", bi.Version), zap.String("commit", bi.Commit), zap.String("go", bi.GoVersion))
+		deadline := *faultDeadline
+		if deadline == 0 {
+			deadline = -1 // forever
+		}
+		return processor.WaitForBrokers(ctx, k, deadline, log)
 	}
 	c, err := f.build(stderr)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, c.Close()) }()
+	if *statusEvery == 0 {
+		*statusEvery = -1 // processor.StatusConfig: negative is "none"
+	}
+	c.status = processor.NewStatus(processor.StatusConfig{Logger: c.log, Every: *statusEvery, Registry: f.registry != ""})
 	c.cfg.Group = *group
 	c.cfg.SessionTimeout = *session
 	if c.cfg.FaultDeadline = *faultDeadline; *faultDeadline == 0 {
@@ -185,9 +209,13 @@ func runLive(ctx context.Context, c *components, hf httpFlags) error {
 	var metrics *ops.Metrics
 	if ln != nil {
 		defer ln.Close() // already closed by the server when it ran
-		metrics = ops.NewMetrics(ops.MetricsConfig{StateSize: c.store.Size})
+		bi := readBuildInfo()
+		metrics = ops.NewMetrics(ops.MetricsConfig{StateSize: c.store.Size, Version: bi.Version, Commit: bi.Commit})
 		c.cfg.Metrics = metrics
 		c.cfg.HTTPAdvertise = advertise
+	}
+	if c.status != nil {
+		c.cfg.Metrics = c.status.Metrics(c.cfg.Metrics)
 	}
 	p, err := processor.New(c.cfg)
 	if err != nil {
@@ -215,6 +243,9 @@ func runLive(ctx context.Context, c *components, hf httpFlags) error {
 		}
 		return err
 	})
+	if c.status != nil {
+		g.Go(func() error { return c.status.Run(gctx, p) })
+	}
 	if srv != nil {
 		c.log.Info("ops http server", zap.String("addr", ln.Addr().String()), zap.String("advertise", advertise), zap.Bool("token", token != ""))
 		g.Go(func() error { return srv.Run(gctx) })
