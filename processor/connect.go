@@ -43,14 +43,18 @@ func WaitForBrokers(ctx context.Context, k Kafka, deadline time.Duration, log *z
 			return fmt.Errorf("brokers %s: %w", strings.Join(k.Brokers, ","), err)
 		}
 		failing := time.Since(start)
-		if deadline >= 0 && failing+backoff > deadline {
+		if deadline >= 0 && failing >= deadline {
 			return fmt.Errorf("%w: brokers %s unreachable for %s (%d attempts): %w",
 				ErrFaultDeadline, strings.Join(k.Brokers, ","), failing.Round(time.Second), attempt, err)
 		}
+		wait := backoff
+		if deadline >= 0 {
+			wait = min(wait, deadline-failing)
+		}
 		log.Warn("brokers unreachable, retrying", zap.Strings("brokers", k.Brokers), zap.Int("attempt", attempt),
-			zap.Duration("retry_in", backoff), zap.Duration("failing_for", failing.Round(time.Millisecond)),
+			zap.Duration("retry_in", wait.Round(time.Millisecond)), zap.Duration("failing_for", failing.Round(time.Millisecond)),
 			zap.Duration("gives_up_after", deadline), zap.Error(err))
-		if sleepCtx(ctx, backoff); ctx.Err() != nil {
+		if sleepCtx(ctx, wait); ctx.Err() != nil {
 			return ctx.Err()
 		}
 		backoff = min(2*backoff, 30*time.Second)

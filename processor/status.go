@@ -206,13 +206,14 @@ func (s *Status) newWindow(now time.Time) window {
 // partition follows one task: the caught-up log and the deltas.
 func (s *Status) partition(now time.Time, tp TaskProgress, sum *statusSum) {
 	ps := s.parts[tp.Partition]
-	if ps == nil || tp.Consumed < ps.consumed { // new task (start, rebalance, restart)
-		ps = &partStatus{behind: true, since: now, from: tp.Consumed}
+	if ps == nil || tp.Consumed < ps.consumed {
+		// A new task (start, rebalance, restart): its counts began at 0
+		// since the last snapshot.
+		ps = &partStatus{behind: true, since: now}
 		s.parts[tp.Partition] = ps
-	} else {
-		sum.dConsumed += tp.Consumed - ps.consumed
-		sum.dDead += max(tp.DeadLettered-ps.dead, 0)
 	}
+	sum.dConsumed += tp.Consumed - ps.consumed
+	sum.dDead += max(tp.DeadLettered-ps.dead, 0)
 	ps.consumed, ps.dead = tp.Consumed, tp.DeadLettered
 	sum.lag += tp.Lag
 	if tp.StreamTime > 0 && (sum.minStream == 0 || tp.StreamTime < sum.minStream) {

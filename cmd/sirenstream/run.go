@@ -41,9 +41,9 @@ type procFlags struct {
 	usageDays      int
 	cacheSIRENs    int
 	topics         processor.Topics
-	// beforeStore, when set, runs before the state store is opened (run
-	// waits for the brokers there: an unreachable cluster leaves no state
-	// directory behind).
+	// beforeStore, when set, runs before a new state directory is created,
+	// after an existing one is opened (run waits for the brokers there: an
+	// unreachable cluster leaves no state directory behind).
 	beforeStore func(*zap.Logger, processor.Kafka) error
 }
 
@@ -124,14 +124,18 @@ func (f *procFlags) build(stderr io.Writer) (*components, error) {
 	if err != nil {
 		return nil, prefixOnce("codec", err)
 	}
-	if f.beforeStore != nil {
-		if err := f.beforeStore(log, k); err != nil {
-			return nil, err
-		}
+	// An existing state directory is opened first (a locked or damaged one
+	// fails at once); a new one only after beforeStore succeeded.
+	_, statErr := os.Stat(f.stateDir)
+	if err := f.runBeforeStore(statErr != nil, log, k); err != nil {
+		return nil, err
 	}
 	c.store, err = processor.OpenStore(state.Options{Dir: f.stateDir, Logger: log})
 	if err != nil {
 		return nil, prefixOnce("state", err)
+	}
+	if err := f.runBeforeStore(statErr == nil, log, k); err != nil {
+		return nil, errors.Join(err, c.store.Close())
 	}
 	c.cfg = processor.Config{
 		Kafka:                 k,
@@ -149,6 +153,13 @@ func (f *procFlags) build(stderr io.Writer) (*components, error) {
 		Store:                 c.store,
 	}
 	return c, nil
+}
+
+func (f *procFlags) runBeforeStore(now bool, log *zap.Logger, k processor.Kafka) error {
+	if !now || f.beforeStore == nil {
+		return nil
+	}
+	return f.beforeStore(log, k)
 }
 
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
@@ -178,7 +189,13 @@ state (the group's offsets are committed too, for lag tools).`, stdout)
 		if deadline == 0 {
 			deadline = -1 // forever
 		}
-		return processor.WaitForBrokers(ctx, k, deadline, log)
+		if err := processor.WaitForBrokers(ctx, k, deadline, log); err != nil {
+			if errors.Is(err, processor.ErrFaultDeadline) {
+				err = fmt.Errorf("%w (--fault-deadline sets how long faults are retried; 0 retries forever)", err)
+			}
+			return err
+		}
+		return nil
 	}
 	c, err := f.build(stderr)
 	if err != nil {
