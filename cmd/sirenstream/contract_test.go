@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/sirenstream/sirenstream/schemas"
 	"github.com/sirenstream/sirenstream/topology"
 )
@@ -410,5 +412,35 @@ func TestContractParserCatchesDrift(t *testing.T) {
 	if len(doc.topics) < 8 || len(doc.schemas) < 5 || len(doc.metrics) < 15 || len(doc.endpoints) < 8 || len(doc.flags["run"]) < 30 {
 		t.Fatalf("parsed too little from %s: %d topics, %d schemas, %d metrics, %d endpoints, %d run flags",
 			contractDoc, len(doc.topics), len(doc.schemas), len(doc.metrics), len(doc.endpoints), len(doc.flags["run"]))
+	}
+}
+
+// TestComposePublishesOnLoopbackOnly: every port docker-compose.yml
+// publishes is bound to 127.0.0.1, as the README says.
+func TestComposePublishesOnLoopbackOnly(t *testing.T) {
+	b, err := os.ReadFile("../../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compose struct {
+		Services map[string]struct {
+			Ports []any `yaml:"ports"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(b, &compose); err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	published := 0
+	for _, name := range sortedKeys(compose.Services) {
+		for _, p := range compose.Services[name].Ports {
+			published++
+			s, ok := p.(string)
+			if !ok || !strings.HasPrefix(s, "127.0.0.1:") || strings.Count(s, ":") != 2 {
+				t.Errorf("service %s publishes %v: want \"127.0.0.1:HOST:CONTAINER\"", name, p)
+			}
+		}
+	}
+	if published < 5 {
+		t.Fatalf("found %d published ports in docker-compose.yml, want the 5 of kafka, schema-registry, sirenstream, prometheus, grafana", published)
 	}
 }

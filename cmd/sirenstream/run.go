@@ -74,10 +74,10 @@ func (f *procFlags) register(fs *flag.FlagSet, defaultLog string) {
 type components struct {
 	log    *zap.Logger
 	status *processor.Status // run only: caught-up, status and dead-letter spike lines
-	rules *engine.Rules
-	codec *schemas.Codec
-	store *state.Store
-	cfg   processor.Config
+	rules  *engine.Rules
+	codec  *schemas.Codec
+	store  *state.Store
+	cfg    processor.Config
 }
 
 func (c *components) Close() error {
