@@ -72,12 +72,15 @@ func (f *procFlags) register(fs *flag.FlagSet, defaultLog string) {
 
 // components are what run and replay build from procFlags, closed in reverse.
 type components struct {
-	log    *zap.Logger
-	status *processor.Status // run only: caught-up, status and dead-letter spike lines
-	rules  *engine.Rules
-	codec  *schemas.Codec
-	store  *state.Store
-	cfg    processor.Config
+	log   *zap.Logger
+	rules *engine.Rules
+	codec *schemas.Codec
+	store *state.Store
+	cfg   processor.Config
+
+	// status (run only) logs caught-up partitions, the status line and
+	// dead-letter spikes.
+	status *processor.Status
 }
 
 func (c *components) Close() error {
