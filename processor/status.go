@@ -222,10 +222,12 @@ func (s *Status) partition(now time.Time, tp TaskProgress, sum *statusSum) {
 	switch {
 	case ps.behind && tp.Loaded && tp.CaughtUp:
 		ps.behind = false
-		s.log.Info("partition caught up: processing records as they arrive",
-			zap.Int32("partition", tp.Partition), zap.Int64("records", tp.Consumed-ps.from),
-			zap.Duration("took", now.Sub(ps.since).Round(time.Millisecond)),
-			zap.Time("stream_time", time.UnixMilli(tp.StreamTime).UTC()))
+		fields := []zap.Field{zap.Int32("partition", tp.Partition), zap.Int64("records", tp.Consumed-ps.from),
+			zap.Duration("took", now.Sub(ps.since).Round(time.Millisecond))}
+		if tp.StreamTime > 0 {
+			fields = append(fields, zap.Time("stream_time", time.UnixMilli(tp.StreamTime).UTC()))
+		}
+		s.log.Info("partition caught up: processing records as they arrive", fields...)
 	case !ps.behind && tp.Lag >= behindRecords:
 		ps.behind, ps.since, ps.from = true, now, tp.Consumed
 		s.log.Info("partition fell behind: catching up", zap.Int32("partition", tp.Partition), zap.Int64("lag", tp.Lag))

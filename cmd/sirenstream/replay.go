@@ -68,6 +68,7 @@ which offers are gained or lost (--diff-json for machines).`, stdout)
 	if err != nil {
 		return err
 	}
+	stderr = newLineWriter(stderr) // the logger's and the progress bar's: neither overwrites the other
 	*diff = *diff || *diffJSON
 	var ro processor.ReplayOptions
 	ro.OutputTopic, ro.ChurnTopic = *output, *churn
