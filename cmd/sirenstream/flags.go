@@ -105,6 +105,11 @@ func parseArgs(fs *flag.FlagSet, args []string) error {
 	fs.Usage = help
 	switch {
 	case errors.Is(err, flag.ErrHelp):
+		fs.VisitAll(func(f *flag.Flag) { // the help names their type "duration"
+			if d, ok := f.Value.(*durationFlag); ok {
+				f.Value = d.v
+			}
+		})
 		help()
 		return err
 	case err != nil:
@@ -235,7 +240,7 @@ func setFromConfig(fs *flag.FlagSet, set map[string]bool, note io.Writer) error 
 	}
 	var m map[string]any
 	if err := yaml.Unmarshal(b, &m); err != nil {
-		return usageErr("--config %s: not a YAML map of flag names to values: %v", path, err)
+		return usageErr("--config %s: not a YAML map of flag names to values: %s", path, strings.Join(strings.Fields(err.Error()), " "))
 	}
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -263,7 +268,7 @@ func setFromConfig(fs *flag.FlagSet, set map[string]bool, note io.Writer) error 
 			continue
 		}
 		if err := fs.Set(k, configValue(m[k])); err != nil {
-			return usageErr("--config %s: %s: %v", path, k, err)
+			return usageErr("--config %s: %s %q: %v", path, k, configValue(m[k]), err)
 		}
 	}
 	if len(ignored) > 0 {
@@ -330,26 +335,35 @@ func checkCounts(fs *flag.FlagSet) error {
 
 // durationFlag replaces a duration flag's Value: days ("90d", "1d12h") on
 // top of Go's forms, and an error that shows the expected form.
-type durationFlag struct{ flag.Value }
+// It is a pointer type: the flag package makes zero values of it (reflect)
+// to tell default values in the help.
+type durationFlag struct{ v flag.Value }
 
-func (d durationFlag) Set(s string) error {
+func (d *durationFlag) Set(s string) error {
 	v, err := parseDuration(s)
 	if err != nil {
 		return err
 	}
-	return d.Value.Set(v.String())
+	return d.v.Set(v.String())
 }
 
-func (d durationFlag) Get() any { return d.Value.(flag.Getter).Get() }
+func (d *durationFlag) String() string {
+	if d == nil || d.v == nil {
+		return time.Duration(0).String()
+	}
+	return d.v.String()
+}
+
+func (d *durationFlag) Get() any { return d.v.(flag.Getter).Get() }
 
 func wrapDurations(fs *flag.FlagSet) {
 	fs.VisitAll(func(f *flag.Flag) {
-		if _, done := f.Value.(durationFlag); done {
+		if _, done := f.Value.(*durationFlag); done {
 			return
 		}
 		if g, ok := f.Value.(flag.Getter); ok {
 			if _, ok := g.Get().(time.Duration); ok {
-				f.Value = durationFlag{f.Value}
+				f.Value = &durationFlag{f.Value}
 			}
 		}
 	})
