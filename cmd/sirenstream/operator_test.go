@@ -344,4 +344,3 @@ func TestRunWaitsForAnUnreachableBrokerAtStart(t *testing.T) {
 		}
 	})
 }
-
