@@ -61,6 +61,7 @@ type Status struct {
 	reasons map[string]int64 // dead letters by reason since start
 
 	parts    map[int32]*partStatus
+	prev     time.Time // the last snapshot, or the start
 	lastLine time.Time
 	line     window // since the last status line
 	spike    window // since the spike window started
@@ -139,6 +140,7 @@ type StatusSource interface {
 
 // Run logs until ctx ends, reading src once a second; it returns nil.
 func (s *Status) Run(ctx context.Context, src StatusSource) error {
+	s.start(time.Now())
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -151,15 +153,24 @@ func (s *Status) Run(ctx context.Context, src StatusSource) error {
 	}
 }
 
-// observe takes one snapshot of the owned partitions' progress at now.
-func (s *Status) observe(now time.Time, owned []int32, tps []TaskProgress) {
+// start begins the windows at now, before the processor's tasks start:
+// like their counts and the reasons, they start at 0.
+func (s *Status) start(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.lastLine.IsZero() {
-		s.lastLine = now
-		s.line = s.newWindow(now)
-		s.spike = s.newWindow(now)
+	s.prev, s.lastLine = now, now
+	s.line = window{start: now, reasons: map[string]int64{}}
+	s.spike = window{start: now, reasons: map[string]int64{}}
+}
+
+// observe takes one snapshot of the owned partitions' progress at now.
+func (s *Status) observe(now time.Time, owned []int32, tps []TaskProgress) {
+	if s.prev.IsZero() {
+		s.start(now)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer func() { s.prev = now }()
 	own := make(map[int32]bool, len(owned))
 	for _, p := range owned {
 		own[p] = true
@@ -209,7 +220,7 @@ func (s *Status) partition(now time.Time, tp TaskProgress, sum *statusSum) {
 	if ps == nil || tp.Consumed < ps.consumed {
 		// A new task (start, rebalance, restart): its counts began at 0
 		// since the last snapshot.
-		ps = &partStatus{behind: true, since: now}
+		ps = &partStatus{behind: true, since: s.prev}
 		s.parts[tp.Partition] = ps
 	}
 	sum.dConsumed += tp.Consumed - ps.consumed
