@@ -204,15 +204,15 @@ func setFromEnv(fs *flag.FlagSet, set map[string]bool, note io.Writer) error {
 	}
 	sort.Strings(unknown)
 	others := otherCommands(fs.Name())
-	var envs []string
+	var envs []string // without the common prefix, which would make every name look close
 	for _, name := range flagNames(fs) {
-		envs = append(envs, envName(name))
+		envs = append(envs, strings.TrimPrefix(envName(name), "SIRENSTREAM_"))
 	}
 	for _, k := range unknown {
 		if others[envFlag(k)] != nil {
 			continue
 		}
-		if hint := didYouMean(k, envs, ""); hint != "" {
+		if hint := didYouMean(strings.TrimPrefix(k, "SIRENSTREAM_"), envs, "SIRENSTREAM_"); hint != "" {
 			fmt.Fprintf(note, "sirenstream %s: note: %s is not a setting of any command%s; ignored\n", fs.Name(), k, hint)
 		}
 	}
