@@ -50,10 +50,11 @@ sirenstream broker --partitions), else 6.`, stdout)
 	if err != nil {
 		return err
 	}
-	day, err := time.Parse("2006-01-02", *start)
+	day, err := parseTimeFlag(*start)
 	if err != nil {
-		return usageErr("--start %q: %v", *start, err)
+		return usageErr("--start: %v", err)
 	}
+	day = day.UTC().Truncate(24 * time.Hour)
 	cfg := gen.Config{SIRENs: *sirens, Days: *days, Start: day, Seed: *seed, BadRate: *bad}
 	if err := cfg.Validate(); err != nil {
 		return usageErr("%v", err)
