@@ -389,7 +389,7 @@ var (
 	segmentSIRENsDesc = prometheus.NewDesc("sirenstream_segment_sirens",
 		"SIRENs currently in a segment on this instance's partitions (baseline at task load + emitted changes).", []string{"segment"}, nil)
 	stateSizeDesc = prometheus.NewDesc("sirenstream_state_size_bytes",
-		"Badger state store size by part (lsm, vlog), as estimated by Badger (refreshed about once a minute).", []string{"part"}, nil)
+		"Bytes the Badger state store takes on disk (allocated blocks) by part: vlog (value log) and lsm (tables, memtable logs, manifest); measured at each scrape.", []string{"part"}, nil)
 )
 
 func (c *liveCollector) Describe(ch chan<- *prometheus.Desc) {
