@@ -23,6 +23,11 @@ import (
 
 // procFlags are the flags shared by run and replay.
 type procFlags struct {
+	// beforeStore, when set, runs before a new state directory is created,
+	// after an existing one is opened (run waits for the brokers there: an
+	// unreachable cluster leaves no state directory behind).
+	beforeStore func(*zap.Logger, processor.Kafka) error
+
 	kafka          kafkaFlags
 	config         string
 	stateDir       string
@@ -41,10 +46,6 @@ type procFlags struct {
 	usageDays      int
 	cacheSIRENs    int
 	topics         processor.Topics
-	// beforeStore, when set, runs before a new state directory is created,
-	// after an existing one is opened (run waits for the brokers there: an
-	// unreachable cluster leaves no state directory behind).
-	beforeStore func(*zap.Logger, processor.Kafka) error
 }
 
 func (f *procFlags) register(fs *flag.FlagSet, defaultLog string) {
