@@ -46,6 +46,7 @@ func (t *task) dayOutputs(siren string, st *engine.State) {
 			t.com.add(kafka.Message{Topic: rt.repartition, Key: []byte(oc.Offer),
 				Value: encodeRepartition(t.partition, t.eng.StreamDay(), i, oc)})
 		}
+		t.cfg.Metrics.Outcome(t.partition, oc.Offer, oc.Control, oc.Converted)
 	}
 	if rt.daily != "" {
 		t.eng.View(st, &o.view)
