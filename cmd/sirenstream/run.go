@@ -159,6 +159,8 @@ state (the group's offsets are committed too, for lag tools).`, stdout)
 	group := fs.String("group", processor.DefaultGroup, "consumer group id")
 	session := fs.Duration("session-timeout", processor.DefaultSessionTimeout, "consumer group session timeout: how long a crashed instance keeps its partitions")
 	faultDeadline := fs.Duration("fault-deadline", processor.DefaultFaultDeadline, "how long a transient broker or network fault (broker restart, leader change, ended generation) is retried before run exits 1; the task that met it restarts from its last commit meanwhile; 0: retry forever")
+	tickEvery := fs.Duration("idle-tick-interval", processor.DefaultIdleTickInterval, "how often to look for quiet partitions: one that has consumed everything and whose stream time has not moved for this long while it is more than --idle-tick-lag behind this instance's most advanced partition gets a clock tick (topic --topic-ticks), so its day changes and outage timers run without records of its own; the tick is data, so a replay gives the same output; negative: no ticks")
+	tickLag := fs.Duration("idle-tick-lag", processor.DefaultIdleTickLag, "how far behind this instance's most advanced partition a quiet partition is ticked to (stream time)")
 	maxIdle := fs.Duration("max-task-idle", processor.DefaultMaxTaskIdle, "how long a partition holds a day change for an input that has nothing buffered and has not reached that day (a lagging feed) before it lets stream time pass it; negative: never hold. Records that arrive after a day change they belong before are repaired either way (see README, ordering contract)")
 	repairDir := fs.String("repair-dir", "", "directory for the scratch store of a repair (re-processing a partition in event-time order; needs about the space of that partition's state); default: the system's temporary directory")
 	var hf httpFlags
@@ -177,6 +179,8 @@ state (the group's offsets are committed too, for lag tools).`, stdout)
 		c.cfg.FaultDeadline = -1 // processor.Config: negative is "forever"
 	}
 	c.cfg.MaxTaskIdle = *maxIdle
+	c.cfg.IdleTickInterval = *tickEvery
+	c.cfg.IdleTickLag = *tickLag
 	c.cfg.RepairDir = *repairDir
 	return runLive(ctx, c, hf)
 }
