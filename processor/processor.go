@@ -131,6 +131,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	p.log.Info("processor started", zap.String("group", p.cfg.Group), zap.Int("partitions", n),
 		zap.Strings("inputs", inputs[:]), zap.String("rules_version", p.cfg.Rules.Version))
+	p.logPreviousMembers(ctx)
 
 	if p.cfg.IdleTickInterval > 0 {
 		tw := newWriter(p.cfg.Kafka, p.log, limits.output)
