@@ -31,7 +31,8 @@ func (s *State) appendExt(dst []byte) []byte {
 		dst = append(dst, byte(s.offers))
 	}
 	dst = appendHoldoutExt(dst, s.ho)
-	return appendEligibilityExt(dst, &s.outcomeState)
+	dst = appendEligibilityExt(dst, &s.outcomeState)
+	return appendContractPlanExt(dst, &s.outcomeState)
 }
 
 // readExt decodes a header extension into st.
@@ -67,6 +68,10 @@ func (s *State) readExt(b []byte) error {
 			s.ho = ho
 		case extEligibility:
 			if err := readEligibilityExt(payload, &s.outcomeState); err != nil {
+				return err
+			}
+		case extContractPlan:
+			if err := readContractPlanExt(payload, &s.outcomeState); err != nil {
 				return err
 			}
 		default:

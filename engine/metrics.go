@@ -131,7 +131,7 @@ func (t *Task) metrics(s *State, e *evaluation) {
 		}
 	}
 
-	e.plan = s.plan
+	e.plan = s.currentPlan()
 	e.hasWfChange = false
 	e.wfChange = 0
 	if s.hasWorkforce {

@@ -62,7 +62,8 @@ type Metrics struct {
 	boundHits    *prometheus.CounterVec // bound
 	repairs      *prometheus.CounterVec // partition
 	corrections  prometheus.Counter
-	inputLag     *prometheus.GaugeVec // topic, partition
+	inputLag     *prometheus.GaugeVec   // topic, partition
+	outcomes     *prometheus.CounterVec // offer, group, converted
 
 	hotMu sync.RWMutex
 	hot   map[int32]map[string]*hotCounters
@@ -134,6 +135,9 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 		Help: "Segment changes with trigger REPAIR: SIRENs whose segments after a repair differ from the last ones emitted."})
 	m.inputLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "input_lag_seconds",
 		Help: "Stream time minus the latest event time taken from the input (per input topic and owned partition): how far an input is behind the others."}, []string{"topic", "partition"})
+	m.outcomes = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "offer_outcomes_total",
+		Help: "Closed eligibilities written to offer-outcomes, by offer, holdout group (TREATMENT|CONTROL) and converted (true|false); the uplift topic has the deduplicated figures."}, []string{"offer", "group", "converted"})
+	m.reg.MustRegister(m.outcomes)
 	m.reg.MustRegister(m.consumed, m.processed, m.deadLettered, m.lag, m.streamTime, m.transitions,
 		m.changes, m.commitTime, m.committed, m.restoreRead, m.restoreTotal, m.owned, m.repairs, m.corrections, m.inputLag,
 		&liveCollector{m: m, size: cfg.StateSize})
@@ -201,6 +205,15 @@ func (m *Metrics) Repair(p int32, corrections int) {
 // InputLag implements processor.Metrics.
 func (m *Metrics) InputLag(topic string, p int32, seconds float64) {
 	m.inputLag.WithLabelValues(topic, strconv.Itoa(int(p))).Set(seconds)
+}
+
+// Outcome implements processor.Metrics.
+func (m *Metrics) Outcome(_ int32, offer string, control, converted bool) {
+	group := "TREATMENT"
+	if control {
+		group = "CONTROL"
+	}
+	m.outcomes.WithLabelValues(offer, group, strconv.FormatBool(converted)).Inc()
 }
 
 // BoundHit implements processor.Metrics.

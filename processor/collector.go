@@ -54,7 +54,10 @@ func (c *collector) processed(string) {}
 func (c *collector) skipped()         {}
 
 // change appends a segment change, and the same bytes as a churn alert when
-// it adds CHURN_RISK.
+// it adds CHURN_RISK. A churn alert also carries the holdout group in the
+// header control_group ("true"/"false", hdrControlGroup): alerting systems
+// route on headers without decoding the value, and a control SIREN's alert
+// must not reach a retention campaign.
 func (c *collector) change(d *engine.Decision) {
 	val := schemas.AppendSegmentChange(nil, d)
 	if id := c.routes.segmentsID; id != 0 {
@@ -68,8 +71,26 @@ func (c *collector) change(d *engine.Decision) {
 			alert = slices.Clone(val)
 			schemas.SetSchemaID(alert, id)
 		}
-		c.batch.add(kafka.Message{Topic: c.routes.churn, Key: key, Value: alert})
+		c.batch.add(kafka.Message{Topic: c.routes.churn, Key: key, Value: alert,
+			Headers: []kafka.Header{{Key: hdrControlGroup, Value: controlValue(d.ControlGroup)}}})
 	}
+}
+
+// hdrControlGroup is the churn alert header holding the SIREN's holdout
+// group: "true" for control, "false" for treatment (spec §8).
+const hdrControlGroup = "control_group"
+
+var (
+	hdrTrue  = []byte("true")
+	hdrFalse = []byte("false")
+)
+
+// controlValue returns the control_group header value (shared, read-only).
+func controlValue(control bool) []byte {
+	if control {
+		return hdrTrue
+	}
+	return hdrFalse
 }
 
 // deadLetter appends a copy of the record with its original key and bytes

@@ -92,6 +92,10 @@ type Config struct {
 	// CacheSIRENs bounds decoded SIREN states kept in memory per partition
 	// (default 50000).
 	CacheSIRENs int
+	// NoSirenDaily turns off the siren-daily output (one record per SIREN
+	// per stream day: as many records a day as the population; the topic is
+	// still created). Outcomes and uplift do not depend on it.
+	NoSirenDaily bool
 
 	Logger *zap.Logger
 	Codec  *schemas.Codec // required

@@ -41,6 +41,12 @@ type Metrics interface {
 	// InputLag reports how far an input is behind the task's stream time:
 	// stream time minus the latest event time taken from it, in seconds.
 	InputLag(topic string, partition int32, seconds float64)
+	// Outcome reports a closed eligibility written to offer-outcomes (and
+	// the uplift repartition topic) by a partition's task: its offer, its
+	// holdout group, and whether it converted. Counts what this instance
+	// wrote (a batch re-run after a crash counts again); the uplift table
+	// is the deduplicated figure.
+	Outcome(partition int32, offer string, control, converted bool)
 }
 
 type nopMetrics struct{}
@@ -59,3 +65,4 @@ func (nopMetrics) SegmentChange(int32, *engine.Decision) {}
 func (nopMetrics) BoundHit(int32, string, uint64)        {}
 func (nopMetrics) Repair(int32, int)                     {}
 func (nopMetrics) InputLag(string, int32, float64)       {}
+func (nopMetrics) Outcome(int32, string, bool, bool)     {}

@@ -99,7 +99,7 @@ func (p *Processor) Run(ctx context.Context) error {
 
 	tp := p.cfg.Topics
 	rt, err := registerOutputs(ctx, p.cfg.Codec, routes{segments: tp.SegmentChanges, churn: tp.ChurnAlerts, dlq: tp.DLQ,
-		outcomes: tp.OfferOutcomes, daily: tp.SirenDaily, repartition: tp.UpliftRepartition, uplift: tp.Uplift})
+		outcomes: tp.OfferOutcomes, daily: p.dailyTopic(tp.SirenDaily), repartition: tp.UpliftRepartition, uplift: tp.Uplift})
 	if err != nil {
 		return err
 	}
@@ -347,7 +347,10 @@ func (p *Processor) Replay(ctx context.Context, ro ReplayOptions) error {
 	}
 	extra := []string{ro.OutputTopic, ro.DLQTopic}
 	o, d, rp, u := replayOutcomeTopics(ro.OutputTopic)
-	extra = append(extra, o, d, rp, u)
+	extra = append(extra, o, u)
+	if d = p.dailyTopic(d); d != "" {
+		extra = append(extra, d)
+	}
 	if ro.ChurnTopic != "" {
 		extra = append(extra, ro.ChurnTopic)
 	}
@@ -357,6 +360,11 @@ func (p *Processor) Replay(ctx context.Context, ro ReplayOptions) error {
 	// A replay writes no changelog, so it creates none.
 	topics := p.cfg.Topics
 	topics.Changelog = topology.ChangelogOff
+	if ro.Output == nil {
+		// The replay's repartition topic, created as the live one is
+		// (retention: topology).
+		topics.UpliftRepartition = rp
+	}
 	n, err := p.ensureTopics(ctx, topics, extra...)
 	if err != nil {
 		return err
@@ -377,7 +385,7 @@ func (p *Processor) Replay(ctx context.Context, ro ReplayOptions) error {
 	p.setOwned(parts)
 	rt := routes{segments: ro.OutputTopic, churn: ro.ChurnTopic, dlq: ro.DLQTopic}
 	if ro.Output == nil { // to Kafka: framed like run's outputs
-		rt.outcomes, rt.daily, rt.repartition, rt.uplift = replayOutcomeTopics(ro.OutputTopic)
+		rt.outcomes, rt.daily, rt.repartition, rt.uplift = o, d, rp, u
 		var err error
 		if rt, err = registerOutputs(ctx, p.cfg.Codec, rt); err != nil {
 			return err
@@ -575,6 +583,14 @@ func ensureTopics(ctx context.Context, client *kafka.Client, log *zap.Logger, pl
 		}
 	}
 	return n, nil
+}
+
+// dailyTopic is topic, or "" when Config.NoSirenDaily turns siren-daily off.
+func (p *Processor) dailyTopic(topic string) string {
+	if p.cfg.NoSirenDaily {
+		return ""
+	}
+	return topic
 }
 
 // replayOutcomeTopics are a replay's outcome outputs, named after its

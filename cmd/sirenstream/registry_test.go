@@ -49,7 +49,7 @@ func TestGenerateWithSchemaRegistry(t *testing.T) {
 		t.Fatalf("usage framed with id %d; want the registry's id (> 7)", id)
 	}
 	var total int64
-	for _, topic := range []string{"usage", "outages", "claims", "profiles"} {
+	for _, topic := range []string{"usage", "outages", "claims", "profiles", "offer-responses", "contract-events"} {
 		total += int64(len(testkit.ReadAll(t, brokers, topic)))
 	}
 
@@ -89,7 +89,7 @@ func TestOutputsAreRegisteredAndReadBack(t *testing.T) {
 		t.Fatalf("generate: exit %d: %s", code, errb.String())
 	}
 	var total int64
-	for _, topic := range []string{"usage", "outages", "claims", "profiles"} {
+	for _, topic := range []string{"usage", "outages", "claims", "profiles", "offer-responses", "contract-events"} {
 		total += int64(len(testkit.ReadAll(t, brokers, topic)))
 	}
 	cfg := testkit.Config(t, brokers, t.TempDir())

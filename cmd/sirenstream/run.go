@@ -157,6 +157,7 @@ func (f *procFlags) build(stderr io.Writer) (*components, error) {
 		CatchUpCommitInterval: f.catchUpCommit,
 		CatchUpCommitRecords:  f.catchUpRecords,
 		CacheSIRENs:           f.cacheSIRENs,
+		NoSirenDaily:          !f.outcomes.sirenDaily,
 		Logger:                log,
 		Codec:                 c.codec,
 		Store:                 c.store,
