@@ -54,7 +54,7 @@ func (t *task) dayOutputs(siren string, st *engine.State) {
 	for i := range o.closed {
 		oc := &o.closed[i]
 		if rt.outcomes != "" && !withhold {
-			t.com.add(kafka.Message{Topic: rt.outcomes, Key: []byte(oc.SIREN), Value: schemas.AppendOfferOutcome(nil, oc)})
+			t.com.add(kafka.Message{Topic: rt.outcomes, Key: []byte(oc.SIREN), Value: framed(schemas.AppendOfferOutcome(nil, oc), rt.outcomesID)})
 		}
 		if rt.repartition != "" {
 			t.com.add(kafka.Message{Topic: rt.repartition, Key: []byte(oc.Offer),
@@ -65,7 +65,7 @@ func (t *task) dayOutputs(siren string, st *engine.State) {
 	if rt.daily != "" && !withhold {
 		t.eng.View(st, &o.view)
 		t.com.add(kafka.Message{Topic: rt.daily, Key: []byte(siren),
-			Value: schemas.AppendSirenDaily(nil, &o.view, int64(t.eng.StreamDay())*engine.DayMs)})
+			Value: framed(schemas.AppendSirenDaily(nil, &o.view, int64(t.eng.StreamDay())*engine.DayMs), rt.dailyID)})
 	}
 }
 
