@@ -30,6 +30,7 @@ func (s *State) appendExt(dst []byte) []byte {
 		dst = binary.AppendUvarint(dst, 1)
 		dst = append(dst, byte(s.offers))
 	}
+	dst = s.appendEntered(dst)
 	return dst
 }
 
@@ -58,6 +59,10 @@ func (s *State) readExt(b []byte) error {
 				return fmt.Errorf("bad offers %x", payload)
 			}
 			s.offers = offerSet(payload[0])
+		case extEntered:
+			if err := s.readEntered(payload); err != nil {
+				return err
+			}
 		default:
 			return fmt.Errorf("unknown tag %d (a state written by a newer build?)", tag)
 		}
@@ -165,6 +170,7 @@ func MergeHeader(dst, base, hdr []byte) ([]byte, error) {
 // copyHeader sets st's header fields (seq, segments, extension) to h's.
 func (s *State) copyHeader(h *State) {
 	s.seq, s.segs, s.offers, s.offersUnknown = h.seq, h.segs, h.offers, h.offersUnknown
+	s.entered = h.entered
 }
 
 // decodeHeader decodes a header alone (AppendHeader's bytes) into a State

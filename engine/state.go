@@ -101,6 +101,9 @@ type State struct {
 	seq    int64
 	segs   Segments
 	offers offerSet // the offers of the last decision (header extension)
+	// entered: the entry day of held segments with a min_dwell_days
+	// (header extension, dwell.go).
+	entered enteredDays
 
 	hasUsage      bool
 	firstUsageDay int32
