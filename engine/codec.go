@@ -569,4 +569,3 @@ func (r *reader) dayUsage(i int, day *int64) dayUsage {
 	}
 	return dayUsage{day: int32(*day), bytes: int64(by), sims: int32(sims)}
 }
-

@@ -42,7 +42,12 @@ type harness struct {
 	nextID int
 }
 
+// newHarness drives a Memory under r; nil means RulesV1 (the tests written
+// for rules default-1 keep their meaning; rules default-2 has its own).
 func newHarness(tb testing.TB, r *Rules) *harness {
+	if r == nil {
+		r = RulesV1()
+	}
 	h := &harness{tb: tb, mem: NewMemory(r, Config{})}
 	h.mem.OnDecision = func(d *Decision) { h.out = append(h.out, cloneDec(*d)) }
 	return h

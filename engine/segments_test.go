@@ -75,7 +75,7 @@ func TestSegmentRules(t *testing.T) {
 		{"CHURN_RISK leaves with RECOVERY_EXPOSED", ChurnRisk | SLASensitive | RecoveryExposed, with(claims(1), expo(1)), SLASensitive},
 		{"CHURN_RISK leaves when both SLA and DATA_HUNGRY fail", ChurnRisk | SLASensitive | RecoveryExposed, expo(5), RecoveryExposed},
 	}
-	task := NewTask(nil, Config{})
+	task := NewTask(RulesV1(), Config{})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := tt.e

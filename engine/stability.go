@@ -231,6 +231,9 @@ func (s *State) slaRates(now int64, m *Metrics) {
 // times n days' worth of the previous window (D-60..D-31). Cost: n+1 scans
 // of the usage buckets, only for a SIREN about to enter.
 func (t *Task) sustained(s *State, n int) bool {
+	if s == nil {
+		return false
+	}
 	r := t.rules
 	d := t.StreamDay()
 	for k := d - 1; k >= d-int32(n); k-- {
