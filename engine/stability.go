@@ -29,10 +29,10 @@ import (
 type Stability struct {
 	// SustainedDays: the segment enters only when its entry condition held
 	// on each of the last N completed days (windows ending on that day) and
-	// the mean daily traffic of those N days is at least (1 + velocity
-	// enter) times that of the previous window (D-60..D-31), so that a
-	// one-day spike, which a 30-day window remembers for a month, is not
-	// growth. HIDDEN_GROWTH only (the state keeps no history of the other
+	// the mean daily traffic of those N days, their largest day left out,
+	// is at least (1 + velocity enter) times that of the previous window
+	// (D-60..D-31), so that a one-day spike, which a 30-day window
+	// remembers for a month, is not growth. HIDDEN_GROWTH only (the state keeps no history of the other
 	// metrics), 0..MaxSustainedDays (default-2: 7).
 	SustainedDays int `yaml:"sustained_days,omitempty"`
 	// MinDwellDays: once entered, the segment is held until at least this
@@ -227,9 +227,11 @@ func (s *State) slaRates(now int64, m *Metrics) {
 // sustained reports whether HIDDEN_GROWTH's entry condition held on each of
 // the last n completed days (velocity of the windows ending that day at
 // least the enter threshold, workforce flat in the window ending that day)
-// and the last n days carry the rise: their traffic is at least (1 + enter)
-// times n days' worth of the previous window (D-60..D-31). Cost: n+1 scans
-// of the usage buckets, only for a SIREN about to enter.
+// and the last n days carry the rise: their traffic without their largest
+// day is at least (1 + enter) times as many days' worth of the previous
+// window (D-60..D-31) — so a one-day spike, which the 30-day windows
+// remember for a month, is not growth. Cost: n+1 scans of the usage
+// buckets, only for a SIREN about to enter.
 func (t *Task) sustained(s *State, n int) bool {
 	if s == nil {
 		return false
@@ -246,7 +248,7 @@ func (t *Task) sustained(s *State, n int) bool {
 			return false
 		}
 	}
-	var recent int64
+	var recent, top int64
 	for i := len(s.usage) - 1; i >= 0; i-- {
 		u := &s.usage[i]
 		if u.day >= d {
@@ -256,9 +258,15 @@ func (t *Task) sustained(s *State, n int) bool {
 			break
 		}
 		recent = satAdd(recent, u.bytes)
+		top = max(top, u.bytes)
+	}
+	days := n
+	if n > 1 { // without the largest day: a spike is not a rise
+		recent -= top
+		days--
 	}
 	_, prev, _ := s.trafficScan(d - 1)
-	return float64(recent)*30 >= (1+r.HiddenGrowth.Velocity.Enter)*float64(prev)*float64(n)
+	return float64(recent)*30 >= (1+r.HiddenGrowth.Velocity.Enter)*float64(prev)*float64(days)
 }
 
 // wfChangeAt is the workforce flat test of the window of `days` days ending
