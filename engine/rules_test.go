@@ -14,7 +14,7 @@ import (
 // DefaultRules used to return); parsed as a rules file it gives the same.
 func TestDefaultRulesAreTheSpecDefaults(t *testing.T) {
 	spec := &Rules{
-		Version:         DefaultRulesVersion,
+		Version:              DefaultRulesVersion,
 		MinPopulation:        100,
 		MinPrevBytes:         1_000_000_000,
 		VelocityWindow:       VelocityCompletedDays,

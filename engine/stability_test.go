@@ -409,4 +409,3 @@ func TestSLARates(t *testing.T) {
 		}
 	}
 }
-
