@@ -111,7 +111,7 @@ func (t *Task) metrics(s *State, e *evaluation) {
 			continue
 		}
 		ms := o.end - o.start
-		if ms >= GoldenHourMs {
+		if ms > GoldenHourMs {
 			m.GoldenHourBreaches90d++
 		}
 		m.Outages90d++
@@ -120,7 +120,7 @@ func (t *Task) metrics(s *State, e *evaluation) {
 	}
 	for i := range s.open {
 		ms := max(now-s.open[i].start, 0)
-		if ms >= GoldenHourMs {
+		if ms > GoldenHourMs {
 			m.GoldenHourBreaches90d++
 		}
 		m.Outages90d++

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"reflect"
 	"strings"
@@ -12,11 +13,21 @@ import (
 // test fails, the canonical encoding changed (a new key in Rules?). Bump
 // fingerprintScheme so that stored fingerprints of the old encoding count
 // as unknown, then update the constant.
-const defaultFingerprint = "f1-774e194829ac2af0"
+//
+// v1Fingerprint pins RulesV1 (default-1): the keys of rules default-2 at
+// their v1 meaning are left out of the encoding, so a v1 rules file keeps
+// the fingerprint it had before they existed.
+const (
+	defaultFingerprint = "f2-1cd430d4aca5b98c"
+	v1Fingerprint      = "f2-0974df16b07bd551"
+)
 
 func TestFingerprintPinned(t *testing.T) {
 	if got := DefaultRules().Fingerprint(); got != defaultFingerprint {
 		t.Fatalf("DefaultRules().Fingerprint() = %s, pinned %s: the canonical encoding changed; bump fingerprintScheme and update the pin", got, defaultFingerprint)
+	}
+	if got := RulesV1().Fingerprint(); got != v1Fingerprint {
+		t.Fatalf("RulesV1().Fingerprint() = %s, pinned %s: the fingerprint of v1 rules changed", got, v1Fingerprint)
 	}
 }
 
@@ -30,6 +41,9 @@ func TestFingerprintCoversEveryThreshold(t *testing.T) {
 	n := 0
 	leaves = func(v reflect.Value, path string) {
 		for i := 0; i < v.NumField(); i++ {
+			if !v.Type().Field(i).IsExported() {
+				continue // runtime caches, not thresholds
+			}
 			f, name := v.Field(i), path+v.Type().Field(i).Name
 			if f.Kind() == reflect.Struct {
 				leaves(f, name+".")
@@ -43,6 +57,12 @@ func TestFingerprintCoversEveryThreshold(t *testing.T) {
 				f.SetInt(f.Int() + 1)
 			case reflect.String:
 				f.SetString(f.String() + "x")
+			case reflect.Slice:
+				f.Set(reflect.Append(reflect.Zero(f.Type()), reflect.ValueOf("x")))
+			case reflect.Map:
+				m := reflect.MakeMap(f.Type())
+				m.SetMapIndex(reflect.ValueOf("x"), reflect.ValueOf("y"))
+				f.Set(m)
 			default:
 				t.Fatalf("%s: kind %s not covered by this test", name, f.Kind())
 			}
@@ -72,6 +92,7 @@ func TestFingerprintCoversEveryThreshold(t *testing.T) {
 	}
 	b.Version = "b"
 	b.DataHungry.Exit, b.MultiSite.Enter = 70, 3
+	b.setV1Stability() // a's file leaves the keys of default-2 out: v1 meaning
 	if a.Fingerprint() != b.Fingerprint() {
 		t.Errorf("same thresholds, written differently: %s vs %s", a.Fingerprint(), b.Fingerprint())
 	}
@@ -123,13 +144,18 @@ func TestMetaRules(t *testing.T) {
 		t.Fatalf("MetaRules = %+v, %v", id, err)
 	}
 	// Version 1: the same bytes without the identity.
-	v1 := bytes.Clone(meta[:len(meta)-len(appendStr(appendStr(nil, "v9"), r.Fingerprint()))])
+	// (and without the timers of version 3: none here, one byte; and
+	// without the first day of version 4)
+	first := binary.AppendVarint(nil, int64(d0))
+	noFirst := bytes.Clone(meta[:len(meta)-len(first)])
+	noFirst[1] &^= metaFirstDay
+	v1 := bytes.Clone(noFirst[:len(noFirst)-len(appendStr(appendStr(nil, "v9"), r.Fingerprint()))-1])
 	v1[0] = metaVersion1
-	if id, err := MetaRules(v1); err != nil || id != (RulesID{Version: DefaultRulesVersion}) {
+	if id, err := MetaRules(v1); err != nil || id != (RulesID{Version: RulesV1Version}) {
 		t.Fatalf("MetaRules(v1) = %+v, %v", id, err)
 	}
 	other := NewTask(r, Config{})
-	if err := other.UnmarshalMeta(v1); err != nil || other.StreamTime() != h.task().StreamTime() || !bytes.Equal(other.AppendMeta(nil), meta) {
+	if err := other.UnmarshalMeta(v1); err != nil || other.StreamTime() != h.task().StreamTime() || !bytes.Equal(other.AppendMeta(nil), noFirst) {
 		t.Fatalf("UnmarshalMeta(v1): %v", err)
 	}
 	if _, err := MetaRules(meta[:len(meta)-1]); err == nil {
@@ -145,7 +171,7 @@ func TestMetaRules(t *testing.T) {
 // and the same rules again roll out nothing.
 func TestRolloutReevaluatesEverySIREN(t *testing.T) {
 	run := func() ([]Decision, *harness) {
-		h := newHarness(t, nil)
+		h := newHarness(t, noGoldenHourOffer())
 		hours := []int{3, 1, 5, 3}
 		for i := range hours {
 			h.must(outageStartEv(mkSIREN(10+i), "o", at(d0, 0), "75001"))
@@ -159,7 +185,7 @@ func TestRolloutReevaluatesEverySIREN(t *testing.T) {
 		}
 		h.tick(at(d0+1, 2))
 		h.out = nil
-		v2 := DefaultRules()
+		v2 := noGoldenHourOffer()
 		v2.Version, v2.RecoveryExposed.Enter = "v2", 3
 		rollout, err := h.mem.Rollout(v2)
 		if err != nil || !rollout {
@@ -186,13 +212,13 @@ func TestRolloutReevaluatesEverySIREN(t *testing.T) {
 
 	// Restarted with the rolled-out rules: nothing more.
 	h.out = nil
-	v2 := DefaultRules()
+	v2 := noGoldenHourOffer()
 	v2.Version, v2.RecoveryExposed.Enter = "v2", 3
 	if rollout, err := h.mem.Rollout(v2); err != nil || rollout || len(h.out) != 0 {
 		t.Fatalf("second Rollout(v2) = %v, %v, %d decisions; want none", rollout, err, len(h.out))
 	}
 	// Same version, other thresholds: refused, nothing changes.
-	other := DefaultRules()
+	other := noGoldenHourOffer()
 	other.Version, other.RecoveryExposed.Enter = "v2", 2
 	if _, err := h.mem.Rollout(other); !errors.Is(err, ErrRulesConflict) || len(h.out) != 0 {
 		t.Fatalf("Rollout(v2 with other thresholds) = %v, %d decisions; want ErrRulesConflict", err, len(h.out))

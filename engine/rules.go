@@ -67,12 +67,13 @@ type OfferRules struct {
 	Products map[string]string `yaml:"products"`
 }
 
-// offerOrder returns the indexes of offerNames in priority order.
+// offerOrder returns the indexes of offerNames in priority order (label
+// order when Priority is not valid: Validate refuses it).
 func (r *Rules) offerOrder() []int {
-	if r.order != nil {
-		return r.order
+	o, err := priorityOrder(r.Offers.Priority)
+	if err != nil {
+		o, _ = priorityOrder(nil)
 	}
-	o, _ := priorityOrder(r.Offers.Priority)
 	return o
 }
 
@@ -169,9 +170,6 @@ type Rules struct {
 
 	Offers       OfferRules       `yaml:"offers"`
 	ControlGroup ControlGroupRule `yaml:"control_group"`
-
-	// order caches offerOrder (set by Validate).
-	order []int
 }
 
 // DefaultRulesVersion is the Version of DefaultRules.
@@ -334,8 +332,7 @@ func (r *Rules) Validate() error {
 	if r.Offers.GoldenHourMinBreaches < 0 {
 		return bad("offers.golden_hour_repair_min_breaches", "must be >= 0, got %d", r.Offers.GoldenHourMinBreaches)
 	}
-	order, err := priorityOrder(r.Offers.Priority)
-	if err != nil {
+	if _, err := priorityOrder(r.Offers.Priority); err != nil {
 		return bad("offers.priority", "%v", err)
 	}
 	for _, offer := range slices.Sorted(maps.Keys(r.Offers.Products)) {
@@ -346,7 +343,6 @@ func (r *Rules) Validate() error {
 			return bad("offers.products."+offer, "empty product")
 		}
 	}
-	r.order = order
 	if p := r.ControlGroup.Percent; !(p >= 0 && p <= 100) {
 		return bad("control_group.percent", "must be in [0, 100], got %v", p)
 	}

@@ -27,9 +27,9 @@ func TestDefaultRulesAreTheSpecDefaults(t *testing.T) {
 		RecoveryExposed: Threshold{Enter: 4, Exit: 2},
 		MultiSite:       Threshold{Enter: 2, Exit: 2},
 		Offers: OfferRules{SDWanUpsellPlan: "BASIC_SIM", VIPBackupMaxWorkforce: 50, GoldenHourMinBreaches: 1,
-			Priority: []string{OfferGoldenHourRepair, OfferLogicalVIPBackup, OfferSDWanUpsell, OfferMultisiteVPN, OfferGrowthPartnership},
-			Products: map[string]string{OfferSDWanUpsell: "SD_WAN", OfferLogicalVIPBackup: "BACKUP_4G5G", OfferGoldenHourRepair: "PREMIUM_SLA",
-				OfferMultisiteVPN: "MULTISITE_VPN", OfferGrowthPartnership: "SD_WAN"}},
+			Priority: []string{"GOLDEN_HOUR_REPAIR", "LOGICAL_VIP_BACKUP", "SD_WAN_UPSELL", "MULTISITE_VPN", "GROWTH_PARTNERSHIP"},
+			Products: map[string]string{"SD_WAN_UPSELL": "SD_WAN", "LOGICAL_VIP_BACKUP": "BACKUP_4G5G",
+				"GOLDEN_HOUR_REPAIR": "PREMIUM_SLA", "MULTISITE_VPN": "MULTISITE_VPN", "GROWTH_PARTNERSHIP": "SD_WAN"}},
 		ControlGroup: ControlGroupRule{Percent: 5, Salt: "sirenstream"},
 	}
 	if _, err := defaultRules(); err != nil {

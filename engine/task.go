@@ -39,6 +39,8 @@ type Task struct {
 
 	// timers are the pending timers, sorted (timers.go).
 	timers []Timer
+	// offerOrder: the indexes of offerNames in the rules' priority order.
+	offerOrder []int
 }
 
 // NewTask returns a task with no stream time yet. rules nil means
@@ -50,10 +52,11 @@ func NewTask(rules *Rules, cfg Config) *Task {
 	}
 	cfg = cfg.withDefaults()
 	t := &Task{
-		rules:     rules,
-		cfg:       cfg,
-		dedupDays: int32((cfg.AllowedLatenessMs+DayMs-1)/DayMs) + 1,
-		dedupSpan: 1,
+		rules:      rules,
+		cfg:        cfg,
+		dedupDays:  int32((cfg.AllowedLatenessMs+DayMs-1)/DayMs) + 1,
+		dedupSpan:  1,
+		offerOrder: rules.offerOrder(),
 	}
 	// The window has dedupDays+1 days; over DedupMaxFilters, filters span
 	// several days so that the window needs at most DedupMaxFilters.
@@ -414,7 +417,7 @@ const (
 
 // offerNames appends the names of o to dst in the rules' priority order.
 func (t *Task) offerNames(o offerSet, dst []string) []string {
-	for _, i := range t.rules.offerOrder() {
+	for _, i := range t.offerOrder {
 		if o&(1<<i) != 0 {
 			dst = append(dst, offerNames[i])
 		}

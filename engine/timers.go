@@ -8,9 +8,10 @@ import (
 	"strings"
 )
 
-// Event-time timers (spec §8): every open outage of a SIREN has two, at
-// start + 1 h (the golden hour, golden_hour_breaches_90d) and at start + the
-// RECOVERY_EXPOSED enter threshold. A timer fires when the task's stream time
+// Event-time timers (spec §8): every open outage of a SIREN has two, just
+// past start + 1 h (start + 1 h + 1 ms: the first instant it breaches the
+// golden hour, golden_hour_breaches_90d) and at start + the RECOVERY_EXPOSED
+// enter threshold. A timer fires when the task's stream time
 // reaches it — before the record that moves stream time there, or a clock
 // tick — not at the SIREN's next event: the SIREN is re-evaluated at the
 // timer's time and a change is a decision with trigger TIMER and event_time
@@ -25,8 +26,8 @@ import (
 // the live run emitted. Order: by time, then SIREN; one SIREN's timers at
 // the same time fire once.
 
-// GoldenHourMs is the golden hour: an outage open this long is a breach
-// (golden_hour_breaches_90d) and fires its first timer.
+// GoldenHourMs is the golden hour: an outage open longer is a breach
+// (golden_hour_breaches_90d); its first timer fires 1 ms past it.
 const GoldenHourMs = 3_600_000
 
 // MaxTimers caps the pending timers of a task (they are in its meta, which
@@ -60,8 +61,8 @@ func (t *Task) outageTimers(st *State, f func(at int64)) {
 	exposed := int64(t.rules.RecoveryExposed.Enter * msPerHour)
 	for i := range st.open {
 		s := st.open[i].start
-		f(s + GoldenHourMs)
-		if exposed != GoldenHourMs {
+		f(s + GoldenHourMs + 1)
+		if exposed != GoldenHourMs+1 {
 			f(s + exposed)
 		}
 	}
