@@ -43,6 +43,8 @@ func AppendSegmentChange(dst []byte, d *engine.Decision) []byte {
 	dst = appendInt(dst, m.Claims365d)
 	dst = appendLong(dst, m.ClaimAmount365dCents)
 	dst = appendInt(dst, m.DistinctPostalCodes90d)
+	dst = appendOptDouble(dst, m.HasClaimsPerOutage365d, m.ClaimsPerOutage365d)
+	dst = appendOptDouble(dst, m.HasClaimHoursRatio365d, m.ClaimHoursRatio365d)
 
 	if len(d.Reasons) > 0 {
 		dst = appendLong(dst, int64(len(d.Reasons)))
@@ -126,6 +128,8 @@ type SegmentMetrics struct {
 	Claims365d               int32    `json:"claims_365d"`
 	ClaimAmount365dCents     int64    `json:"claim_amount_365d_cents"`
 	DistinctPostalCodes90d   int32    `json:"distinct_postal_codes_90d"`
+	ClaimsPerOutage365d      *float64 `json:"claims_per_outage_365d"`
+	ClaimHoursRatio365d      *float64 `json:"claim_hours_ratio_365d"`
 }
 
 // ReasonRec is one reasons entry of a SegmentChange.
@@ -148,18 +152,33 @@ func DecodeSegmentChange(b []byte) (*SegmentChange, error) {
 	if id != IDSegmentChange {
 		return nil, fmt.Errorf("schemas: segment_change: %w: schema id %d, want %d", ErrWrongSchema, id, IDSegmentChange)
 	}
-	d := dec{b: body, s: string(body)}
-	sc := &SegmentChange{}
-	if err := decodeSegmentChange(&d, sc); err != nil {
-		return nil, fmt.Errorf("schemas: segment_change: %w", err)
-	}
-	if err := d.end(); err != nil {
+	sc, err := decodeBody(body, true)
+	if err != nil {
+		// A record written before the SLA rates were in the metrics record
+		// (same schema id): the layout without them.
+		if old, oerr := decodeBody(body, false); oerr == nil {
+			return old, nil
+		}
 		return nil, fmt.Errorf("schemas: segment_change: %w", err)
 	}
 	return sc, nil
 }
 
-func decodeSegmentChange(d *dec, sc *SegmentChange) error {
+// decodeBody decodes the body of a segment_change; rates: the metrics record
+// has claims_per_outage_365d and claim_hours_ratio_365d.
+func decodeBody(body []byte, rates bool) (*SegmentChange, error) {
+	d := dec{b: body, s: string(body)}
+	sc := &SegmentChange{}
+	if err := decodeSegmentChange(&d, sc, rates); err != nil {
+		return nil, err
+	}
+	if err := d.end(); err != nil {
+		return nil, err
+	}
+	return sc, nil
+}
+
+func decodeSegmentChange(d *dec, sc *SegmentChange, rates bool) error {
 	const rec = "SegmentChange"
 	var err error
 	str := func(field string, p *string) bool {
@@ -274,7 +293,9 @@ func decodeSegmentChange(d *dec, sc *SegmentChange) error {
 		double("max_recovery_hours_90d", &m.MaxRecoveryHours90d) &&
 		integer("claims_365d", &m.Claims365d) &&
 		long("claim_amount_365d_cents", &m.ClaimAmount365dCents) &&
-		integer("distinct_postal_codes_90d", &m.DistinctPostalCodes90d)
+		integer("distinct_postal_codes_90d", &m.DistinctPostalCodes90d) &&
+		(!rates || optDouble("claims_per_outage_365d", &m.ClaimsPerOutage365d) &&
+			optDouble("claim_hours_ratio_365d", &m.ClaimHoursRatio365d))
 	if !ok {
 		return err
 	}
