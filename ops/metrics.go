@@ -51,6 +51,7 @@ type Metrics struct {
 	lag          *prometheus.GaugeVec   // topic, partition
 	streamTime   *prometheus.GaugeVec   // partition
 	transitions  *prometheus.CounterVec // segment, direction
+	flaps        *prometheus.CounterVec // segment
 	changes      *prometheus.CounterVec // partition
 	commitTime   prometheus.Histogram
 	committed    prometheus.Counter
@@ -112,6 +113,11 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 		Help: "Stream time (largest processed event_time, Unix seconds) of each owned partition task."}, []string{"partition"})
 	m.transitions = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "segment_transitions_total",
 		Help: "SIRENs entering or leaving a segment (direction entered|left)."}, []string{"segment", "direction"})
+	m.flaps = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "segment_flaps_total",
+		Help: "Entries into a segment within 7 days (event time) of the same SIREN leaving it: an offer sent, withdrawn and sent again."}, []string{"segment"})
+	for _, name := range segmentNames {
+		m.flaps.WithLabelValues(name) // every segment exported, at 0
+	}
 	m.changes = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "segment_changes_total",
 		Help: "Segment-change events emitted."}, []string{"partition"})
 	m.commitTime = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "commit_duration_seconds",
@@ -137,7 +143,7 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 		Help: "Segment changes with trigger REPAIR: SIRENs whose segments after a repair differ from the last ones emitted."})
 	m.inputLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "input_lag_seconds",
 		Help: "Stream time minus the latest event time taken from the input (per input topic and owned partition): how far an input is behind the others."}, []string{"topic", "partition"})
-	m.reg.MustRegister(m.consumed, m.processed, m.deadLettered, m.lag, m.streamTime, m.transitions,
+	m.reg.MustRegister(m.consumed, m.processed, m.deadLettered, m.lag, m.streamTime, m.transitions, m.flaps,
 		m.changes, m.commitTime, m.committed, m.restoreRead, m.restoreTotal, m.owned, m.repairs, m.corrections, m.inputLag,
 		&liveCollector{m: m, size: cfg.StateSize})
 	if !cfg.NoRuntime {
@@ -208,6 +214,9 @@ func (m *Metrics) Transition(segment string, entered bool) {
 	}
 	m.transitions.WithLabelValues(segment, dir).Inc()
 }
+
+// Flap implements processor.Metrics.
+func (m *Metrics) Flap(segment string) { m.flaps.WithLabelValues(segment).Inc() }
 
 // StreamTime implements processor.Metrics.
 func (m *Metrics) StreamTime(p int32, ms int64) {
