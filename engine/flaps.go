@@ -7,17 +7,24 @@ import "math/bits"
 const FlapWindowMs = 7 * DayMs
 
 // Flaps counts flaps from a stream of decisions: it remembers, per SIREN, when
-// it last left each segment, for FlapWindowMs of event time. Decisions of a
-// SIREN must come in seq order (those of one partition task do). Memory: the
-// SIRENs that left a segment within the window. Not safe for concurrent use.
+// it last left each segment. Decisions of a SIREN must come in seq order.
+// Not safe for concurrent use.
 type Flaps struct {
 	left      map[string]*[8]int64 // SIREN → exit ms per segment bit (0: none)
+	keepAll   bool
 	pruneDay  int32
 	hasPruned bool
 }
 
-// NewFlaps returns an empty counter.
+// NewFlaps returns an empty counter for the decisions of one partition task
+// (in event-time order): it forgets exits older than FlapWindowMs, so its
+// memory is the SIRENs that left a segment within the window.
 func NewFlaps() *Flaps { return &Flaps{left: map[string]*[8]int64{}} }
+
+// NewFlapsUnordered returns an empty counter for the decisions of several
+// partitions interleaved (a what-if replay): it keeps the last exit of
+// every SIREN that ever left a segment.
+func NewFlapsUnordered() *Flaps { return &Flaps{left: map[string]*[8]int64{}, keepAll: true} }
 
 // Observe takes one decision of siren at event time ms (added and removed
 // segments) and returns the segments it re-enters within FlapWindowMs of
@@ -50,7 +57,7 @@ func (f *Flaps) Observe(siren string, ms int64, added, removed Segments) Segment
 // window.
 func (f *Flaps) prune(ms int64) {
 	d := Day(ms)
-	if f.hasPruned && d == f.pruneDay {
+	if f.keepAll || (f.hasPruned && d == f.pruneDay) {
 		return
 	}
 	f.hasPruned, f.pruneDay = true, d
