@@ -228,6 +228,16 @@ type Comparison struct {
 	opt        Options
 	mu         sync.Mutex
 	processors []*processor.Processor
+	finals     [2]map[string]Final
+}
+
+// Finals returns where every SIREN holding a segment or an offer ends up
+// under the current (0) and the proposed (1) rules, after a successful Run
+// (nil before).
+func (c *Comparison) Finals() [2]map[string]Final {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.finals
 }
 
 // New validates opt.
@@ -320,6 +330,9 @@ func (c *Comparison) Run(ctx context.Context) (*Report, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	c.mu.Lock()
+	c.finals = finals
+	c.mu.Unlock()
 	r := Compare(finals[0], finals[1], c.opt.Examples)
 	r.CurrentVersion, r.ProposedVersion = c.opt.Current.Version, c.opt.Proposed.Version
 	r.Records = records[0]
