@@ -154,26 +154,6 @@ func (t *Task) metrics(s *State, e *evaluation) {
 	e.hasWfChange = false
 	e.wfChange = 0
 	if s.hasWorkforce {
-		from := int64(d-int32(t.rules.HiddenGrowth.WorkforceWindowDays)+1) * DayMs
-		lo, hi := s.workforce, s.workforce
-		for i := range s.wfHist {
-			o := &s.wfHist[i]
-			if o.t > now {
-				break
-			}
-			if o.t <= from && i+1 < len(s.wfHist) && s.wfHist[i+1].t <= from {
-				continue // superseded before the window started
-			}
-			lo, hi = min(lo, o.wf), max(hi, o.wf)
-		}
-		e.hasWfChange = true
-		switch {
-		case hi == lo:
-			e.wfChange = 0
-		case lo <= 0:
-			e.wfChange = math.Inf(1) // from zero: never flat
-		default:
-			e.wfChange = float64(hi-lo) / float64(lo)
-		}
+		e.wfChange, e.hasWfChange = s.wfChangeAt(now, t.rules.HiddenGrowth.WorkforceWindowDays, s.workforce, true)
 	}
 }

@@ -244,7 +244,10 @@ func (t *Task) sustained(s *State, n int) bool {
 		if !ok || v < r.HiddenGrowth.Velocity.Enter {
 			return false
 		}
-		if c, known := s.wfChangeAt(int64(k+1)*DayMs-1, r.HiddenGrowth.WorkforceWindowDays); known && c > r.HiddenGrowth.WorkforceFlatTolerance {
+		if !s.hasWorkforce {
+			continue // unknown now: flat
+		}
+		if c, known := s.wfChangeAt(int64(k+1)*DayMs-1, r.HiddenGrowth.WorkforceWindowDays, 0, false); known && c > r.HiddenGrowth.WorkforceFlatTolerance {
 			return false
 		}
 	}
@@ -270,17 +273,14 @@ func (t *Task) sustained(s *State, n int) bool {
 }
 
 // wfChangeAt is the workforce flat test of the window of `days` days ending
-// at ms end: (max-min)/min of the workforce values in effect in it. known
-// is false when the workforce is unknown (no profile with a workforce by
-// then, or the latest profile has none): unknown counts as flat. Values
-// superseded before the current window were pruned (see prune): for a
-// window that starts earlier they are missing.
-func (s *State) wfChangeAt(end int64, days int) (change float64, known bool) {
-	if !s.hasWorkforce {
-		return 0, false
-	}
+// at ms end: (max-min)/min of the workforce values in effect in it, and of
+// cur when seeded (the current workforce). known is false when the
+// workforce is unknown (not seeded and no observation by then): unknown
+// counts as flat. Values superseded before the current window were pruned
+// (see prune): for a window that starts earlier they are missing.
+func (s *State) wfChangeAt(end int64, days int, cur int32, seeded bool) (change float64, known bool) {
 	from := (end/DayMs - int64(days) + 1) * DayMs
-	var lo, hi int32
+	lo, hi, known := cur, cur, seeded
 	for i := range s.wfHist {
 		o := &s.wfHist[i]
 		if o.t > end {
@@ -299,7 +299,7 @@ func (s *State) wfChangeAt(end int64, days int) (change float64, known bool) {
 	case !known || hi == lo:
 		return 0, known
 	case lo <= 0:
-		return math.Inf(1), true
+		return math.Inf(1), true // from zero: never flat
 	}
 	return float64(hi-lo) / float64(lo), true
 }
