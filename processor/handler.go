@@ -58,6 +58,9 @@ func (h *handler) handle(ctx context.Context, topic string, it *item) error {
 		h.out.deadLetter(topic, &it.msg, engine.DLQReason(checkErr), checkErr)
 		return nil
 	}
+	if err := h.fireTimers(ctx, ev.EventTime); err != nil {
+		return err
+	}
 	if h.eng.StartsDay(ev) {
 		if err := h.beginDay(ctx, ev.EventTime); err != nil {
 			return err
@@ -87,6 +90,41 @@ func (h *handler) handle(ctx context.Context, topic string, it *item) error {
 	}
 	h.out.processed(topic)
 	return nil
+}
+
+// fireTimers fires the engine's timers due at or before ms (the event time
+// of the record about to be stepped), in order, each after the day change
+// it starts: an open outage is re-evaluated when stream time passes its
+// golden hour and its RECOVERY_EXPOSED threshold, not at the SIREN's next
+// event. A change is a decision with trigger TIMER; like a day change's, it
+// changes only the state's header.
+func (h *handler) fireTimers(ctx context.Context, ms int64) error {
+	for {
+		tm, ok := h.eng.NextTimer(ms)
+		if !ok {
+			return nil
+		}
+		if h.eng.StartsDayAt(tm.At) {
+			if err := h.beginDay(ctx, tm.At); err != nil {
+				return err
+			}
+		}
+		st, found, err := h.states.Get(tm.SIREN)
+		if err != nil {
+			return fmt.Errorf("timer of %s at %d: load state: %w", tm.SIREN, tm.At, err)
+		}
+		if !found {
+			st = nil
+		}
+		changed, err := h.eng.FireTimer(st, tm, &h.dec)
+		if err != nil {
+			return err
+		}
+		if changed {
+			h.states.PutHeader(st.SIREN, st)
+			h.out.change(&h.dec)
+		}
+	}
 }
 
 // boundSink is what hears of the engine's bound hits: observed (metric and

@@ -88,7 +88,10 @@ func (p *Processor) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
-	rt := routes{segments: p.cfg.Topics.SegmentChanges, churn: p.cfg.Topics.ChurnAlerts, dlq: p.cfg.Topics.DLQ}
+	rt, err := registerOutputs(ctx, p.cfg.Codec, routes{segments: p.cfg.Topics.SegmentChanges, churn: p.cfg.Topics.ChurnAlerts, dlq: p.cfg.Topics.DLQ})
+	if err != nil {
+		return err
+	}
 	changelog := ""
 	if p.cfg.Topics.ChangelogEnabled() {
 		changelog = p.cfg.Topics.Changelog
@@ -335,6 +338,12 @@ func (p *Processor) Replay(ctx context.Context, ro ReplayOptions) error {
 	}
 	p.setOwned(parts)
 	rt := routes{segments: ro.OutputTopic, churn: ro.ChurnTopic, dlq: ro.DLQTopic}
+	if ro.Output == nil { // to Kafka: framed like run's outputs
+		var err error
+		if rt, err = registerOutputs(ctx, p.cfg.Codec, rt); err != nil {
+			return err
+		}
+	}
 	var writer MessageWriter = ro.Output
 	limits := recordLimits{}.withDefaults() // what-if: sized as for Kafka's defaults
 	if writer == nil {

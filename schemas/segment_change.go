@@ -43,6 +43,7 @@ func AppendSegmentChange(dst []byte, d *engine.Decision) []byte {
 	dst = appendInt(dst, m.Claims365d)
 	dst = appendLong(dst, m.ClaimAmount365dCents)
 	dst = appendInt(dst, m.DistinctPostalCodes90d)
+	dst = appendInt(dst, m.GoldenHourBreaches90d)
 	dst = appendOptDouble(dst, m.HasClaimsPerOutage365d, m.ClaimsPerOutage365d)
 	dst = appendOptDouble(dst, m.HasClaimHoursRatio365d, m.ClaimHoursRatio365d)
 
@@ -128,6 +129,7 @@ type SegmentMetrics struct {
 	Claims365d               int32    `json:"claims_365d"`
 	ClaimAmount365dCents     int64    `json:"claim_amount_365d_cents"`
 	DistinctPostalCodes90d   int32    `json:"distinct_postal_codes_90d"`
+	GoldenHourBreaches90d    int32    `json:"golden_hour_breaches_90d"`
 	ClaimsPerOutage365d      *float64 `json:"claims_per_outage_365d"`
 	ClaimHoursRatio365d      *float64 `json:"claim_hours_ratio_365d"`
 }
@@ -141,44 +143,54 @@ type ReasonRec struct {
 }
 
 // DecodeSegmentChange decodes a Confluent-framed segment_change value written
-// with schema id 101 (the project's schema; no registry lookup). Errors are
-// the sentinels of Decode; another schema id is ErrWrongSchema. Not for the
+// with the project's schema: id 101, or the id a registry gave it
+// (RegisterOutput; not looked up: the topic says what the record is). Errors
+// are the sentinels of Decode; a fixed input id (1–4) is ErrWrongSchema. Not for the
 // hot path: it allocates per field.
 func DecodeSegmentChange(b []byte) (*SegmentChange, error) {
 	id, body, err := ParseHeader(b)
 	if err != nil {
 		return nil, fmt.Errorf("schemas: segment_change: %w", err)
 	}
-	if id != IDSegmentChange {
-		return nil, fmt.Errorf("schemas: segment_change: %w: schema id %d, want %d", ErrWrongSchema, id, IDSegmentChange)
+	if _, input := KindForID(id); input {
+		return nil, fmt.Errorf("schemas: segment_change: %w: schema id %d is an input's, want %d or the id the registry gave the output", ErrWrongSchema, id, IDSegmentChange)
 	}
-	sc, err := decodeBody(body, true)
-	if err != nil {
-		// A record written before the SLA rates were in the metrics record
-		// (same schema id): the layout without them.
-		if old, oerr := decodeBody(body, false); oerr == nil {
-			return old, nil
+	// The metrics record gained fields in version 2 (golden_hour_breaches_90d,
+	// then the SLA rates of rules default-2): without a registry the bytes
+	// do not say which layout they have, so a record that does not decode
+	// whole with all of them is read again with fewer (a version-1 record,
+	// or one written before they were added), which takes their defaults.
+	var first error
+	for _, layout := range []metricsLayout{metricsRates, metricsGoldenHour, metricsV1} {
+		d := dec{b: body, s: string(body)}
+		sc := &SegmentChange{}
+		err := decodeSegmentChange(&d, sc, layout)
+		if err == nil {
+			err = d.end()
 		}
-		return nil, fmt.Errorf("schemas: segment_change: %w", err)
+		if err == nil {
+			return sc, nil
+		}
+		if first == nil {
+			first = err
+		}
 	}
-	return sc, nil
+	return nil, fmt.Errorf("schemas: segment_change: %w", first)
 }
 
-// decodeBody decodes the body of a segment_change; rates: the metrics record
-// has claims_per_outage_365d and claim_hours_ratio_365d.
-func decodeBody(body []byte, rates bool) (*SegmentChange, error) {
-	d := dec{b: body, s: string(body)}
-	sc := &SegmentChange{}
-	if err := decodeSegmentChange(&d, sc, rates); err != nil {
-		return nil, err
-	}
-	if err := d.end(); err != nil {
-		return nil, err
-	}
-	return sc, nil
-}
+// metricsLayout is a layout of the metrics record, each with the fields of
+// the one before.
+type metricsLayout uint8
 
-func decodeSegmentChange(d *dec, sc *SegmentChange, rates bool) error {
+const (
+	metricsV1         metricsLayout = iota // version 1
+	metricsGoldenHour                      // + golden_hour_breaches_90d
+	metricsRates                           // + claims_per_outage_365d, claim_hours_ratio_365d
+)
+
+// decodeSegmentChange decodes the body of a segment_change whose metrics
+// record has layout.
+func decodeSegmentChange(d *dec, sc *SegmentChange, layout metricsLayout) error {
 	const rec = "SegmentChange"
 	var err error
 	str := func(field string, p *string) bool {
@@ -293,9 +305,14 @@ func decodeSegmentChange(d *dec, sc *SegmentChange, rates bool) error {
 		double("max_recovery_hours_90d", &m.MaxRecoveryHours90d) &&
 		integer("claims_365d", &m.Claims365d) &&
 		long("claim_amount_365d_cents", &m.ClaimAmount365dCents) &&
-		integer("distinct_postal_codes_90d", &m.DistinctPostalCodes90d) &&
-		(!rates || optDouble("claims_per_outage_365d", &m.ClaimsPerOutage365d) &&
-			optDouble("claim_hours_ratio_365d", &m.ClaimHoursRatio365d))
+		integer("distinct_postal_codes_90d", &m.DistinctPostalCodes90d)
+	if ok && layout >= metricsGoldenHour {
+		ok = integer("golden_hour_breaches_90d", &m.GoldenHourBreaches90d)
+	}
+	if ok && layout >= metricsRates {
+		ok = optDouble("claims_per_outage_365d", &m.ClaimsPerOutage365d) &&
+			optDouble("claim_hours_ratio_365d", &m.ClaimHoursRatio365d)
+	}
 	if !ok {
 		return err
 	}
