@@ -170,9 +170,6 @@ func Config(t testing.TB, brokers []string, dir string) processor.Config {
 		Codec:          codec,
 		Store:          store,
 		CommitInterval: 50 * time.Millisecond,
-		// The end-to-end tests were written for rules default-1 (traffic of
-		// the current day counted, no warm-up, no dwell): they say so.
-		Rules: engine.RulesV1(),
 	}
 }
 
