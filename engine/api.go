@@ -21,6 +21,42 @@ const (
 	KindOutage
 	KindClaim
 	KindUsage
+	// KindOfferResponse and KindContractEvent are the outcome inputs
+	// (spec §8, outcome.go): after usage when event times tie.
+	KindOfferResponse
+	KindContractEvent
+)
+
+// NumKinds is the number of input kinds.
+const NumKinds = 6
+
+// Channel mirrors the Avro enum Channel of offer_response.
+type Channel uint8
+
+const (
+	ChannelAccountManager Channel = iota
+	ChannelTelesales
+	ChannelDigital
+	ChannelBill
+)
+
+// ResponseStatus mirrors the Avro enum ResponseStatus of offer_response.
+type ResponseStatus uint8
+
+const (
+	ResponsePresented ResponseStatus = iota
+	ResponseAccepted
+	ResponseRejected
+	ResponseWithheld
+)
+
+// ContractType mirrors the Avro enum ContractEventType of contract_event.
+type ContractType uint8
+
+const (
+	ContractPlanChange ContractType = iota
+	ContractTermination
+	ContractRenewal
 )
 
 // OutageStatus mirrors the Avro enum OutageStatus.
@@ -61,10 +97,24 @@ type Event struct {
 	HasOutageID bool
 	AmountCents int64
 
-	// profile
+	// profile (Plan also for contract events, where HasPlan says it is
+	// not null)
 	Workforce    int32
 	HasWorkforce bool
 	Plan         string
+
+	// offer response
+	Offer            string
+	SourceEventID    string
+	HasSourceEventID bool
+	Channel          Channel
+	ResponseStatus   ResponseStatus
+	ValueCents       int64
+
+	// contract event
+	ContractType ContractType
+	HasPlan      bool
+	MRRCents     int64
 }
 
 // Record is what the engine checks of the Kafka record an Event was decoded

@@ -31,7 +31,8 @@ func (s *State) appendExt(dst []byte) []byte {
 		dst = append(dst, byte(s.offers))
 	}
 	dst = s.appendEntered(dst)
-	return dst
+	dst = appendHoldoutExt(dst, s.ho)
+	return appendEligibilityExt(dst, &s.outcomeState)
 }
 
 // readExt decodes a header extension into st.
@@ -61,6 +62,16 @@ func (s *State) readExt(b []byte) error {
 			s.offers = offerSet(payload[0])
 		case extEntered:
 			if err := s.readEntered(payload); err != nil {
+				return err
+			}
+		case extHoldout:
+			ho, err := readHoldoutExt(payload)
+			if err != nil {
+				return err
+			}
+			s.ho = ho
+		case extEligibility:
+			if err := readEligibilityExt(payload, &s.outcomeState); err != nil {
 				return err
 			}
 		default:
@@ -171,6 +182,7 @@ func MergeHeader(dst, base, hdr []byte) ([]byte, error) {
 func (s *State) copyHeader(h *State) {
 	s.seq, s.segs, s.offers, s.offersUnknown = h.seq, h.segs, h.offers, h.offersUnknown
 	s.entered = h.entered
+	s.outcomeState = h.outcomeState
 }
 
 // decodeHeader decodes a header alone (AppendHeader's bytes) into a State

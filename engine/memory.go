@@ -15,6 +15,9 @@ type Memory struct {
 	// day change's in SIREN order, then the record's own. The Decision is
 	// reused by the next one: copy what you keep, slices included.
 	OnDecision func(*Decision)
+	// OnOutcome, when not nil, receives every eligibility a day change
+	// closes (CloseOutcomes), in SIREN order.
+	OnOutcome func(*Outcome)
 
 	rules  *Rules
 	cfg    Config
@@ -24,6 +27,7 @@ type Memory struct {
 	// unsorted: states were added since order was last sorted.
 	unsorted bool
 	dec      Decision
+	outs     []Outcome
 }
 
 // NewMemory returns a driver with no states over NewTask(rules, cfg).
@@ -140,6 +144,12 @@ func (m *Memory) DayChange(ms int64) DayStats {
 	for _, st := range m.order {
 		if m.task.Evaluate(st, &m.dec) {
 			m.emit()
+		}
+		m.outs = m.task.CloseOutcomes(st, m.outs[:0])
+		for i := range m.outs {
+			if m.OnOutcome != nil {
+				m.OnOutcome(&m.outs[i])
+			}
 		}
 	}
 	m.task.EndDay()

@@ -27,6 +27,12 @@ type Config struct {
 	// a stream day already closed by a day change, is ErrNeedsRepair. Off
 	// (replays): older than the allowed lateness is late.
 	Repair bool
+	// Holdout is the universal control group (holdout.go).
+	Holdout Holdout
+	// ConversionWindowMs and ChurnWindowMs are the attribution windows of
+	// an eligibility (default 90 and 180 days, outcome.go).
+	ConversionWindowMs int64
+	ChurnWindowMs      int64
 }
 
 // Defaults of Config (spec §4).
@@ -51,6 +57,13 @@ func (c Config) withDefaults() Config {
 	}
 	if c.AllowedLatenessMs < 0 {
 		c.AllowedLatenessMs = 0
+	}
+	c.Holdout = c.Holdout.withDefaults()
+	if c.ConversionWindowMs <= 0 {
+		c.ConversionWindowMs = DefaultConversionWindowMs
+	}
+	if c.ChurnWindowMs <= 0 {
+		c.ChurnWindowMs = DefaultChurnWindowMs
 	}
 	return c
 }
@@ -102,8 +115,11 @@ type State struct {
 	segs   Segments
 	offers offerSet // the offers of the last decision (header extension)
 	// entered: the entry day of held segments with a min_dwell_days
-	// (header extension, dwell.go).
+	// (header extension tag 2, dwell.go).
 	entered enteredDays
+	// outcomeState: holdout group and open eligibilities (header
+	// extension tags 3 and 4, outcome.go).
+	outcomeState
 
 	hasUsage      bool
 	firstUsageDay int32

@@ -164,7 +164,10 @@ func (t *Task) Step(st *State, ev *Event, dec *Decision) (bool, error) {
 		st.applyClaim(ev, &t.bounds)
 	case KindProfile:
 		st.applyProfile(ev, &t.bounds)
+	case KindOfferResponse, KindContractEvent:
+		t.applyOutcomeEvent(st, ev)
 	}
+	t.assignHoldout(st)
 	st.remember(h, evDay, dedupWindow{min: d - t.dedupDays, span: t.dedupSpan}, &t.bounds)
 	changed := t.evaluate(st, dec)
 	if changed {
@@ -226,6 +229,7 @@ func (t *Task) evaluate(st *State, dec *Decision) bool {
 	st.offers = nextOffers
 	st.entered = t.nextEntered(st.entered, prev, next, e.day)
 	t.fill(st, dec, &e, prev, next, prevOffers)
+	t.noteEligible(st, nextOffers&^prevOffers)
 	return true
 }
 
@@ -332,7 +336,7 @@ func (t *Task) fill(st *State, dec *Decision, e *evaluation, prev, next Segments
 	dec.Added = next &^ prev
 	dec.Removed = prev &^ next
 	dec.Metrics = *m
-	dec.ControlGroup = r.InControlGroup(st.SIREN)
+	dec.ControlGroup = t.inControl(st)
 	dec.RulesVersion = r.Version
 	dec.Trigger, dec.TriggerTopic = "", ""
 

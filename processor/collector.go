@@ -20,12 +20,17 @@ type routes struct {
 	// (0: the fixed id 101; with a registry, what it returned for
 	// "<topic>-value", see registerOutputs).
 	segmentsID, churnID int
+	// Outcomes (spec §8, outcomes.go); "" = not written.
+	outcomes    string // offer-outcomes
+	daily       string // siren-daily
+	repartition string // the uplift aggregator's input, key = offer
+	uplift      string // the aggregator's output, key = offer
 }
 
 // topics are the output topics of r, without empty names.
 func (r routes) topics() []string {
 	var out []string
-	for _, t := range []string{r.segments, r.churn, r.dlq} {
+	for _, t := range []string{r.segments, r.churn, r.dlq, r.outcomes, r.daily, r.repartition, r.uplift} {
 		if t != "" {
 			out = append(out, t)
 		}

@@ -14,9 +14,10 @@ import (
 	"github.com/sirenstream/sirenstream/internal/handoff"
 	"github.com/sirenstream/sirenstream/internal/merge"
 	"github.com/sirenstream/sirenstream/schemas"
+	"github.com/sirenstream/sirenstream/topology"
 )
 
-const numInputs = 4
+const numInputs = topology.NumInputs
 
 // item is one fetched input record, decoded by its reader goroutine.
 type item struct {

@@ -102,7 +102,7 @@ type Codec struct {
 	group singleflight.Group
 }
 
-const numKinds = 4
+const numKinds = engine.NumKinds
 
 // entry is what Decode knows about one schema id.
 type entry struct {
@@ -126,6 +126,8 @@ var fixedEntries = [...]entry{
 	{id: IDOutage, fast: true, kind: engine.KindOutage},
 	{id: IDClaim, fast: true, kind: engine.KindClaim},
 	{id: IDProfile, fast: true, kind: engine.KindProfile},
+	{id: IDOfferResponse, fast: true, kind: engine.KindOfferResponse},
+	{id: IDContractEvent, fast: true, kind: engine.KindContractEvent},
 }
 
 var outputEntry = entry{id: IDSegmentChange, err: fmt.Errorf("%w: schema id %d is the segment_change output schema", ErrWrongSchema, IDSegmentChange)}
@@ -215,13 +217,13 @@ func (c *Codec) Decode(ctx context.Context, want engine.Kind, value []byte, ev *
 // first use.
 func (c *Codec) lookup(ctx context.Context, id int) (*entry, error) {
 	if c.registry == nil {
-		if id >= IDUsage && id <= IDProfile {
+		if id >= IDUsage && id <= IDContractEvent {
 			return &fixedEntries[id-IDUsage], nil
 		}
 		if id == IDSegmentChange {
 			return &outputEntry, nil
 		}
-		return nil, fmt.Errorf("%w: schema id %d (no registry configured: only ids 1-4)", ErrUnknownSchema, id)
+		return nil, fmt.Errorf("%w: schema id %d (no registry configured: only ids 1-6)", ErrUnknownSchema, id)
 	}
 	if e, ok := (*c.cache.Load())[id]; ok && (e.notFoundUntil.IsZero() || time.Now().Before(e.notFoundUntil)) {
 		if !e.notFoundUntil.IsZero() {

@@ -24,28 +24,7 @@ func AppendSegmentChange(dst []byte, d *engine.Decision) []byte {
 	dst = appendSegments(dst, d.Added)
 	dst = appendSegments(dst, d.Removed)
 
-	m := &d.Metrics
-	dst = appendLong(dst, m.Traffic30dBytes)
-	dst = appendLong(dst, m.TrafficPrev30dBytes)
-	dst = appendOptDouble(dst, m.HasTrafficVelocity, m.TrafficVelocity)
-	dst = appendOptDouble(dst, m.HasDigitalIntensity, m.DigitalIntensity)
-	if m.IntensityBasis == "" {
-		dst = append(dst, 0)
-	} else {
-		dst = appendString(append(dst, 2), m.IntensityBasis)
-	}
-	dst = appendOptDouble(dst, m.HasIntensityPercentile, m.IntensityPercentile)
-	dst = appendOptInt(dst, m.HasWorkforce, m.Workforce)
-	dst = appendInt(dst, m.Outages90d)
-	dst = appendInt(dst, m.OpenOutages)
-	dst = appendDouble(dst, m.RecoveryExposureHours90d)
-	dst = appendDouble(dst, m.MaxRecoveryHours90d)
-	dst = appendInt(dst, m.Claims365d)
-	dst = appendLong(dst, m.ClaimAmount365dCents)
-	dst = appendInt(dst, m.DistinctPostalCodes90d)
-	dst = appendInt(dst, m.GoldenHourBreaches90d)
-	dst = appendOptDouble(dst, m.HasClaimsPerOutage365d, m.ClaimsPerOutage365d)
-	dst = appendOptDouble(dst, m.HasClaimHoursRatio365d, m.ClaimHoursRatio365d)
+	dst = appendMetrics(dst, &d.Metrics)
 
 	if len(d.Reasons) > 0 {
 		dst = appendLong(dst, int64(len(d.Reasons)))
@@ -370,4 +349,30 @@ func decodeSegmentChange(d *dec, sc *SegmentChange, layout metricsLayout) error 
 		sc.TriggerTopic = &s
 	}
 	return nil
+}
+
+// appendMetrics appends the SegmentMetrics record (segment_change and
+// siren_daily share it).
+func appendMetrics(dst []byte, m *engine.Metrics) []byte {
+	dst = appendLong(dst, m.Traffic30dBytes)
+	dst = appendLong(dst, m.TrafficPrev30dBytes)
+	dst = appendOptDouble(dst, m.HasTrafficVelocity, m.TrafficVelocity)
+	dst = appendOptDouble(dst, m.HasDigitalIntensity, m.DigitalIntensity)
+	if m.IntensityBasis == "" {
+		dst = append(dst, 0)
+	} else {
+		dst = appendString(append(dst, 2), m.IntensityBasis)
+	}
+	dst = appendOptDouble(dst, m.HasIntensityPercentile, m.IntensityPercentile)
+	dst = appendOptInt(dst, m.HasWorkforce, m.Workforce)
+	dst = appendInt(dst, m.Outages90d)
+	dst = appendInt(dst, m.OpenOutages)
+	dst = appendDouble(dst, m.RecoveryExposureHours90d)
+	dst = appendDouble(dst, m.MaxRecoveryHours90d)
+	dst = appendInt(dst, m.Claims365d)
+	dst = appendLong(dst, m.ClaimAmount365dCents)
+	dst = appendInt(dst, m.DistinctPostalCodes90d)
+	dst = appendInt(dst, m.GoldenHourBreaches90d)
+	dst = appendOptDouble(dst, m.HasClaimsPerOutage365d, m.ClaimsPerOutage365d)
+	return appendOptDouble(dst, m.HasClaimHoursRatio365d, m.ClaimHoursRatio365d)
 }

@@ -41,6 +41,7 @@ type procFlags struct {
 	usageDays      int
 	cacheSIRENs    int
 	topics         processor.Topics
+	outcomes       outcomeFlags
 }
 
 func (f *procFlags) register(fs *flag.FlagSet, defaultLog string) {
@@ -64,6 +65,7 @@ func (f *procFlags) register(fs *flag.FlagSet, defaultLog string) {
 	for _, d := range topology.Define().All() {
 		fs.StringVar(d.Ptr(&f.topics), d.Flag, d.Default, d.Help)
 	}
+	f.outcomes.register(fs)
 }
 
 // components are what run and replay build from procFlags, closed in reverse.
@@ -100,6 +102,9 @@ func (f *procFlags) build(stderr io.Writer) (*components, error) {
 	if f.stateDir == "" {
 		return nil, usageErr("--state-dir is required (or SIRENSTREAM_STATE_DIR)")
 	}
+	if err := f.outcomes.validate(); err != nil {
+		return nil, usageErr("%s", err)
+	}
 	c.rules = engine.DefaultRules()
 	if f.rules != "" {
 		b, err := os.ReadFile(f.rules)
@@ -128,7 +133,7 @@ func (f *procFlags) build(stderr io.Writer) (*components, error) {
 		Topics:                f.topics,
 		Partitions:            f.partitions,
 		Rules:                 c.rules,
-		Engine:                engine.Config{UsageDays: f.usageDays, AllowedLatenessMs: f.lateness.Milliseconds()},
+		Engine:                f.outcomes.apply(engine.Config{UsageDays: f.usageDays, AllowedLatenessMs: f.lateness.Milliseconds()}),
 		MaxFutureSkew:         f.futureSkew,
 		CommitInterval:        f.commitInterval,
 		CatchUpCommitInterval: f.catchUpCommit,
@@ -195,7 +200,9 @@ func runLive(ctx context.Context, c *components, hf httpFlags) error {
 	}
 	var srv *ops.Server
 	if ln != nil {
-		srv, err = ops.New(ops.Config{Listener: ln, Token: token, Processor: p, Metrics: metrics, Logger: c.log})
+		oc := hf.config(ln, token)
+		oc.Processor, oc.Metrics, oc.Logger = p, metrics, c.log
+		srv, err = ops.New(oc)
 		if err != nil {
 			return err
 		}
