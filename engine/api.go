@@ -25,10 +25,14 @@ const (
 	// (spec §8, outcome.go): after usage when event times tie.
 	KindOfferResponse
 	KindContractEvent
+	// KindTick is a clock tick of a quiet partition (only EventTime): it
+	// moves stream time like a record (Memory.Tick), touching no SIREN.
+	// Last when event times tie.
+	KindTick
 )
 
 // NumKinds is the number of input kinds.
-const NumKinds = 6
+const NumKinds = 7
 
 // Channel mirrors the Avro enum Channel of offer_response.
 type Channel uint8

@@ -77,6 +77,14 @@ func (m *Memory) Put(st *State) {
 // started stays done, as in the processor). A usage record of a known SIREN
 // on the current day allocates nothing.
 func (m *Memory) Apply(ev *Event, rec Record) error {
+	if ev.Kind == KindTick {
+		// A clock tick: no SIREN, no checks; before the first record it
+		// means nothing (no stream time to move).
+		if m.task.Started() {
+			m.Tick(ev.EventTime)
+		}
+		return nil
+	}
 	if err := m.task.CheckRecord(ev, rec); err != nil {
 		return err
 	}
@@ -124,6 +132,9 @@ func (m *Memory) FireTimers(ms int64) {
 // Tick is a clock tick at ms: the timers due, the day change it starts,
 // then stream time moves to ms.
 func (m *Memory) Tick(ms int64) {
+	if m.task.Started() && ms <= m.task.StreamTime() {
+		return
+	}
 	m.FireTimers(ms)
 	if m.task.StartsDayAt(ms) {
 		m.DayChange(ms)

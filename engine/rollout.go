@@ -142,6 +142,10 @@ func sameScheme(a, b string) bool {
 // SIREN whose segments stay emits nothing for it (its next decision carries
 // them). It neither prunes nor touches a next-day set being built.
 func (t *Task) Rollout(st *State, dec *Decision) bool {
+	// The new rules may move the RECOVERY_EXPOSED threshold: schedule the
+	// open outages' timers under them (a timer of the old threshold that
+	// remains finds nothing new when it fires).
+	t.addTimers(st)
 	if !t.evaluate(st, dec) {
 		return false
 	}

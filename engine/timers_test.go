@@ -144,3 +144,22 @@ func TestTimersAreBounded(t *testing.T) {
 		t.Fatalf("meta of %d bytes with MaxTimers timers", len(meta))
 	}
 }
+
+// TestRolloutSchedulesTheNewThreshold: a rules rollout that lowers the
+// RECOVERY_EXPOSED threshold re-times the open outages' timers: the outage
+// enters at start + the new threshold.
+func TestRolloutSchedulesTheNewThreshold(t *testing.T) {
+	h := newHarness(t, noGoldenHourOffer())
+	s, other := mkSIREN(508), mkSIREN(509)
+	h.must(outageStartEv(s, "o1", at(d0, 10), "75001"), usageEv(other, at(d0, 11), "13001", 1e6, 1))
+	v2 := noGoldenHourOffer()
+	v2.Version, v2.RecoveryExposed.Enter, v2.RecoveryExposed.Exit = "v2", 2, 1
+	if rollout, err := h.mem.Rollout(v2); err != nil || !rollout {
+		t.Fatalf("Rollout = %v, %v", rollout, err)
+	}
+	h.must(usageEv(other, at(d0, 13), "13001", 1e6, 1))
+	d := h.take(s)
+	if len(d) != 1 || d[0].Trigger != TriggerTimer || d[0].EventTime != at(d0, 12) || d[0].Added != RecoveryExposed {
+		t.Fatalf("decisions %+v", d)
+	}
+}

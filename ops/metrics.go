@@ -30,6 +30,8 @@ type MetricsConfig struct {
 	// StateSize returns the state store's size in bytes (LSM tree, value
 	// log), e.g. (*state.Store).Size; nil exports no state size.
 	StateSize func() (lsm, vlog int64)
+	// Version and Commit label sirenstream_build_info (empty: "unknown").
+	Version, Commit string
 	// NoRuntime leaves out the Go runtime and process collectors (tests that
 	// compare whole scrapes).
 	NoRuntime bool
@@ -141,10 +143,21 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 	m.reg.MustRegister(m.consumed, m.processed, m.deadLettered, m.lag, m.streamTime, m.transitions, m.flaps,
 		m.changes, m.commitTime, m.committed, m.restoreRead, m.restoreTotal, m.owned, m.repairs, m.corrections, m.inputLag,
 		&liveCollector{m: m, size: cfg.StateSize})
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
+		Help: "Always 1, labelled with the version and commit of the running binary (sirenstream version)."}, []string{"version", "commit"})
+	buildInfo.WithLabelValues(orUnknown(cfg.Version), orUnknown(cfg.Commit)).Set(1)
+	m.reg.MustRegister(buildInfo)
 	if !cfg.NoRuntime {
 		m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	return m
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }
 
 // Registry returns the registry holding every sirenstream collector.
@@ -262,6 +275,15 @@ func (m *Metrics) Owned(parts []int32) {
 		delete(m.parts, p)
 	}
 	m.ownedSet = append([]int32(nil), parts...)
+	for _, p := range parts {
+		// Restore gauges exist at 0 before a restore (or without one), so
+		// dashboards show "nothing to restore" rather than no data.
+		if pv := m.part(p); pv.restoreTotal == 0 {
+			l := partLabel(p)
+			m.restoreRead.WithLabelValues(l).Set(float64(pv.restoreRead))
+			m.restoreTotal.WithLabelValues(l).Set(0)
+		}
+	}
 	m.record()
 }
 
@@ -371,7 +393,7 @@ var (
 	segmentSIRENsDesc = prometheus.NewDesc("sirenstream_segment_sirens",
 		"SIRENs currently in a segment on this instance's partitions (baseline at task load + emitted changes).", []string{"segment"}, nil)
 	stateSizeDesc = prometheus.NewDesc("sirenstream_state_size_bytes",
-		"Badger state store size by part (lsm, vlog), as estimated by Badger (refreshed about once a minute).", []string{"part"}, nil)
+		"Bytes the Badger state store takes on disk (allocated blocks) by part: vlog (value log) and lsm (tables, memtable logs, manifest); measured at each scrape.", []string{"part"}, nil)
 )
 
 func (c *liveCollector) Describe(ch chan<- *prometheus.Desc) {

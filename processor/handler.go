@@ -34,7 +34,7 @@ func (h *handler) handle(ctx context.Context, topic string, it *item) error {
 	ev := &it.ev
 	inBounds := (h.fromMs == 0 || ev.EventTime >= h.fromMs) && (h.toMs == 0 || ev.EventTime < h.toMs)
 	var checkErr error
-	if it.err == nil && inBounds {
+	if it.err == nil && inBounds && ev.Kind != engine.KindTick { // a tick touches no SIREN: no record checks
 		rec := engine.Record{Key: it.msg.Key}
 		if ts := it.msg.Time; !ts.IsZero() {
 			rec.TimestampMs = ts.UnixMilli()
@@ -52,6 +52,13 @@ func (h *handler) handle(ctx context.Context, topic string, it *item) error {
 	}
 	if !inBounds {
 		h.out.skipped()
+		return nil
+	}
+	if ev.Kind == engine.KindTick {
+		if err := h.tick(ctx, ev.EventTime); err != nil {
+			return err
+		}
+		h.out.processed(topic)
 		return nil
 	}
 	if checkErr != nil {
@@ -125,6 +132,24 @@ func (h *handler) fireTimers(ctx context.Context, ms int64) error {
 			h.out.change(&h.dec)
 		}
 	}
+}
+
+// tick moves a quiet partition's stream time to ms as a record at ms would
+// (the timers due, the day change it starts), touching no SIREN; a tick at
+// or before stream time changes nothing.
+func (h *handler) tick(ctx context.Context, ms int64) error {
+	if !h.eng.Started() || ms <= h.eng.StreamTime() {
+		return nil
+	}
+	if err := h.fireTimers(ctx, ms); err != nil {
+		return err
+	}
+	if h.eng.StartsDayAt(ms) {
+		if err := h.beginDay(ctx, ms); err != nil {
+			return err
+		}
+	}
+	return h.eng.AdvanceTo(ms)
 }
 
 // boundSink is what hears of the engine's bound hits: observed (metric and

@@ -88,7 +88,9 @@ func (in *inputs) holdDay(cur int, ms int64, now time.Time) (hold bool, idled []
 	}
 	dayStart := ms - ms%engine.DayMs
 	for i := range in.names {
-		if i == cur || in.idle[i] || in.latest[i] >= dayStart || in.buffered(i) > 0 {
+		if i == cur || in.idle[i] || in.latest[i] >= dayStart || in.buffered(i) > 0 || engine.Kind(i) == engine.KindTick {
+			// (Ticks are written for partitions that are behind: a day
+			// change never waits for one.)
 			continue
 		}
 		if in.idleSince[i].IsZero() {

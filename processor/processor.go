@@ -8,7 +8,7 @@
 // creation configs, a diagram with the commit steps); a task runs it in this
 // order, each step of a commit only after the previous one is durable:
 //
-//	inputs     profiles, outages, claims, usage   (co-partitioned, key = SIREN)
+//	inputs     profiles, outages, claims, usage, offer-responses, contract-events, ticks   (co-partitioned, key = SIREN)
 //	   │ task p: decode, merge by (event_time, input order, offset)
 //	   ▼
 //	engine     check (bad → DLQ) → sweep on day change → step → decision
@@ -131,6 +131,18 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	p.log.Info("processor started", zap.String("group", p.cfg.Group), zap.Int("partitions", n),
 		zap.Strings("inputs", inputs[:]), zap.String("rules_version", p.cfg.Rules.Version))
+	p.logPreviousMembers(ctx)
+
+	if p.cfg.IdleTickInterval > 0 {
+		tw := newWriter(p.cfg.Kafka, p.log, limits.output)
+		tw.Balancer = partitionBalancer{}
+		defer tw.Close()
+		tk := &ticker{interval: p.cfg.IdleTickInterval, lag: p.cfg.IdleTickLag, topic: p.cfg.Topics.Ticks,
+			progress: p.Progress, writer: tw, log: p.log, last: map[int32]int64{}}
+		tickCtx, stopTicks := context.WithCancel(ctx)
+		defer stopTicks()
+		go tk.run(tickCtx)
+	}
 
 	// Transient faults restart the task that met them; one that lasts
 	// longer than FaultDeadline stops the run (faults.go).

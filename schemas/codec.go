@@ -128,6 +128,7 @@ var fixedEntries = [...]entry{
 	{id: IDProfile, fast: true, kind: engine.KindProfile},
 	{id: IDOfferResponse, fast: true, kind: engine.KindOfferResponse},
 	{id: IDContractEvent, fast: true, kind: engine.KindContractEvent},
+	{id: IDTick, fast: true, kind: engine.KindTick},
 }
 
 var outputEntry = entry{id: IDSegmentChange, err: fmt.Errorf("%w: schema id %d is the segment_change output schema", ErrWrongSchema, IDSegmentChange)}
@@ -193,6 +194,14 @@ func (c *Codec) Decode(ctx context.Context, want engine.Kind, value []byte, ev *
 	id, body, err := ParseHeader(value)
 	if err != nil {
 		return err
+	}
+	if want == engine.KindTick {
+		// The ticks topic is sirenstream's own: always the fixed id, never
+		// looked up (a registry's id 7 is someone else's schema).
+		if id != IDTick {
+			return fmt.Errorf("%w: schema id %d on the ticks topic, want %d", ErrWrongSchema, id, IDTick)
+		}
+		return decodeFast(want, body, ev)
 	}
 	e, err := c.lookup(ctx, id)
 	if err != nil {

@@ -21,14 +21,14 @@ func TestEmbeddedSchemasParseWithGoavro(t *testing.T) {
 	for id, name := range map[int]string{IDUsage: "sirenstream.Usage", IDOutage: "sirenstream.Outage", IDClaim: "sirenstream.Claim",
 		IDProfile: "sirenstream.Profile", IDSegmentChange: "sirenstream.SegmentChange",
 		IDOfferResponse: "sirenstream.OfferResponse", IDContractEvent: "sirenstream.ContractEvent", IDOfferOutcome: "sirenstream.OfferOutcome",
-		IDUplift: "sirenstream.Uplift", IDSirenDaily: "sirenstream.SirenDaily"} {
+		IDUplift: "sirenstream.Uplift", IDSirenDaily: "sirenstream.SirenDaily", IDTick: "sirenstream.ClockTick"} {
 		c := goavroCodec(t, id)
 		if !strings.Contains(c.CanonicalSchema(), `"name":"`+name+`"`) {
 			t.Errorf("id %d: canonical form %s lacks record %s", id, c.CanonicalSchema(), name)
 		}
 	}
-	if _, ok := Schema(7); ok {
-		t.Error("Schema(7) reported a schema")
+	if _, ok := Schema(8); ok {
+		t.Error("Schema(8) reported a schema")
 	}
 }
 

@@ -27,6 +27,11 @@ func decodeFast(kind engine.Kind, body []byte, ev *engine.Event) error {
 		err = decodeOfferResponse(&d, ev)
 	case engine.KindContractEvent:
 		err = decodeContractEvent(&d, ev)
+	case engine.KindTick:
+		off := d.p
+		if ev.EventTime, err = d.long(); err != nil {
+			err = fieldErr("ClockTick", "event_time", off, err)
+		}
 	default:
 		return fmt.Errorf("%w: kind %d is not an input kind", ErrWrongSchema, kind)
 	}
@@ -270,6 +275,8 @@ func AppendEvent(dst []byte, ev *engine.Event) ([]byte, error) {
 		dst = appendInt(dst, int32(ev.ContractType))
 		dst = appendOptString(dst, ev.HasPlan, ev.Plan)
 		dst = appendLong(dst, ev.MRRCents)
+		dst = appendLong(dst, ev.EventTime)
+	case engine.KindTick:
 		dst = appendLong(dst, ev.EventTime)
 	}
 	return dst, nil

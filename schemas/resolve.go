@@ -137,6 +137,9 @@ var readerFields = [numKinds][]rfield{
 		{"event_time", rLong, setEventTime},
 		{"value_cents", rLong0, func(ev *engine.Event, _ string, n int64, _ bool) { ev.ValueCents = n }},
 	},
+	engine.KindTick: {
+		{"event_time", rLong, setEventTime},
+	},
 	engine.KindContractEvent: {
 		{"event_id", rString, setEventID},
 		{"siren", rString, setSIREN},

@@ -38,9 +38,11 @@ const (
 	// Outcomes (spec §8).
 	IDOfferResponse = 5
 	IDContractEvent = 6
-	IDOfferOutcome  = 102
-	IDUplift        = 103
-	IDSirenDaily    = 104
+	// IDTick frames the clock ticks of quiet partitions (tick.avsc).
+	IDTick         = 7
+	IDOfferOutcome = 102
+	IDUplift       = 103
+	IDSirenDaily   = 104
 )
 
 // fileForID maps a fixed id to its embedded file.
@@ -60,6 +62,8 @@ func fileForID(id int) string {
 		return "offer_response.avsc"
 	case IDContractEvent:
 		return "contract_event.avsc"
+	case IDTick:
+		return "tick.avsc"
 	case IDOfferOutcome:
 		return "offer_outcome.avsc"
 	case IDUplift:
@@ -101,6 +105,8 @@ func KindForID(id int) (engine.Kind, bool) {
 		return engine.KindOfferResponse, true
 	case IDContractEvent:
 		return engine.KindContractEvent, true
+	case IDTick:
+		return engine.KindTick, true
 	}
 	return 0, false
 }
@@ -121,6 +127,8 @@ func IDForKind(k engine.Kind) int {
 		return IDOfferResponse
 	case engine.KindContractEvent:
 		return IDContractEvent
+	case engine.KindTick:
+		return IDTick
 	}
 	return 0
 }
@@ -140,6 +148,8 @@ func kindName(k engine.Kind) string {
 		return "offer_response"
 	case engine.KindContractEvent:
 		return "contract_event"
+	case engine.KindTick:
+		return "tick"
 	}
 	return "unknown"
 }

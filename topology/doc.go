@@ -7,8 +7,9 @@
 //
 // The data path of one partition task p, in commit order:
 //
-//	inputs    profiles   outages   claims   usage    offer-responses   contract-events   co-partitioned, key = SIREN
-//	          kind 0     kind 1    kind 2   kind 3   kind 4            kind 5            schema ids 4, 2, 3, 1, 5, 6
+//	inputs    profiles   outages   claims   usage    offer-responses   contract-events   sirenstream-ticks   co-partitioned, key = SIREN
+//	          kind 0     kind 1    kind 2   kind 3   kind 4            kind 5            kind 6              schema ids 4, 2, 3, 1, 5, 6, 7
+//	          (sirenstream-ticks: clock ticks run writes for quiet partitions, ticker.go in processor)
 //	   │ partition p of every input, each record decoded as it is fetched
 //	   ▼
 //	merge     by (event_time, kind, offset); undecodable records go first

@@ -19,9 +19,12 @@ type Topics struct {
 	// Outcomes (spec §8).
 	OfferResponses string // default "offer-responses"
 	ContractEvents string // default "contract-events"
-	OfferOutcomes  string // default "offer-outcomes"
-	SirenDaily     string // default "siren-daily"
-	Uplift         string // default "uplift"
+	// Ticks carries the clock ticks of quiet partitions (default
+	// "sirenstream-ticks"): an input that run also writes.
+	Ticks         string
+	OfferOutcomes string // default "offer-outcomes"
+	SirenDaily    string // default "siren-daily"
+	Uplift        string // default "uplift"
 	// UpliftRepartition is internal (default "<group>-uplift-repartition").
 	UpliftRepartition string
 	// Changelog is the compacted state changelog (default

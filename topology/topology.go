@@ -14,9 +14,11 @@ const (
 	// Outcomes (spec §8).
 	DefaultOfferResponses = "offer-responses"
 	DefaultContractEvents = "contract-events"
-	DefaultOfferOutcomes  = "offer-outcomes"
-	DefaultUplift         = "uplift"
-	DefaultSirenDaily     = "siren-daily"
+	// DefaultTicks: the clock ticks of quiet partitions (written by run).
+	DefaultTicks         = "sirenstream-ticks"
+	DefaultOfferOutcomes = "offer-outcomes"
+	DefaultUplift        = "uplift"
+	DefaultSirenDaily    = "siren-daily"
 	// DefaultChangelog is the changelog of DefaultGroup; every group has its
 	// own (ChangelogName).
 	DefaultChangelog = DefaultGroup + changelogSuffix
@@ -59,7 +61,7 @@ func ChangelogName(group string) string {
 const ChangelogOff = "-"
 
 // NumInputs is the number of input topics, one per engine.Kind.
-const NumInputs = 6
+const NumInputs = 7
 
 // NumOutputs is the number of output topics of a live run.
 const NumOutputs = 7
@@ -200,6 +202,11 @@ func Define() Graph {
 				Role: RoleInput, Field: "ContractEvents", Default: DefaultContractEvents, SchemaID: 6,
 				Flag: "topic-contract-events", Help: "contract event input topic",
 				name: func(t *Topics) *string { return &t.ContractEvents },
+			}},
+			{Kind: engine.KindTick, Topic: Topic{
+				Role: RoleInput, Field: "Ticks", Default: DefaultTicks, SchemaID: 7,
+				Flag: "topic-ticks", Help: "clock ticks of quiet partitions (written by run, read like an input)",
+				name: func(t *Topics) *string { return &t.Ticks },
 			}},
 		},
 		Outputs: [NumOutputs]Output{

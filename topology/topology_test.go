@@ -23,7 +23,7 @@ func TestInputsAreInKindOrder(t *testing.T) {
 		}
 	}
 	// The merge tie-break order of the spec.
-	want := [topology.NumInputs]string{"profiles", "outages", "claims", "usage", "offer-responses", "contract-events"}
+	want := [topology.NumInputs]string{"profiles", "outages", "claims", "usage", "offer-responses", "contract-events", "sirenstream-ticks"}
 	if got := topology.Defaults().Inputs(); got != want {
 		t.Errorf("Defaults().Inputs() = %v, want %v", got, want)
 	}
@@ -98,7 +98,7 @@ func TestWithDefaults(t *testing.T) {
 		Usage: "usage", Outages: "outages", Claims: "claims", Profiles: "profiles",
 		SegmentChanges: "segment-changes", ChurnAlerts: "churn-alerts",
 		DLQ: "sirenstream-dlq", Changelog: "sirenstream-changelog",
-		OfferResponses: "offer-responses", ContractEvents: "contract-events",
+		OfferResponses: "offer-responses", ContractEvents: "contract-events", Ticks: "sirenstream-ticks",
 		OfferOutcomes: "offer-outcomes", SirenDaily: "siren-daily", Uplift: "uplift",
 		UpliftRepartition: "sirenstream-uplift-repartition",
 	}
@@ -193,7 +193,7 @@ func TestCreatePlan(t *testing.T) {
 			topics: topology.Defaults(),
 			want: []entry{
 				{"profiles", in, false}, {"outages", in, false}, {"claims", in, false}, {"usage", in, false},
-				{"offer-responses", in, false}, {"contract-events", in, false},
+				{"offer-responses", in, false}, {"contract-events", in, false}, {"sirenstream-ticks", in, false},
 				{"segment-changes", o, false}, {"churn-alerts", o, false}, {"sirenstream-dlq", o, false},
 				{"offer-outcomes", o, false}, {"siren-daily", o, false}, {"uplift", o, false}, {"sirenstream-uplift-repartition", rp, false},
 				{"sirenstream-changelog", cl, true},
@@ -205,7 +205,7 @@ func TestCreatePlan(t *testing.T) {
 			extra:  []string{"backfill", "backfill-dlq"},
 			want: []entry{
 				{"profiles", in, false}, {"outages", in, false}, {"claims", in, false}, {"usage", in, false},
-				{"offer-responses", in, false}, {"contract-events", in, false},
+				{"offer-responses", in, false}, {"contract-events", in, false}, {"sirenstream-ticks", in, false},
 				{"segment-changes", o, false}, {"churn-alerts", o, false}, {"sirenstream-dlq", o, false},
 				{"offer-outcomes", o, false}, {"siren-daily", o, false}, {"uplift", o, false}, {"sirenstream-uplift-repartition", rp, false},
 				{"backfill", o, false}, {"backfill-dlq", o, false},

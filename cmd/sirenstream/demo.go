@@ -35,7 +35,7 @@ companies per segment, examples with their reasons and offers, events/s.`, stdou
 	badRate := fs.Float64("bad-rate", 0.001, "fraction of deliberately bad records (they go to the dead-letter topic)")
 	stateDir := fs.String("state-dir", "", "Badger directory (default: a temporary directory, removed at exit)")
 	logLevel := fs.String("log-level", "warn", "log level of the processor")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	log, err := newLogger("console", *logLevel, stderr)

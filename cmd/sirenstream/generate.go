@@ -43,17 +43,18 @@ sirenstream broker --partitions), else 6.`, stdout)
 	rate := fs.Float64("rate", 0, "records per second, trickled live in event-time order (0: as fast as the broker acknowledges)")
 	byTopic := fs.Bool("by-topic", false, "load whole topics one after another (usage, profiles, outages, claims) instead of interleaved in event-time order")
 	registry := fs.String("schema-registry", "", "register the schemas with this Confluent schema registry (subjects <topic>-value) and frame records with the ids it assigns; needed when the processor runs with --schema-registry")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	k, err := kf.build()
 	if err != nil {
 		return err
 	}
-	day, err := time.Parse("2006-01-02", *start)
+	day, err := parseTimeFlag(*start)
 	if err != nil {
-		return usageErr("--start %q: %v", *start, err)
+		return usageErr("--start: %v", err)
 	}
+	day = day.UTC().Truncate(24 * time.Hour)
 	cfg := gen.Config{SIRENs: *sirens, Days: *days, Start: day, Seed: *seed, BadRate: *bad}
 	if err := cfg.Validate(); err != nil {
 		return usageErr("%v", err)

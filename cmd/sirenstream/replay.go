@@ -65,13 +65,14 @@ meaning).`, stdout)
 	progressFlag := fs.String("progress", "auto", "progress display: auto (bar on a terminal, log lines otherwise), bar, log or off")
 	progressEvery := fs.Duration("progress-interval", 5*time.Second, "time between progress log lines")
 	timeout := fs.Duration("timeout", 0, "give up (exit 1, incomplete) when not complete after this long (0: no limit)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	mode, err := parseProgressMode(*progressFlag)
 	if err != nil {
 		return err
 	}
+	stderr = newLineWriter(stderr) // the logger's and the progress bar's: neither overwrites the other
 	*diff = *diff || *diffJSON
 	var ro processor.ReplayOptions
 	ro.OutputTopic, ro.ChurnTopic = *output, *churn
@@ -136,7 +137,7 @@ meaning).`, stdout)
 		if *currentRules != "" {
 			b, err := os.ReadFile(*currentRules)
 			if err != nil {
-				return fmt.Errorf("--current-rules: rules: %w", err)
+				return fmt.Errorf("--current-rules: %w", err)
 			}
 			if cur, err = engine.ParseRules(bytes.NewReader(b)); err != nil {
 				return fmt.Errorf("--current-rules: %s: %w", *currentRules, err)
@@ -178,19 +179,6 @@ meaning).`, stdout)
 	}
 	fmt.Fprintln(stdout)
 	return nil
-}
-
-// parseTimeFlag parses an RFC3339 time or a date (2026-03-01: UTC
-// midnight).
-func parseTimeFlag(v string) (time.Time, error) {
-	if t, err := time.Parse(time.DateOnly, v); err == nil {
-		return t, nil
-	}
-	t, err := time.Parse(time.RFC3339, v)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("want RFC3339 (2026-03-01T00:00:00Z) or a date (2026-03-01): %w", err)
-	}
-	return t, nil
 }
 
 func dlqTopic(ro processor.ReplayOptions) string {

@@ -157,8 +157,8 @@ func engineKey(it *engineItem) int64 {
 // engineInputs are one partition's rings for merge.Pick: an input with
 // nothing buffered is waited for until all its records were merged.
 type engineInputs struct {
-	rings      [4]*handoff.Ring[engineItem]
-	done, ends [4]int64 // records merged, records to merge per input
+	rings      [topology.NumInputs]*handoff.Ring[engineItem]
+	done, ends [topology.NumInputs]int64 // records merged, records to merge per input
 }
 
 func (e *engineInputs) Len() int { return len(e.rings) }
