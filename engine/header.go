@@ -30,6 +30,7 @@ func (s *State) appendExt(dst []byte) []byte {
 		dst = binary.AppendUvarint(dst, 1)
 		dst = append(dst, byte(s.offers))
 	}
+	dst = s.appendEntered(dst)
 	dst = appendHoldoutExt(dst, s.ho)
 	dst = appendEligibilityExt(dst, &s.outcomeState)
 	return appendContractPlanExt(dst, &s.outcomeState)
@@ -60,6 +61,10 @@ func (s *State) readExt(b []byte) error {
 				return fmt.Errorf("bad offers %x", payload)
 			}
 			s.offers = offerSet(payload[0])
+		case extEntered:
+			if err := s.readEntered(payload); err != nil {
+				return err
+			}
 		case extHoldout:
 			ho, err := readHoldoutExt(payload)
 			if err != nil {
@@ -181,6 +186,7 @@ func MergeHeader(dst, base, hdr []byte) ([]byte, error) {
 // copyHeader sets st's header fields (seq, segments, extension) to h's.
 func (s *State) copyHeader(h *State) {
 	s.seq, s.segs, s.offers, s.offersUnknown = h.seq, h.segs, h.offers, h.offersUnknown
+	s.entered = h.entered
 	s.outcomeState = h.outcomeState
 }
 

@@ -58,6 +58,7 @@ func TestDashboardUsesExportedMetrics(t *testing.T) {
 		"sirenstream_segment_changes_total", "sirenstream_segment_sirens", "sirenstream_state_size_bytes",
 		"sirenstream_commit_duration_seconds", "sirenstream_committed_states_total", "sirenstream_restore_records_read",
 		"sirenstream_restore_records_total", "sirenstream_owned_partitions", "sirenstream_offer_outcomes_total",
+		"sirenstream_segment_flaps_total",
 	} {
 		if !exported[name] {
 			t.Errorf("%s not exported", name)

@@ -53,6 +53,7 @@ type Metrics struct {
 	lag          *prometheus.GaugeVec   // topic, partition
 	streamTime   *prometheus.GaugeVec   // partition
 	transitions  *prometheus.CounterVec // segment, direction
+	flaps        *prometheus.CounterVec // segment
 	changes      *prometheus.CounterVec // partition
 	commitTime   prometheus.Histogram
 	committed    prometheus.Counter
@@ -110,6 +111,11 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 		Help: "Stream time (largest processed event_time, Unix seconds) of each owned partition task."}, []string{"partition"})
 	m.transitions = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "segment_transitions_total",
 		Help: "SIRENs entering or leaving a segment (direction entered|left)."}, []string{"segment", "direction"})
+	m.flaps = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "segment_flaps_total",
+		Help: "Entries into a segment within 7 days (event time) of the same SIREN leaving it: an offer sent, withdrawn and sent again."}, []string{"segment"})
+	for _, name := range segmentNames {
+		m.flaps.WithLabelValues(name) // every segment exported, at 0
+	}
 	m.changes = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "segment_changes_total",
 		Help: "Segment-change events emitted."}, []string{"partition"})
 	m.commitTime = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "commit_duration_seconds",
@@ -138,7 +144,7 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 	m.outcomes = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "offer_outcomes_total",
 		Help: "Closed eligibilities written to offer-outcomes, by offer, holdout group (TREATMENT|CONTROL) and converted (true|false); the uplift topic has the deduplicated figures."}, []string{"offer", "group", "converted"})
 	m.reg.MustRegister(m.outcomes)
-	m.reg.MustRegister(m.consumed, m.processed, m.deadLettered, m.lag, m.streamTime, m.transitions,
+	m.reg.MustRegister(m.consumed, m.processed, m.deadLettered, m.lag, m.streamTime, m.transitions, m.flaps,
 		m.changes, m.commitTime, m.committed, m.restoreRead, m.restoreTotal, m.owned, m.repairs, m.corrections, m.inputLag,
 		&liveCollector{m: m, size: cfg.StateSize})
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
@@ -229,6 +235,9 @@ func (m *Metrics) Transition(segment string, entered bool) {
 	}
 	m.transitions.WithLabelValues(segment, dir).Inc()
 }
+
+// Flap implements processor.Metrics.
+func (m *Metrics) Flap(segment string) { m.flaps.WithLabelValues(segment).Inc() }
 
 // StreamTime implements processor.Metrics.
 func (m *Metrics) StreamTime(p int32, ms int64) {

@@ -203,7 +203,7 @@ func TestReplayRefusesOtherSettings(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			err := replay(dir, c.rules, c.ro)
-			stored := "stored: output-topic=backfill churn-topic=- dlq-topic=backfill-dlq from=2026-01-05T00:00:00Z to=- emit-from=- rules=default-1 (" + engine.DefaultRules().Fingerprint() + ")"
+			stored := "stored: output-topic=backfill churn-topic=- dlq-topic=backfill-dlq from=2026-01-05T00:00:00Z to=- emit-from=- rules=" + engine.DefaultRulesVersion + " (" + engine.DefaultRules().Fingerprint() + ")"
 			if !errors.Is(err, processor.ErrReplayState) || !strings.Contains(err.Error(), stored) ||
 				!strings.Contains(err.Error(), "now:    ") || !strings.Contains(err.Error(), c.now) ||
 				!strings.Contains(err.Error(), "use a fresh --state-dir for this replay, or run the stored one's flags and rules again to resume it") {

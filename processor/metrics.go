@@ -14,6 +14,9 @@ type Metrics interface {
 	Processed(topic string, partition int32)
 	DeadLettered(topic string, partition int32, reason string)
 	Transition(segment string, entered bool)
+	// Flap reports an entry into segment within engine.FlapWindowMs (7
+	// days) of event time after the same SIREN left it.
+	Flap(segment string)
 	StreamTime(partition int32, ms int64)
 	Lag(topic string, partition int32, lag int64)
 	Commit(partition int32, d time.Duration, states int)
@@ -55,6 +58,7 @@ func (nopMetrics) Consumed(string, int32)                {}
 func (nopMetrics) Processed(string, int32)               {}
 func (nopMetrics) DeadLettered(string, int32, string)    {}
 func (nopMetrics) Transition(string, bool)               {}
+func (nopMetrics) Flap(string)                           {}
 func (nopMetrics) StreamTime(int32, int64)               {}
 func (nopMetrics) Lag(string, int32, int64)              {}
 func (nopMetrics) Commit(int32, time.Duration, int)      {}

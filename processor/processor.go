@@ -365,7 +365,15 @@ func (p *Processor) Replay(ctx context.Context, ro ReplayOptions) error {
 		// (retention: topology).
 		topics.UpliftRepartition = rp
 	}
-	n, err := p.ensureTopics(ctx, topics, extra...)
+	var n int
+	var err error
+	if ro.Output != nil {
+		// In memory (what-if): nothing is written to Kafka, so nothing is
+		// created; the inputs are checked.
+		n, err = p.checkInputs(ctx, topics)
+	} else {
+		n, err = p.ensureTopics(ctx, topics, extra...)
+	}
 	if err != nil {
 		return err
 	}
@@ -449,6 +457,26 @@ func (p *Processor) EnsureTopics(ctx context.Context, extra ...string) (int, err
 
 func (p *Processor) ensureTopics(ctx context.Context, t Topics, extra ...string) (int, error) {
 	n, err := EnsureTopics(ctx, p.cfg.Kafka, t, p.cfg.Partitions, p.cfg.ReplicationFactor, p.log, extra...)
+	if err == nil {
+		p.mu.Lock()
+		p.partitions = n
+		p.mu.Unlock()
+	}
+	return n, err
+}
+
+// checkInputs checks t's input topics (co-partitioned) and returns their
+// partition count, creating nothing but a missing input.
+func (p *Processor) checkInputs(ctx context.Context, t Topics) (int, error) {
+	t = t.WithDefaults(DefaultGroup)
+	var plan []topology.NewTopic
+	for _, nt := range t.CreatePlan() {
+		if nt.Role == topology.RoleInput {
+			plan = append(plan, nt)
+		}
+	}
+	client := &kafka.Client{Addr: kafka.TCP(p.cfg.Kafka.Brokers...), Timeout: 15 * time.Second, Transport: p.cfg.Kafka.transport()}
+	n, err := ensureTopics(ctx, client, p.log, plan, p.cfg.Partitions, max(p.cfg.ReplicationFactor, 1))
 	if err == nil {
 		p.mu.Lock()
 		p.partitions = n

@@ -45,8 +45,12 @@ changes to --output-topic (never the live topics) and exits.
 
 What-if (--diff): replays the history twice, under --current-rules (default
 the built-in rules) and under --rules, each into a temporary state directory,
-writes nothing to any topic and prints who enters and leaves each segment and
-which offers are gained or lost (--diff-json for machines).`, stdout)
+writes nothing to any topic and prints who enters and leaves each segment,
+which offers are gained or lost, and per segment the entries, exits and flaps
+(re-entries within 7 days of leaving) under each rule set (--diff-json for
+machines). The built-in rules are default-2; a file holding only
+"version: default-1" is the rules of before (keys left out keep their v1
+meaning).`, stdout)
 	var f procFlags
 	f.register(fs, "console")
 	output := fs.String("output-topic", "", "topic receiving the replayed segment changes (required without --diff)")
