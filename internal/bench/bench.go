@@ -150,6 +150,7 @@ type Result struct {
 	Rounds  [][]StageResult `json:"rounds,omitempty"`
 	Latency *Latency        `json:"latency,omitempty"`
 	Scale   []ScalePoint    `json:"scale,omitempty"`
+	Warm    []WarmPoint     `json:"warm,omitempty"`
 	// RSSResettable: peak RSS figures are per stage (VmHWM reset); false: they
 	// are process-lifetime maxima (stages run in ascending memory order).
 	RSSResettable bool `json:"rss_per_stage"`
