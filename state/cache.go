@@ -66,6 +66,13 @@ type Cache[V any] struct {
 	keysNew  []string
 	keysGone int
 	keysOK   bool
+
+	// snap serves Get misses (Store.Snapshot: no wait for a commit in
+	// flight); nil until the first miss. It must see every commit of this
+	// cache that an evicted or dropped entry relied on, so it is replaced
+	// whenever entries become clean: by next, which CommitPending opens
+	// right after its commit, or lazily after a synchronous commit.
+	snap, next *Snapshot
 }
 
 type cacheEntry[V any] struct {
@@ -118,7 +125,10 @@ func (c *Cache[V]) Get(siren string) (v V, found bool, err error) {
 	if c.complete {
 		return v, false, nil
 	}
-	b, err := c.store.Get(c.p, siren)
+	if c.snap == nil {
+		c.snap = c.store.Snapshot()
+	}
+	b, err := c.snap.Get(c.p, siren)
 	if err != nil || b == nil {
 		return v, false, err
 	}
@@ -299,6 +309,8 @@ func (c *Cache[V]) CommitEncoded(puts []KV, cp Checkpoint) error {
 	if err := c.store.Commit(c.p, puts, cp); err != nil {
 		return err
 	}
+	c.snap.Close()
+	c.snap = nil
 	c.settleCommitted()
 	return nil
 }
@@ -457,6 +469,9 @@ func (c *Cache[V]) Reset() {
 	c.pending = c.pending[:0]
 	c.complete = false
 	c.dropKeys()
+	c.snap.Close()
+	c.next.Close()
+	c.snap, c.next = nil, nil
 }
 
 func (c *Cache[V]) observeSize(n int64) { c.avgSize += (n - c.avgSize) / 8 }

@@ -224,6 +224,9 @@ func (m *meter) start() {
 				return
 			case <-t.C:
 				if v := procKB("/proc/self/status", "RssAnon:"); v > m.anon.Load() {
+					if heapAtPeak != "" && v > m.anon.Load()*11/10 {
+						writeHeapProfile(heapAtPeak)
+					}
 					m.anon.Store(v)
 				}
 			}
