@@ -92,6 +92,11 @@ type Config struct {
 	// CacheSIRENs bounds decoded SIREN states kept in memory per partition
 	// (default 50000).
 	CacheSIRENs int
+	// CacheBytes also bounds them per partition, by encoded size (decoded
+	// states take about twice that in memory): a count alone lets a few
+	// large states (event-id filters) or a million companies take the heap
+	// (default DefaultCacheBytes; negative: no byte bound).
+	CacheBytes int64
 
 	Logger *zap.Logger
 	Codec  *schemas.Codec // required
@@ -144,6 +149,7 @@ const (
 	DefaultSessionTimeout        = 10 * time.Second
 	DefaultFaultDeadline         = 10 * time.Minute
 	DefaultCacheSIRENs           = 50000
+	DefaultCacheBytes            = 32 << 20
 	DefaultMaxTaskIdle           = time.Second
 )
 
@@ -199,6 +205,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.CacheSIRENs == 0 {
 		c.CacheSIRENs = DefaultCacheSIRENs
+	}
+	if c.CacheBytes == 0 {
+		c.CacheBytes = DefaultCacheBytes
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()

@@ -100,6 +100,7 @@ func newTask(cfg *Config, opt taskOptions, writer MessageWriter) *task {
 	}
 	t.cache = state.NewCache[*engine.State](cfg.Store, p, stateCodec{}, cfg.CacheSIRENs)
 	t.cache.SetEncodeFull(t.changelog != nil) // the changelog carries whole states
+	t.cache.SetMaxBytes(cfg.CacheBytes)
 	t.com = committer{
 		partition: p,
 		inputs:    t.in.names,

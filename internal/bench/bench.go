@@ -204,6 +204,7 @@ type meter struct {
 	t0        time.Time
 	cpu0, b0  time.Duration
 	anon      atomic.Int64
+	heapAt    int64 // anon RSS at the last heap profile (heapAtPeak)
 	done      chan struct{}
 }
 
@@ -224,7 +225,8 @@ func (m *meter) start() {
 				return
 			case <-t.C:
 				if v := procKB("/proc/self/status", "RssAnon:"); v > m.anon.Load() {
-					if heapAtPeak != "" && v > m.anon.Load()*11/10 {
+					if heapAtPeak != "" && v > m.heapAt*11/10 {
+						m.heapAt = v
 						writeHeapProfile(heapAtPeak)
 					}
 					m.anon.Store(v)
