@@ -21,6 +21,46 @@ const (
 	KindOutage
 	KindClaim
 	KindUsage
+	// KindOfferResponse and KindContractEvent are the outcome inputs
+	// (spec §8, outcome.go): after usage when event times tie.
+	KindOfferResponse
+	KindContractEvent
+	// KindTick is a clock tick of a quiet partition (only EventTime): it
+	// moves stream time like a record (Memory.Tick), touching no SIREN.
+	// Last when event times tie.
+	KindTick
+)
+
+// NumKinds is the number of input kinds.
+const NumKinds = 7
+
+// Channel mirrors the Avro enum Channel of offer_response.
+type Channel uint8
+
+const (
+	ChannelAccountManager Channel = iota
+	ChannelTelesales
+	ChannelDigital
+	ChannelBill
+)
+
+// ResponseStatus mirrors the Avro enum ResponseStatus of offer_response.
+type ResponseStatus uint8
+
+const (
+	ResponsePresented ResponseStatus = iota
+	ResponseAccepted
+	ResponseRejected
+	ResponseWithheld
+)
+
+// ContractType mirrors the Avro enum ContractEventType of contract_event.
+type ContractType uint8
+
+const (
+	ContractPlanChange ContractType = iota
+	ContractTermination
+	ContractRenewal
 )
 
 // OutageStatus mirrors the Avro enum OutageStatus.
@@ -61,10 +101,24 @@ type Event struct {
 	HasOutageID bool
 	AmountCents int64
 
-	// profile
+	// profile (Plan also for contract events, where HasPlan says it is
+	// not null)
 	Workforce    int32
 	HasWorkforce bool
 	Plan         string
+
+	// offer response
+	Offer            string
+	SourceEventID    string
+	HasSourceEventID bool
+	Channel          Channel
+	ResponseStatus   ResponseStatus
+	ValueCents       int64
+
+	// contract event
+	ContractType ContractType
+	HasPlan      bool
+	MRRCents     int64
 }
 
 // Record is what the engine checks of the Kafka record an Event was decoded
@@ -130,6 +184,9 @@ type Metrics struct {
 	Claims365d               int32
 	ClaimAmount365dCents     int64
 	DistinctPostalCodes90d   int32
+	// GoldenHourBreaches90d counts the outages of recovery_exposure's window
+	// whose recovery took, or has so far taken, more than one hour.
+	GoldenHourBreaches90d int32
 }
 
 // Reason says why a held segment holds: metric value vs the threshold applied

@@ -62,13 +62,19 @@ const (
 	// BoundWorkforce ("workforce_history"): a workforce observation was
 	// dropped (MaxWorkforceObservations).
 	BoundWorkforce
+	// BoundTimers ("timers"): a pending timer of the task was dropped
+	// (MaxTimers).
+	BoundTimers
+	// BoundEligibilities ("eligibilities"): an offer eligibility was not
+	// opened (MaxEligibilities).
+	BoundEligibilities
 
 	// NumBounds is the number of bounds.
 	NumBounds = iota
 )
 
 var boundNames = [NumBounds]string{
-	"dedup", "dedup_forgotten", "open_outages", "resolved_outages", "postal_codes", "claims", "workforce_history",
+	"dedup", "dedup_forgotten", "open_outages", "resolved_outages", "postal_codes", "claims", "workforce_history", "timers", "eligibilities",
 }
 
 // String is the bound's name ("dedup", "open_outages", ...).

@@ -27,7 +27,7 @@ func (t *Task) Check(ev *Event) error {
 	if ev.EventID == "" {
 		return fmt.Errorf("%w: empty event_id", ErrInvalidEvent)
 	}
-	if n := max(len(ev.EventID), len(ev.SiteID), len(ev.PostalCode), len(ev.OutageID), len(ev.ClaimID), len(ev.Plan)); n > maxFieldLen {
+	if n := max(len(ev.EventID), len(ev.SiteID), len(ev.PostalCode), len(ev.OutageID), len(ev.ClaimID), len(ev.Plan), len(ev.Offer), len(ev.SourceEventID)); n > maxFieldLen {
 		return fmt.Errorf("%w: a string field has %d bytes (max %d)", ErrInvalidEvent, n, maxFieldLen)
 	}
 	switch ev.Kind {
@@ -64,6 +64,10 @@ func (t *Task) Check(ev *Event) error {
 	case KindProfile:
 		if ev.HasWorkforce && (ev.Workforce < 0 || ev.Workforce > maxCount) {
 			return fmt.Errorf("%w: workforce %d out of range", ErrInvalidEvent, ev.Workforce)
+		}
+	case KindOfferResponse, KindContractEvent:
+		if err := checkOutcome(ev); err != nil {
+			return err
 		}
 	default:
 		return fmt.Errorf("%w: unknown kind %d", ErrInvalidEvent, ev.Kind)

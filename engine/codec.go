@@ -8,15 +8,27 @@ import (
 )
 
 // StateVersion is the schema version written as the first byte of a state.
-// Version 2 adds the dedup filters (see dedup); version 1 states (no
-// filters, every remembered id exact) still decode: a v1 set above
-// DedupExact is spilled into filters as if its ids had arrived now.
-const StateVersion = 2
+// Version 3 adds the header extension (see header.go: the decision state
+// kept beside seq and segments, such as the emitted offers); version 2 added
+// the dedup filters (see dedup). Version 2 states decode with an empty
+// extension; version 1 states (no filters, every remembered id exact) still
+// decode: a v1 set above DedupExact is spilled into filters as if its ids had
+// arrived now.
+const StateVersion = 3
 
-// stateVersion1 is the first state schema, still read.
-const stateVersion1 = 1
+// stateVersion1 and stateVersion2 are the earlier state schemas, still read.
+const (
+	stateVersion1 = 1
+	stateVersion2 = 2
+)
 
-func knownStateVersion(v byte) bool { return v == StateVersion || v == stateVersion1 }
+func knownStateVersion(v byte) bool {
+	return v == StateVersion || v == stateVersion2 || v == stateVersion1
+}
+
+// hasFilters: the encoding of version v has dedup filters (and bounds its
+// exact ids at DedupExact).
+func hasFilters(v byte) bool { return v >= stateVersion2 }
 
 var errTruncated = errors.New("truncated")
 
@@ -133,7 +145,8 @@ const (
 // exactly remembered event id; ~700 bytes for a SIREN with 90 days of daily
 // usage. Every list is bounded (see Max* and Dedup*).
 //
-//	version(1) seq(uv) segments(1) flags(1) [first_usage_day(v)]
+//	version(1) seq(uv) segments(1) ext_len(uv) ext      (the header)
+//	flags(1) [first_usage_day(v)]
 //	usage: n(uv) {day: first v, then uv gap-1; bytes uv; sims+1 uv}
 //	postal codes: n {code str, last_day v}
 //	open outages: n {id str, start v}
@@ -145,9 +158,7 @@ const (
 //	dedup filters: n {from v, to-from uv, ids uv, ones uv,
 //	                  ones < sparseMax ? ones × bit gap uv : 2048 words LE}
 func (s *State) AppendBinary(dst []byte) []byte {
-	dst = append(dst, StateVersion)
-	dst = binary.AppendUvarint(dst, uint64(s.seq))
-	dst = append(dst, byte(s.segs))
+	dst = s.AppendHeader(dst)
 	var flags byte
 	if s.hasUsage {
 		flags |= flagUsage
@@ -330,6 +341,16 @@ func unmarshalState(siren string, b []byte) (*State, error) {
 	if s.segs&^AllSegments != 0 {
 		r.fail(fmt.Errorf("unknown segment bits %#x", byte(s.segs)))
 	}
+	s.offersUnknown = v < StateVersion && s.segs != 0
+	if v >= StateVersion {
+		if n := r.count(1); r.err == nil {
+			ext := r.b[:n]
+			r.b = r.b[n:]
+			if err := s.readExt(ext); err != nil {
+				r.fail(fmt.Errorf("header extension: %w", err))
+			}
+		}
+	}
 	flags := r.byte()
 	if flags&^(flagUsage|flagProfile|flagWorkforce) != 0 || (flags&flagWorkforce != 0 && flags&flagProfile == 0) {
 		r.fail(fmt.Errorf("bad flags %#x", flags))
@@ -413,7 +434,7 @@ func unmarshalState(siren string, b []byte) (*State, error) {
 		}
 	}
 	if n := r.count(9); n > 0 {
-		if v == StateVersion && n > DedupExact {
+		if hasFilters(v) && n > DedupExact {
 			r.fail(fmt.Errorf("%d exact event ids (max %d)", n, DedupExact))
 			return nil, r.err
 		}
@@ -429,7 +450,7 @@ func unmarshalState(siren string, b []byte) (*State, error) {
 			s.ids.hash[i] = r.u64()
 		}
 	}
-	if v == StateVersion {
+	if hasFilters(v) {
 		if n := r.count(4); n > DedupMaxFilters {
 			r.fail(fmt.Errorf("%d dedup filters (max %d)", n, DedupMaxFilters))
 		} else if n > 0 {
@@ -464,12 +485,11 @@ func unmarshalState(siren string, b []byte) (*State, error) {
 // bounds the day change at scale. It validates what it reads; an error means
 // the encoding is bad (UnmarshalState would fail too, possibly later).
 func (t *Task) intensityEncoded(b []byte) (float64, bool, error) {
-	r := reader{b: b}
-	if v := r.byte(); r.err == nil && !knownStateVersion(v) {
-		return 0, false, fmt.Errorf("engine: unknown state version %d", v)
+	hn, _, err := headerLen(b)
+	if err != nil {
+		return 0, false, fmt.Errorf("engine: state: %w", err)
 	}
-	r.uvarint() // seq
-	r.byte()    // segments
+	r := reader{b: b[hn:]}
 	flags := r.byte()
 	if r.err == nil && (flags&^(flagUsage|flagProfile|flagWorkforce) != 0 || (flags&flagWorkforce != 0 && flags&flagProfile == 0)) {
 		r.fail(fmt.Errorf("bad flags %#x", flags))
@@ -548,66 +568,4 @@ func (r *reader) dayUsage(i int, day *int64) dayUsage {
 		r.fail(errors.New("usage value out of range"))
 	}
 	return dayUsage{day: int32(*day), bytes: int64(by), sims: int32(sims)}
-}
-
-// AppendHeader appends the header of st's encoding — the first bytes of
-// AppendBinary: version, seq and segments, the decision Evaluate changes — to
-// dst. A day change (pass 2) that changes only a SIREN's decision writes this
-// header alone (a few bytes instead of the ~1 KB state); MergeHeader puts it
-// back in front of the stored body on every read, so what a reader sees is
-// exactly AppendBinary of the new state.
-func (s *State) AppendHeader(dst []byte) []byte {
-	dst = append(dst, StateVersion)
-	dst = binary.AppendUvarint(dst, uint64(s.seq))
-	return append(dst, byte(s.segs))
-}
-
-// headerLen returns the length of the header of encoding b and its seq.
-func headerLen(b []byte) (int, uint64, error) {
-	if len(b) == 0 {
-		return 0, 0, errTruncated
-	}
-	if !knownStateVersion(b[0]) {
-		return 0, 0, fmt.Errorf("unknown state version %d", b[0])
-	}
-	seq, n := binary.Uvarint(b[1:])
-	if n <= 0 || len(b) < 1+n+1 {
-		return 0, 0, errTruncated
-	}
-	if seq > 1<<62 {
-		return 0, 0, errors.New("bad seq")
-	}
-	return 1 + n + 1, seq, nil
-}
-
-// MergeHeader appends to dst the state encoding base with its header
-// replaced by hdr (an AppendHeader), when hdr is newer than base's own header
-// (a greater seq: every decision increments seq, and a full write of the
-// state carries the seq of its last decision, so a header written before the
-// base's last full write is stale and ignored). It is the
-// state.Options.MergeHeader of the processor's store. The header layout is
-// the same in every state version; the result keeps base's version byte, so
-// a header merged into a version 1 state (stored before an upgrade) yields
-// a version 1 encoding of the new state.
-func MergeHeader(dst, base, hdr []byte) ([]byte, error) {
-	bn, bseq, err := headerLen(base)
-	if err != nil {
-		return dst, fmt.Errorf("engine: state: %w", err)
-	}
-	hn, hseq, err := headerLen(hdr)
-	if err == nil && hn != len(hdr) {
-		err = fmt.Errorf("%d trailing bytes", len(hdr)-hn)
-	}
-	if err == nil && Segments(hdr[hn-1])&^AllSegments != 0 {
-		err = fmt.Errorf("unknown segment bits %#x", hdr[hn-1])
-	}
-	if err != nil {
-		return dst, fmt.Errorf("engine: state header: %w", err)
-	}
-	if hseq <= bseq {
-		return append(dst, base...), nil
-	}
-	dst = append(dst, base[0])
-	dst = append(dst, hdr[1:]...)
-	return append(dst, base[bn:]...), nil
 }

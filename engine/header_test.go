@@ -86,3 +86,23 @@ func TestMergeHeaderRejectsBadInput(t *testing.T) {
 		}
 	}
 }
+
+func TestPeekHeaderReadsSeqAndSegmentsOfAMergedState(t *testing.T) {
+	st := &State{SIREN: "732829320", seq: 3, segs: MultiSite | ChurnRisk}
+	full := st.AppendBinary(nil)
+	seq, segs, err := PeekHeader(full)
+	if err != nil || seq != 3 || segs != MultiSite|ChurnRisk {
+		t.Fatalf("PeekHeader(full) = %d, %v, %v", seq, segs, err)
+	}
+	st.seq, st.segs = 4, SLASensitive
+	merged, err := MergeHeader(nil, full, st.AppendHeader(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq, segs, err = PeekHeader(merged); err != nil || seq != 4 || segs != SLASensitive {
+		t.Fatalf("PeekHeader(merged) = %d, %v, %v", seq, segs, err)
+	}
+	if _, _, err := PeekHeader([]byte{StateVersion}); err == nil {
+		t.Fatal("truncated header accepted")
+	}
+}

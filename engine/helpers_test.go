@@ -141,3 +141,12 @@ func profileEv(siren string, ms int64, wf int32, plan string) Event {
 	}
 	return ev
 }
+
+// noGoldenHourOffer are the default rules without the golden-hour offer
+// (GOLDEN_HOUR_REPAIR only with RECOVERY_EXPOSED): a test of segments alone
+// then sees no offer-only event at an outage's first hour.
+func noGoldenHourOffer() *Rules {
+	r := DefaultRules()
+	r.Offers.GoldenHourMinBreaches = 0
+	return r
+}

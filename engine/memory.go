@@ -15,6 +15,9 @@ type Memory struct {
 	// day change's in SIREN order, then the record's own. The Decision is
 	// reused by the next one: copy what you keep, slices included.
 	OnDecision func(*Decision)
+	// OnOutcome, when not nil, receives every eligibility a day change
+	// closes (CloseOutcomes), in SIREN order.
+	OnOutcome func(*Outcome)
 
 	rules  *Rules
 	cfg    Config
@@ -24,6 +27,7 @@ type Memory struct {
 	// unsorted: states were added since order was last sorted.
 	unsorted bool
 	dec      Decision
+	outs     []Outcome
 }
 
 // NewMemory returns a driver with no states over NewTask(rules, cfg).
@@ -73,9 +77,18 @@ func (m *Memory) Put(st *State) {
 // started stays done, as in the processor). A usage record of a known SIREN
 // on the current day allocates nothing.
 func (m *Memory) Apply(ev *Event, rec Record) error {
+	if ev.Kind == KindTick {
+		// A clock tick: no SIREN, no checks; before the first record it
+		// means nothing (no stream time to move).
+		if m.task.Started() {
+			m.Tick(ev.EventTime)
+		}
+		return nil
+	}
 	if err := m.task.CheckRecord(ev, rec); err != nil {
 		return err
 	}
+	m.FireTimers(ev.EventTime)
 	if m.task.StartsDay(ev) {
 		m.DayChange(ev.EventTime)
 	}
@@ -97,6 +110,38 @@ func (m *Memory) Apply(ev *Event, rec Record) error {
 	return nil
 }
 
+// FireTimers fires the timers due at or before ms in order, each after the
+// day change it starts (what the runtime does before a record at ms or a
+// clock tick).
+func (m *Memory) FireTimers(ms int64) {
+	for {
+		tm, ok := m.task.NextTimer(ms)
+		if !ok {
+			return
+		}
+		if m.task.StartsDayAt(tm.At) {
+			m.DayChange(tm.At)
+		}
+		// The timer is the next one and its day has begun: no error.
+		if changed, _ := m.task.FireTimer(m.states[tm.SIREN], tm, &m.dec); changed {
+			m.emit()
+		}
+	}
+}
+
+// Tick is a clock tick at ms: the timers due, the day change it starts,
+// then stream time moves to ms.
+func (m *Memory) Tick(ms int64) {
+	if m.task.Started() && ms <= m.task.StreamTime() {
+		return
+	}
+	m.FireTimers(ms)
+	if m.task.StartsDayAt(ms) {
+		m.DayChange(ms)
+	}
+	_ = m.task.AdvanceTo(ms) // timers fired, day begun: no error
+}
+
 // DayChange moves stream time to ms and runs a day change over every state:
 // BeginDay (pass 1 from the states, or the kept set), Evaluate in SIREN
 // order, EndDay. Apply calls it when a record starts a day; calling it
@@ -110,6 +155,12 @@ func (m *Memory) DayChange(ms int64) DayStats {
 	for _, st := range m.order {
 		if m.task.Evaluate(st, &m.dec) {
 			m.emit()
+		}
+		m.outs = m.task.CloseOutcomes(st, m.outs[:0])
+		for i := range m.outs {
+			if m.OnOutcome != nil {
+				m.OnOutcome(&m.outs[i])
+			}
 		}
 	}
 	m.task.EndDay()

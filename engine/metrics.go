@@ -93,12 +93,18 @@ func (t *Task) metrics(s *State, e *evaluation) {
 			continue
 		}
 		ms := o.end - o.start
+		if ms > GoldenHourMs {
+			m.GoldenHourBreaches90d++
+		}
 		m.Outages90d++
 		sumMs += ms
 		maxMs = max(maxMs, ms)
 	}
 	for i := range s.open {
 		ms := max(now-s.open[i].start, 0)
+		if ms > GoldenHourMs {
+			m.GoldenHourBreaches90d++
+		}
 		m.Outages90d++
 		m.OpenOutages++
 		sumMs += ms

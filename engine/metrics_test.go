@@ -92,7 +92,7 @@ func TestHiddenGrowth(t *testing.T) {
 			pi := 0
 			for d := d0 - 120; d <= d0; d++ {
 				for pi < len(tt.profiles) && tt.profiles[pi].day == d {
-					h2.must(profileEv(s, at(d, 1), tt.profiles[pi].wf, "SD_WAN"))
+					h2.must(profileEv(s, at(d, 1), tt.profiles[pi].wf, "BASIC_SIM"))
 					pi++
 				}
 				if d >= tt.firstDay {
@@ -143,16 +143,16 @@ func TestOutagesAndRecoveryExposure(t *testing.T) {
 			Metrics{Outages90d: 1, RecoveryExposureHours90d: 1, MaxRecoveryHours90d: 1, DistinctPostalCodes90d: 1}, 0},
 		{"long outage (5 h) enters RECOVERY_EXPOSED",
 			[]Event{outageStartEv(s, "o1", at(d0, 9), "A"), outageResolvedEv(s, "o1", at(d0, 14), -1, "A")}, 0,
-			Metrics{Outages90d: 1, RecoveryExposureHours90d: 5, MaxRecoveryHours90d: 5, DistinctPostalCodes90d: 1}, RecoveryExposed},
+			Metrics{Outages90d: 1, RecoveryExposureHours90d: 5, MaxRecoveryHours90d: 5, DistinctPostalCodes90d: 1, GoldenHourBreaches90d: 1}, RecoveryExposed},
 		{"started_at on RESOLVED gives the start without a STARTED",
 			[]Event{outageResolvedEv(s, "o1", at(d0, 16), at(d0, 10), "")}, 0,
-			Metrics{Outages90d: 1, RecoveryExposureHours90d: 6, MaxRecoveryHours90d: 6}, RecoveryExposed},
+			Metrics{Outages90d: 1, RecoveryExposureHours90d: 6, MaxRecoveryHours90d: 6, GoldenHourBreaches90d: 1}, RecoveryExposed},
 		{"two short outages add up (2 h + 2 h)",
 			[]Event{outageResolvedEv(s, "o1", at(d0, 3), at(d0, 1), ""), outageResolvedEv(s, "o2", at(d0, 8), at(d0, 6), "")}, 0,
-			Metrics{Outages90d: 2, RecoveryExposureHours90d: 4, MaxRecoveryHours90d: 2}, RecoveryExposed},
+			Metrics{Outages90d: 2, RecoveryExposureHours90d: 4, MaxRecoveryHours90d: 2, GoldenHourBreaches90d: 2}, RecoveryExposed},
 		{"still-open outage counts hours so far at the day-change sweep",
 			[]Event{outageStartEv(s, "o1", at(d0, 10), "A")}, at(d0+1, 0),
-			Metrics{Outages90d: 1, OpenOutages: 1, RecoveryExposureHours90d: 14, MaxRecoveryHours90d: 14, DistinctPostalCodes90d: 1}, RecoveryExposed},
+			Metrics{Outages90d: 1, OpenOutages: 1, RecoveryExposureHours90d: 14, MaxRecoveryHours90d: 14, DistinctPostalCodes90d: 1, GoldenHourBreaches90d: 1}, RecoveryExposed},
 		{"late STARTED after its RESOLVED is a no-op",
 			[]Event{outageResolvedEv(s, "o1", at(d0, 11), at(d0, 10), ""), outageStartEv(s, "o1", at(d0, 10), "")}, 0,
 			Metrics{Outages90d: 1, RecoveryExposureHours90d: 1, MaxRecoveryHours90d: 1}, 0},
@@ -183,7 +183,7 @@ func TestOutagesAndRecoveryExposure(t *testing.T) {
 }
 
 func TestRecoveryExposureDecaysAfter90DaysWithoutEvents(t *testing.T) {
-	h := newHarness(t, nil)
+	h := newHarness(t, noGoldenHourOffer())
 	s := mkSIREN(32)
 	h.must(outageStartEv(s, "o1", at(d0, 9), "A"), outageResolvedEv(s, "o1", at(d0, 14), -1, "A"))
 	if d := h.take(s); len(d) != 1 || d[0].Added != RecoveryExposed || d[0].Seq != 1 || d[0].EventID != s+"-1" {

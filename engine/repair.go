@@ -7,22 +7,29 @@ package engine
 // segment sets differ, Correct fills dec with a correction (Trigger
 // TriggerRepair, Previous = old's segments, metrics of rebuilt at the
 // task's stream time), gives rebuilt the seq that follows old's and returns
-// true; otherwise rebuilt keeps old's seq and Correct returns false. The
+// true; the same when only the offer sets differ. Otherwise rebuilt keeps
+// old's seq and Correct returns false. The
 // task's meta must be the rebuilt one (stream time, snapshot).
 func (t *Task) Correct(old, rebuilt *State, dec *Decision) bool {
 	var prev Segments
+	var prevOffers offerSet
 	var seq int64
 	if old != nil {
-		prev, seq = old.segs, old.seq
+		prev, seq, prevOffers = old.segs, old.seq, old.offers
+		if old.offersUnknown {
+			var e evaluation
+			t.metrics(old, &e)
+			prevOffers = t.offers(old.segs, &e)
+		}
 	}
-	if rebuilt.segs == prev {
+	if rebuilt.segs == prev && rebuilt.offers == prevOffers {
 		rebuilt.seq = seq
 		return false
 	}
 	rebuilt.seq = seq + 1
 	var e evaluation
 	t.metrics(rebuilt, &e)
-	t.fill(rebuilt, dec, &e, prev, rebuilt.segs)
+	t.fill(rebuilt, dec, &e, prev, rebuilt.segs, prevOffers)
 	dec.Trigger = TriggerRepair
 	return true
 }

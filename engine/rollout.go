@@ -37,7 +37,7 @@ func (r *Rules) ID() RulesID { return RulesID{Version: r.Version, Fingerprint: r
 // a stored fingerprint of another scheme counts as unknown, so upgrading a
 // build neither refuses a state nor rolls its rules out.
 // TestFingerprintPinned fails when the encoding changes.
-const fingerprintScheme = "f1-"
+const fingerprintScheme = "f2-"
 
 // Fingerprint is a hash of the effective thresholds of r, every field but
 // Version: "f1-" and the first 16 hex digits of the SHA-256 of the sorted
@@ -133,6 +133,10 @@ func sameScheme(a, b string) bool {
 // SIREN whose segments stay emits nothing for it (its next decision carries
 // them). It neither prunes nor touches a next-day set being built.
 func (t *Task) Rollout(st *State, dec *Decision) bool {
+	// The new rules may move the RECOVERY_EXPOSED threshold: schedule the
+	// open outages' timers under them (a timer of the old threshold that
+	// remains finds nothing new when it fires).
+	t.addTimers(st)
 	if !t.evaluate(st, dec) {
 		return false
 	}

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"slices"
+	"strings"
 	"sync"
 
 	"gopkg.in/yaml.v3"
@@ -40,6 +43,78 @@ type OfferRules struct {
 	// VIPBackupMaxWorkforce: LOGICAL_VIP_BACKUP needs a known workforce
 	// strictly below this (default 50).
 	VIPBackupMaxWorkforce int32 `yaml:"vip_backup_max_workforce"`
+	// GoldenHourMinBreaches: GOLDEN_HOUR_REPAIR is also offered (besides
+	// RECOVERY_EXPOSED) when golden_hour_breaches_90d is at least this; 0
+	// turns it off (default 1: an outage open for an hour is an offer, at
+	// the hour, by its timer).
+	GoldenHourMinBreaches int32 `yaml:"golden_hour_repair_min_breaches"`
+	// Priority lists every offer, most important first: the order of
+	// `offers`, `offers_added` and `offers_removed` in the output. Empty:
+	// label order.
+	Priority []string `yaml:"priority"`
+	// Products maps an offer to the product (plan) it sells: an offer whose
+	// product is the SIREN's plan is never made, and a contract change to it
+	// is the offer's conversion. An offer left out has no product.
+	Products map[string]string `yaml:"products"`
+}
+
+// offerOrder returns the indexes of offerNames in priority order (label
+// order when Priority is not valid: Validate refuses it).
+func (r *Rules) offerOrder() []int {
+	o, err := priorityOrder(r.Offers.Priority)
+	if err != nil {
+		o, _ = priorityOrder(nil)
+	}
+	return o
+}
+
+// priorityOrder returns the indexes of offerNames in the order of priority
+// (empty: label order), or an error naming a bad or missing offer.
+func priorityOrder(priority []string) ([]int, error) {
+	order := make([]int, 0, len(offerNames))
+	if len(priority) == 0 {
+		for i := range offerNames {
+			order = append(order, i)
+		}
+		return order, nil
+	}
+	var seen offerSet
+	for _, name := range priority {
+		i := slices.Index(offerNames[:], name)
+		if i < 0 {
+			return nil, fmt.Errorf("unknown offer %q (offers: %s)", name, strings.Join(offerNames[:], ", "))
+		}
+		if seen&(1<<i) != 0 {
+			return nil, fmt.Errorf("offer %q listed twice", name)
+		}
+		seen |= 1 << i
+		order = append(order, i)
+	}
+	if seen != allOffers {
+		for i, n := range offerNames {
+			if seen&(1<<i) == 0 {
+				return nil, fmt.Errorf("offer %q missing: list every offer", n)
+			}
+		}
+	}
+	return order, nil
+}
+
+// offersOfProduct is the set of offers whose product is plan.
+func (r *Rules) offersOfProduct(plan string) offerSet {
+	var o offerSet
+	for i, n := range offerNames {
+		if p, ok := r.Offers.Products[n]; ok && p == plan {
+			o |= 1 << i
+		}
+	}
+	return o
+}
+
+// Product returns the product of offer (Rules.Offers.Products).
+func (r *Rules) Product(offer string) (string, bool) {
+	p, ok := r.Offers.Products[offer]
+	return p, ok
 }
 
 // ControlGroupRule configures the universal holdout.
@@ -108,6 +183,8 @@ func DefaultRules() *Rules {
 	if err != nil {
 		return &Rules{}
 	}
+	r.Offers.Products = maps.Clone(r.Offers.Products)
+	r.Offers.Priority = slices.Clone(r.Offers.Priority)
 	return &r
 }
 
@@ -196,6 +273,20 @@ func (r *Rules) Validate() error {
 	}
 	if r.Offers.VIPBackupMaxWorkforce < 0 {
 		return bad("offers.vip_backup_max_workforce", "must be >= 0, got %d", r.Offers.VIPBackupMaxWorkforce)
+	}
+	if r.Offers.GoldenHourMinBreaches < 0 {
+		return bad("offers.golden_hour_repair_min_breaches", "must be >= 0, got %d", r.Offers.GoldenHourMinBreaches)
+	}
+	if _, err := priorityOrder(r.Offers.Priority); err != nil {
+		return bad("offers.priority", "%v", err)
+	}
+	for _, offer := range slices.Sorted(maps.Keys(r.Offers.Products)) {
+		if !slices.Contains(offerNames[:], offer) {
+			return bad("offers.products", "unknown offer %q (offers: %s)", offer, strings.Join(offerNames[:], ", "))
+		}
+		if r.Offers.Products[offer] == "" {
+			return bad("offers.products."+offer, "empty product")
+		}
 	}
 	if p := r.ControlGroup.Percent; !(p >= 0 && p <= 100) {
 		return bad("control_group.percent", "must be in [0, 100], got %v", p)

@@ -22,8 +22,11 @@ func TestDefaultRulesAreTheSpecDefaults(t *testing.T) {
 		SLASensitive:    Threshold{Enter: 1, Exit: 1},
 		RecoveryExposed: Threshold{Enter: 4, Exit: 2},
 		MultiSite:       Threshold{Enter: 2, Exit: 2},
-		Offers:          OfferRules{SDWanUpsellPlan: "BASIC_SIM", VIPBackupMaxWorkforce: 50},
-		ControlGroup:    ControlGroupRule{Percent: 5, Salt: "sirenstream"},
+		Offers: OfferRules{SDWanUpsellPlan: "BASIC_SIM", VIPBackupMaxWorkforce: 50, GoldenHourMinBreaches: 1,
+			Priority: []string{"GOLDEN_HOUR_REPAIR", "LOGICAL_VIP_BACKUP", "SD_WAN_UPSELL", "MULTISITE_VPN", "GROWTH_PARTNERSHIP"},
+			Products: map[string]string{"SD_WAN_UPSELL": "SD_WAN", "LOGICAL_VIP_BACKUP": "BACKUP_4G5G",
+				"GOLDEN_HOUR_REPAIR": "PREMIUM_SLA", "MULTISITE_VPN": "MULTISITE_VPN", "GROWTH_PARTNERSHIP": "SD_WAN"}},
+		ControlGroup: ControlGroupRule{Percent: 5, Salt: "sirenstream"},
 	}
 	if _, err := defaultRules(); err != nil {
 		t.Fatalf("embedded default_rules.yaml: %v", err)

@@ -202,9 +202,12 @@ func fmtDay(ms int64) string {
 
 func fmtDecision(d Decision) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "decision %s seq=%d %s segments=%v added=%v removed=%v\n", d.EventID, d.Seq, fmtDay(d.EventTime),
-		d.Segments.Names(), d.Added.Names(), d.Removed.Names())
+	fmt.Fprintf(&b, "decision %s seq=%d %s trigger=%s segments=%v added=%v removed=%v\n", d.EventID, d.Seq, fmtDay(d.EventTime),
+		d.Trigger, d.Segments.Names(), d.Added.Names(), d.Removed.Names())
 	fmtTail(&b, d)
+	if len(d.OffersAdded)+len(d.OffersRemoved) > 0 {
+		fmt.Fprintf(&b, "  offers_added %v offers_removed %v\n", d.OffersAdded, d.OffersRemoved)
+	}
 	return b.String()
 }
 
@@ -230,8 +233,8 @@ func fmtTail(b *strings.Builder, d Decision) {
 	fmt.Fprintf(b, "  traffic_30d=%d prev_30d=%d velocity=%s intensity=%s basis=%q percentile=%s workforce=%s\n",
 		m.Traffic30dBytes, m.TrafficPrev30dBytes, null(m.HasTrafficVelocity, m.TrafficVelocity),
 		null(m.HasDigitalIntensity, m.DigitalIntensity), m.IntensityBasis, null(m.HasIntensityPercentile, m.IntensityPercentile), wf)
-	fmt.Fprintf(b, "  outages_90d=%d open=%d exposure_h=%g max_h=%g claims_365d=%d amount=%d postal_codes=%d\n",
-		m.Outages90d, m.OpenOutages, m.RecoveryExposureHours90d, m.MaxRecoveryHours90d, m.Claims365d, m.ClaimAmount365dCents, m.DistinctPostalCodes90d)
+	fmt.Fprintf(b, "  outages_90d=%d open=%d exposure_h=%g max_h=%g golden_hour_breaches=%d claims_365d=%d amount=%d postal_codes=%d\n",
+		m.Outages90d, m.OpenOutages, m.RecoveryExposureHours90d, m.MaxRecoveryHours90d, m.GoldenHourBreaches90d, m.Claims365d, m.ClaimAmount365dCents, m.DistinctPostalCodes90d)
 	for _, r := range d.Reasons {
 		fmt.Fprintf(b, "  reason %s %s=%g threshold=%g\n", r.Segment, r.Metric, r.Value, r.Threshold)
 	}

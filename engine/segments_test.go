@@ -87,7 +87,7 @@ func TestSegmentRules(t *testing.T) {
 }
 
 func TestRulesFileThresholdsApply(t *testing.T) {
-	r, err := ParseRules(strings.NewReader("version: strict-2\nrecovery_exposed: {enter: 10, exit: 8}\n"))
+	r, err := ParseRules(strings.NewReader("version: strict-2\nrecovery_exposed: {enter: 10, exit: 8}\noffers: {golden_hour_repair_min_breaches: 0}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,15 +202,18 @@ func TestDataHungryOffersAndChurnRisk(t *testing.T) {
 }
 
 func TestSLAChurnDecisionReasonsOffersAndIDs(t *testing.T) {
-	h := newHarness(t, nil)
+	h := newHarness(t, noGoldenHourOffer())
 	s := mkSIREN(71)
 	h.must(
 		profileEv(s, at(d0, 8), 20, "BASIC_SIM"),
 		outageStartEv(s, "o1", at(d0, 9), "75001"),
 		outageResolvedEv(s, "o1", at(d0, 14), -1, "75001"),
 	)
+	// The outage's threshold timer (start + 4 h) enters RECOVERY_EXPOSED
+	// before its RESOLVED arrives.
 	d := h.take(s)
-	if len(d) != 1 || d[0].EventID != s+"-1" || d[0].Seq != 1 || d[0].Added != RecoveryExposed {
+	if len(d) != 1 || d[0].EventID != s+"-1" || d[0].Seq != 1 || d[0].Added != RecoveryExposed ||
+		d[0].Trigger != TriggerTimer || d[0].EventTime != at(d0, 13) {
 		t.Fatalf("first decision %+v", d)
 	}
 	h.must(claimEv(s, at(d0, 15), 50_000, "o1"))
@@ -224,7 +227,7 @@ func TestSLAChurnDecisionReasonsOffersAndIDs(t *testing.T) {
 		Segments: ChurnRisk | RecoveryExposed | SLASensitive, Previous: RecoveryExposed, Added: ChurnRisk | SLASensitive,
 		Metrics: Metrics{HasDigitalIntensity: true, IntensityBasis: "workforce", // 0 bytes / 20 employees
 			Workforce: 20, HasWorkforce: true, Outages90d: 1, RecoveryExposureHours90d: 5, MaxRecoveryHours90d: 5,
-			Claims365d: 1, ClaimAmount365dCents: 50_000, DistinctPostalCodes90d: 1},
+			Claims365d: 1, ClaimAmount365dCents: 50_000, DistinctPostalCodes90d: 1, GoldenHourBreaches90d: 1},
 		Reasons: []Reason{
 			{"CHURN_RISK", "claims_365d", 1, 1},
 			{"CHURN_RISK", "recovery_exposure_hours_90d", 5, 2}, // RECOVERY_EXPOSED kept: exit threshold
@@ -233,7 +236,7 @@ func TestSLAChurnDecisionReasonsOffersAndIDs(t *testing.T) {
 		},
 		Offers:       []string{"GOLDEN_HOUR_REPAIR", "LOGICAL_VIP_BACKUP"},
 		ControlGroup: DefaultRules().InControlGroup(s),
-		RulesVersion: "default-1",
+		RulesVersion: DefaultRulesVersion,
 		// The previous event (RECOVERY_EXPOSED alone) offered GOLDEN_HOUR_REPAIR.
 		OffersAdded: []string{"LOGICAL_VIP_BACKUP"},
 		Trigger:     TriggerInput,
@@ -241,9 +244,16 @@ func TestSLAChurnDecisionReasonsOffersAndIDs(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("decision\n got %+v\nwant %+v", got, want)
 	}
-	// Workforce 50 is not < 50: no LOGICAL_VIP_BACKUP.
+	// Workforce 50 is not < 50: LOGICAL_VIP_BACKUP goes, segments stay, and
+	// that change of offers alone is an event.
 	h.must(profileEv(s, at(d0, 16), 50, "BASIC_SIM"))
-	if v := h.view(s); !reflect.DeepEqual(v.Offers, []string{"GOLDEN_HOUR_REPAIR"}) || v.Seq != 2 || v.EventID != s+"-2" {
+	d = h.take(s)
+	if len(d) != 1 || d[0].Seq != 3 || d[0].Added != 0 || d[0].Removed != 0 || d[0].Trigger != TriggerInput ||
+		!reflect.DeepEqual(d[0].Offers, []string{"GOLDEN_HOUR_REPAIR"}) ||
+		!reflect.DeepEqual(d[0].OffersRemoved, []string{"LOGICAL_VIP_BACKUP"}) || len(d[0].OffersAdded) != 0 {
+		t.Fatalf("offer change %+v", d)
+	}
+	if v := h.view(s); !reflect.DeepEqual(v.Offers, []string{"GOLDEN_HOUR_REPAIR"}) || v.Seq != 3 || v.EventID != s+"-3" {
 		t.Fatalf("view %+v", v)
 	}
 }

@@ -78,7 +78,8 @@ func (t *Task) Percentile(x float64) (float64, bool) {
 // restart under other rules knows it (CheckRules, MetaRules). Version 1
 // still decodes (rules unknown: see MetaRules).
 const (
-	metaVersion  = 2
+	metaVersion  = 3 // + pending timers
+	metaVersion2 = 2 // + rules identity
 	metaVersion1 = 1
 )
 
@@ -105,7 +106,8 @@ func (t *Task) AppendMeta(dst []byte) []byte {
 		}
 	}
 	dst = appendStr(dst, t.rules.Version)
-	return appendStr(dst, t.rules.Fingerprint())
+	dst = appendStr(dst, t.rules.Fingerprint())
+	return appendTimers(dst, t.timers)
 }
 
 // UnmarshalMeta restores what AppendMeta wrote (the rules identity is read
@@ -121,6 +123,7 @@ func (t *Task) UnmarshalMeta(b []byte) error {
 	t.snapValid = m.flags&2 != 0
 	t.snapN = m.snapN
 	t.snap = m.snap
+	t.timers = m.timers
 	t.kept, t.building = nil, nil // they belonged to the old position
 	return nil
 }
@@ -141,12 +144,13 @@ type taskMeta struct {
 	snapN      int
 	snap       []float64
 	rules      RulesID
+	timers     []Timer
 }
 
 func decodeMeta(b []byte) (taskMeta, error) {
 	r := reader{b: b}
 	v := r.byte()
-	if r.err == nil && v != metaVersion && v != metaVersion1 {
+	if r.err == nil && v != metaVersion && v != metaVersion2 && v != metaVersion1 {
 		return taskMeta{}, fmt.Errorf("engine: task meta: unknown version %d", v)
 	}
 	m := taskMeta{flags: r.byte(), streamTime: r.varint()}
@@ -165,8 +169,11 @@ func decodeMeta(b []byte) (taskMeta, error) {
 		}
 	}
 	m.rules = RulesID{Version: DefaultRulesVersion}
-	if v == metaVersion {
+	if v >= metaVersion2 {
 		m.rules = RulesID{Version: r.str(), Fingerprint: r.str()}
+	}
+	if v >= metaVersion {
+		m.timers = r.timers()
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.err = errors.New("trailing bytes")

@@ -27,6 +27,12 @@ type Config struct {
 	// a stream day already closed by a day change, is ErrNeedsRepair. Off
 	// (replays): older than the allowed lateness is late.
 	Repair bool
+	// Holdout is the universal control group (holdout.go).
+	Holdout Holdout
+	// ConversionWindowMs and ChurnWindowMs are the attribution windows of
+	// an eligibility (default 90 and 180 days, outcome.go).
+	ConversionWindowMs int64
+	ChurnWindowMs      int64
 }
 
 // Defaults of Config (spec §4).
@@ -51,6 +57,13 @@ func (c Config) withDefaults() Config {
 	}
 	if c.AllowedLatenessMs < 0 {
 		c.AllowedLatenessMs = 0
+	}
+	c.Holdout = c.Holdout.withDefaults()
+	if c.ConversionWindowMs <= 0 {
+		c.ConversionWindowMs = DefaultConversionWindowMs
+	}
+	if c.ChurnWindowMs <= 0 {
+		c.ChurnWindowMs = DefaultChurnWindowMs
 	}
 	return c
 }
@@ -98,8 +111,12 @@ type wfObs struct {
 type State struct {
 	SIREN string
 
-	seq  int64
-	segs Segments
+	seq    int64
+	segs   Segments
+	offers offerSet // the offers of the last decision (header extension)
+	// outcomeState: holdout group and open eligibilities (header
+	// extension tags 3 and 4, outcome.go).
+	outcomeState
 
 	hasUsage      bool
 	firstUsageDay int32
@@ -119,6 +136,10 @@ type State struct {
 
 	// ids: the applied event ids of the dedup window (see dedup).
 	ids dedup
+
+	// runtime only, not encoded: a state of version 2 or less holding
+	// segments does not know the offers it emitted (evaluate derives them).
+	offersUnknown bool
 
 	// runtime only, not encoded: the stream day of the last prune. Pruning
 	// is idempotent for a given day, so skipping it changes no bytes.

@@ -32,6 +32,11 @@ type Task struct {
 	keep     bool
 	kept     *nextIntensities
 	building *nextIntensities
+
+	// timers are the pending timers, sorted (timers.go).
+	timers []Timer
+	// offerOrder: the indexes of offerNames in the rules' priority order.
+	offerOrder []int
 }
 
 // NewTask returns a task with no stream time yet. rules nil means
@@ -43,10 +48,11 @@ func NewTask(rules *Rules, cfg Config) *Task {
 	}
 	cfg = cfg.withDefaults()
 	t := &Task{
-		rules:     rules,
-		cfg:       cfg,
-		dedupDays: int32((cfg.AllowedLatenessMs+DayMs-1)/DayMs) + 1,
-		dedupSpan: 1,
+		rules:      rules,
+		cfg:        cfg,
+		dedupDays:  int32((cfg.AllowedLatenessMs+DayMs-1)/DayMs) + 1,
+		dedupSpan:  1,
+		offerOrder: rules.offerOrder(),
 	}
 	// The window has dedupDays+1 days; over DedupMaxFilters, filters span
 	// several days so that the window needs at most DedupMaxFilters.
@@ -144,12 +150,17 @@ func (t *Task) Step(st *State, ev *Event, dec *Decision) (bool, error) {
 	case KindUsage:
 		st.applyUsage(ev, d-int32(t.cfg.UsageDays)+1, &t.bounds)
 	case KindOutage:
+		t.dropTimers(st)
 		st.applyOutage(ev, start, &t.bounds)
+		t.addTimers(st)
 	case KindClaim:
 		st.applyClaim(ev, &t.bounds)
 	case KindProfile:
 		st.applyProfile(ev, &t.bounds)
+	case KindOfferResponse, KindContractEvent:
+		t.applyOutcomeEvent(st, ev)
 	}
+	t.assignHoldout(st)
 	st.remember(h, evDay, dedupWindow{min: d - t.dedupDays, span: t.dedupSpan}, &t.bounds)
 	changed := t.evaluate(st, dec)
 	if changed {
@@ -189,17 +200,28 @@ func (t *Task) Evaluate(st *State, dec *Decision) bool {
 	return true
 }
 
+// evaluate decides st at the stream time: a decision when the segment set or
+// the offer set changes (spec §8).
 func (t *Task) evaluate(st *State, dec *Decision) bool {
 	var e evaluation
 	t.metrics(st, &e)
 	prev := st.segs
+	if st.offersUnknown {
+		// Stored before offers were kept (state version 2): its offers
+		// were those of its segments under its current plan and workforce.
+		st.offers, st.offersUnknown = t.offers(prev, &e), false
+	}
 	next := t.decide(prev, &e)
-	if next == prev {
+	nextOffers := t.offers(next, &e)
+	if next == prev && nextOffers == st.offers {
 		return false
 	}
+	prevOffers := st.offers
 	st.seq++
 	st.segs = next
-	t.fill(st, dec, &e, prev, next)
+	st.offers = nextOffers
+	t.fill(st, dec, &e, prev, next, prevOffers)
+	t.noteEligible(st, nextOffers&^prevOffers)
 	return true
 }
 
@@ -211,7 +233,12 @@ func (t *Task) evaluate(st *State, dec *Decision) bool {
 func (t *Task) View(st *State, dec *Decision) {
 	var e evaluation
 	t.metrics(st, &e)
-	t.fill(st, dec, &e, st.segs, st.segs)
+	offers := st.offers
+	if st.offersUnknown {
+		offers = t.offers(st.segs, &e)
+	}
+	t.fill(st, dec, &e, st.segs, st.segs, offers)
+	dec.Offers = t.offerNames(offers, dec.Offers[:0])
 }
 
 func atLeast(held bool, v float64, th Threshold) bool {
@@ -268,7 +295,9 @@ const (
 	MetricWorkforceChange     = "workforce_change_60d"
 )
 
-func (t *Task) fill(st *State, dec *Decision, e *evaluation, prev, next Segments) {
+// fill fills dec with st's decision: segments prev → next (st's), offers
+// prevOffers → st's.
+func (t *Task) fill(st *State, dec *Decision, e *evaluation, prev, next Segments, prevOffers offerSet) {
 	r := t.rules
 	m := &e.m
 	if st.seq > 0 {
@@ -284,7 +313,7 @@ func (t *Task) fill(st *State, dec *Decision, e *evaluation, prev, next Segments
 	dec.Added = next &^ prev
 	dec.Removed = prev &^ next
 	dec.Metrics = *m
-	dec.ControlGroup = r.InControlGroup(st.SIREN)
+	dec.ControlGroup = t.inControl(st)
 	dec.RulesVersion = r.Version
 	dec.Trigger, dec.TriggerTopic = "", ""
 
@@ -342,48 +371,61 @@ func (t *Task) fill(st *State, dec *Decision, e *evaluation, prev, next Segments
 	}
 	dec.Reasons = rs
 
-	nextOffers := t.offers(next, e)
-	prevOffers := t.offers(prev, e)
-	dec.Offers = nextOffers.appendNames(dec.Offers[:0])
-	dec.OffersAdded = (nextOffers &^ prevOffers).appendNames(dec.OffersAdded[:0])
-	dec.OffersRemoved = (prevOffers &^ nextOffers).appendNames(dec.OffersRemoved[:0])
+	nextOffers := st.offers
+	dec.Offers = t.offerNames(nextOffers, dec.Offers[:0])
+	dec.OffersAdded = t.offerNames(nextOffers&^prevOffers, dec.OffersAdded[:0])
+	dec.OffersRemoved = t.offerNames(prevOffers&^nextOffers, dec.OffersRemoved[:0])
 }
 
-// offerSet is a set of offers; bits in the label order of offerNames, so
-// names come out sorted.
+// offerSet is a set of offers; bit i is offerNames[i] (label order).
 type offerSet uint8
 
 var offerNames = [...]string{OfferGoldenHourRepair, OfferGrowthPartnership, OfferLogicalVIPBackup, OfferMultisiteVPN, OfferSDWanUpsell}
 
-func (o offerSet) appendNames(dst []string) []string {
-	for i, n := range offerNames {
+// allOffers has every offer bit.
+const allOffers offerSet = 1<<len(offerNames) - 1
+
+const (
+	offerGoldenHour offerSet = 1 << iota
+	offerGrowth
+	offerVIPBackup
+	offerMultisite
+	offerSDWan
+)
+
+// offerNames appends the names of o to dst in the rules' priority order.
+func (t *Task) offerNames(o offerSet, dst []string) []string {
+	for _, i := range t.offerOrder {
 		if o&(1<<i) != 0 {
-			dst = append(dst, n)
+			dst = append(dst, offerNames[i])
 		}
 	}
 	return dst
 }
 
 // offers are the offers of segments segs for the SIREN evaluated in e (spec
-// §6). The previous event's offers are those of its segments under the
-// SIREN's current plan and workforce.
+// §6), less those whose product (Rules.Offers.Products) is the SIREN's plan:
+// a company is never offered what it has.
 func (t *Task) offers(segs Segments, e *evaluation) offerSet {
 	r, m := t.rules, &e.m
 	var o offerSet
-	if segs&RecoveryExposed != 0 {
-		o |= 1 << 0
+	if segs&RecoveryExposed != 0 || (r.Offers.GoldenHourMinBreaches > 0 && m.GoldenHourBreaches90d >= r.Offers.GoldenHourMinBreaches) {
+		o |= offerGoldenHour
 	}
 	if segs&HiddenGrowth != 0 {
-		o |= 1 << 1
+		o |= offerGrowth
 	}
 	if segs&SLASensitive != 0 && m.HasWorkforce && m.Workforce < r.Offers.VIPBackupMaxWorkforce {
-		o |= 1 << 2
+		o |= offerVIPBackup
 	}
 	if segs&MultiSite != 0 {
-		o |= 1 << 3
+		o |= offerMultisite
 	}
 	if segs&DataHungry != 0 && e.plan == r.Offers.SDWanUpsellPlan {
-		o |= 1 << 4
+		o |= offerSDWan
+	}
+	if e.plan != "" {
+		o &^= r.offersOfProduct(e.plan)
 	}
 	return o
 }

@@ -6,6 +6,7 @@ import (
 	"embed"
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
 	"net/http"
 	"slices"
@@ -87,10 +88,53 @@ func (s *Server) siren(w http.ResponseWriter, r *http.Request) {
 		if owner == nil {
 			m.Error = "SIREN is on a partition owned by another instance, which the consumer group does not name now (rebalance?); retry"
 		}
+		if m.OwnerURL != "" && !s.cfg.Redirect && !wantsRedirect(r) {
+			s.proxy(w, r, m)
+			return
+		}
 		writeJSON(w, http.StatusMisdirectedRequest, m)
 	default:
 		s.internal(w, r, err)
 	}
+}
+
+// wantsRedirect: ?redirect=1 (or true) asks for the 421 answer instead of
+// a proxied one.
+func wantsRedirect(r *http.Request) bool {
+	v := r.URL.Query().Get("redirect")
+	return v == "1" || v == "true"
+}
+
+// proxy answers a SIREN query with the owner's answer: the same request
+// with ?redirect=1 (so that an instance that lost the partition meanwhile
+// answers 421 instead of proxying again), within PeerTimeout, with this
+// instance's token. X-Sirenstream-Owner names the instance that answered.
+// An owner that does not answer yields 502 with the 421 body's fields.
+func (s *Server) proxy(w http.ResponseWriter, r *http.Request, m Misdirected) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PeerTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.OwnerURL+"?redirect=1", nil)
+	if err == nil {
+		req.Header.Set("Accept", "application/json")
+		if s.cfg.Token != "" {
+			req.Header.Set("Authorization", "Bearer "+s.cfg.Token)
+		}
+		var resp *http.Response
+		if resp, err = s.peers.Do(req); err == nil {
+			defer resp.Body.Close()
+			var body []byte
+			if body, err = io.ReadAll(io.LimitReader(resp.Body, 8<<20)); err == nil {
+				w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+				w.Header().Set("X-Sirenstream-Owner", m.Owner.HTTP)
+				w.WriteHeader(resp.StatusCode)
+				_, _ = w.Write(body)
+				return
+			}
+		}
+	}
+	s.warnPeer(m.Owner.HTTP, "proxied SIREN query: the owner did not answer (logged at most once a minute per owner)", zap.Int32("partition", m.Partition), zap.Error(err))
+	m.Error = "SIREN is on a partition owned by another instance, which did not answer: " + s.peerError(err)
+	writeJSON(w, http.StatusBadGateway, m)
 }
 
 func viewOf(d *engine.Decision, part int32) (*SIRENView, error) {
@@ -112,27 +156,50 @@ func viewOf(d *engine.Decision, part int32) (*SIRENView, error) {
 	}, nil
 }
 
-// owner returns the group member assigned partition part, from a cache of
-// the group description refreshed every OwnerCacheTTL (or on a miss, at most
-// twice a second), so queries cannot flood the group coordinator.
+// owner returns the group member assigned partition part (see members;
+// a partition the cached description does not place refreshes it sooner).
 func (s *Server) owner(ctx context.Context, part int32) (*processor.Member, error) {
+	members, err := s.members(ctx)
+	if m := ownerOf(members, part); m != nil || err != nil {
+		return m, err
+	}
+	members, err = s.refreshMembers(ctx, 500*time.Millisecond)
+	return ownerOf(members, part), err
+}
+
+// ownerOf returns the member of members assigned part, or nil.
+func ownerOf(members []processor.Member, part int32) *processor.Member {
+	for i := range members {
+		if slices.Contains(members[i].Partitions, part) {
+			m := members[i]
+			return &m
+		}
+	}
+	return nil
+}
+
+// members returns the consumer group's members from a cache of the group
+// description refreshed every OwnerCacheTTL (on an error, at most twice a
+// second), so queries cannot flood the group coordinator. After a failed
+// refresh it returns the last members known with the error.
+func (s *Server) members(ctx context.Context) ([]processor.Member, error) {
+	ttl := s.cfg.OwnerCacheTTL
+	s.ownersMu.Lock()
+	failed := s.ownerErr != nil
+	s.ownersMu.Unlock()
+	if failed {
+		ttl = min(ttl, 500*time.Millisecond)
+	}
+	return s.refreshMembers(ctx, ttl)
+}
+
+// refreshMembers describes the group unless the cached description is
+// younger than maxAge.
+func (s *Server) refreshMembers(ctx context.Context, maxAge time.Duration) ([]processor.Member, error) {
 	s.ownersMu.Lock()
 	defer s.ownersMu.Unlock()
-	find := func() *processor.Member {
-		for i := range s.owners {
-			if slices.Contains(s.owners[i].Partitions, part) {
-				m := s.owners[i]
-				return &m
-			}
-		}
-		return nil
-	}
-	age := time.Since(s.ownersAt)
-	if m := find(); m != nil && age < s.cfg.OwnerCacheTTL {
-		return m, nil
-	}
-	if age < 500*time.Millisecond {
-		return find(), s.ownerErr
+	if !s.ownersAt.IsZero() && time.Since(s.ownersAt) < maxAge {
+		return s.owners, s.ownerErr
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -141,7 +208,7 @@ func (s *Server) owner(ctx context.Context, part int32) (*processor.Member, erro
 	if err == nil {
 		s.owners = members
 	}
-	return find(), err
+	return s.owners, err
 }
 
 // SegmentCounts is the answer of GET /v1/segments.
@@ -195,7 +262,10 @@ func (s *Server) timelineHandler(w http.ResponseWriter, _ *http.Request) {
 }
 
 // Change is one entry of GET /v1/changes: a segment_change event as emitted
-// (spec §3 field names) and the partition of its task.
+// (spec §3 field names) and the partition of its task. The answer holds the
+// latest recentCap changes of the owned partitions, newest event time first:
+// those emitted since the partition was loaded here and those read from the
+// tail of the output topic when it was (so they survive a restart).
 type Change struct {
 	Partition int32 `json:"partition"`
 	*schemas.SegmentChange
@@ -204,11 +274,7 @@ type Change struct {
 func (s *Server) changesHandler(w http.ResponseWriter, _ *http.Request) {
 	m := s.cfg.Metrics
 	m.mu.Lock()
-	n := min(m.nRecent, recentCap)
-	raw := make([]recentChange, 0, n)
-	for i := int64(0); i < n; i++ { // newest first
-		raw = append(raw, m.recent[(m.nRecent-1-i)%recentCap])
-	}
+	raw := m.recent.newest(m.ownedSet, recentCap) // newest first, every owned partition
 	m.mu.Unlock()
 	out := make([]Change, 0, len(raw))
 	for _, rc := range raw {

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -231,8 +234,47 @@ func TestLiveInstance(t *testing.T) {
 		if siren == "" {
 			siren = out[0].SIREN
 		}
-		browserPage(t, in.URL+"/#"+siren, siren)
+		// Without /v1/uplift (404) the uplift panel is hidden.
+		browserPage(t, in.URL+"/#"+siren, siren, "", []pageCheck{{"uplift hidden", `id="uplift-card" hidden`, 1}})
+		// With it, its rows are shown: a front that adds /v1/uplift.
+		browserPage(t, withUplift(t, in.URL)+"/#"+siren, siren, "screenshot.png", []pageCheck{
+			{"uplift rows", `<tr class="upliftrow">`, 2},
+			{"uplift shown", `id="uplift-card" hidden`, -1},
+		})
 	})
+}
+
+// upliftRows are /v1/uplift rows with the fields of spec §8 (uplift), as
+// another part of the product serves them.
+const upliftRows = `{"rows": [
+ {"day": "2026-03-16", "rules_version": "default-1", "holdout_id": "default", "offer": "GOLDEN_HOUR_REPAIR",
+  "treatment": {"eligible": 412, "converted": 61, "churned": 9, "revenue_cents": 1834000},
+  "control": {"eligible": 22, "converted": 2, "churned": 2, "revenue_cents": 51000},
+  "conversion_lift": 0.0572, "conversion_lift_low": 0.0121, "conversion_lift_high": 0.1023, "relative_lift": 0.63,
+  "churn_lift": -0.069, "churn_lift_low": -0.141, "churn_lift_high": 0.003, "control_share": 0.051},
+ {"day": "2026-03-16", "rules_version": "default-1", "holdout_id": "default", "offer": "SD_WAN_UPSELL",
+  "treatment": {"eligible": 130, "converted": 14, "churned": 1, "revenue_cents": 702000},
+  "control": {"eligible": 7, "converted": 0, "churned": 0, "revenue_cents": 0},
+  "conversion_lift": 0.1077, "conversion_lift_low": 0.0545, "conversion_lift_high": 0.1609, "relative_lift": null,
+  "churn_lift": 0.0077, "churn_lift_low": -0.0073, "churn_lift_high": 0.0227, "control_share": 0.051}
+]}`
+
+// withUplift serves base with a /v1/uplift answering upliftRows.
+func withUplift(t *testing.T, base string) string {
+	t.Helper()
+	target, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/uplift", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(upliftRows))
+	})
+	mux.Handle("/", httputil.NewSingleHostReverseProxy(target))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 // chromium finds the headless browser: skipped locally without one, a
@@ -274,16 +316,26 @@ func tail(s string, n int) string {
 	return s
 }
 
+// pageCheck: the rendered DOM has at least min matches of re (min < 0:
+// none at all).
+type pageCheck struct {
+	what string
+	re   string
+	min  int
+}
+
 // browserPage loads the page (with a SIREN lookup in the fragment), checks
-// what its JavaScript rendered, and takes a screenshot.
-func browserPage(t *testing.T, url, siren string) {
-	bin := chromium(t)
-	dom := string(runChromium(t, bin, "1280,900", "--dump-dom", url))
-	checks := []struct {
-		what string
-		re   string
-		min  int
-	}{
+// what its JavaScript rendered (the common checks and extra), and takes a
+// screenshot; with UPDATE_SCREENSHOT=1 it is saved as testdata/<shot> (shot
+// not empty), and with SCREENSHOT_DIR set it is copied there.
+func browserPage(t *testing.T, url, siren, shot string, extra []pageCheck) {
+	browserPageChecks(t, url, shot, append(commonChecks(siren), extra...))
+}
+
+// commonChecks are the page checks of a live instance that processed the
+// workload, with siren looked up.
+func commonChecks(siren string) []pageCheck {
+	return []pageCheck{
 		{"data loaded", `<body[^>]*data-loaded="1"`, 1},
 		{"ready pill", `<span id="ready" class="pill ok">ready</span>`, 1},
 		{"segment count rows", `class="countrow"`, 6},
@@ -293,31 +345,74 @@ func browserPage(t *testing.T, url, siren string) {
 		{"reasons", `threshold`, 3},
 		{"lookup result", `class="resulthead"><b class="mono">` + siren + `</b>`, 1},
 		{"lookup metrics", `traffic_30d_bytes`, 1},
+		{"throughput", `class="kpi"`, 4},
+		{"dead letters by reason", `class="dlqrow"`, 3},
+		{"lag per input", `class="inputrow"`, 4},
+		{"group members", `class="memberrow`, 1},
+		{"this instance among the members", `class="memberrow self"`, 1},
 	}
+}
+
+// browserPageChecks is browserPage with the checks given.
+func browserPageChecks(t *testing.T, url, shot string, checks []pageCheck) {
+	t.Helper()
+	bin := chromium(t)
+	dom := string(runChromium(t, bin, "1280,900", "--dump-dom", url))
 	for _, c := range checks {
-		if n := len(regexp.MustCompile(c.re).FindAllStringIndex(dom, -1)); n < c.min {
-			t.Errorf("page: %s: %d matches of %q, want ≥ %d", c.what, n, c.re, c.min)
+		n := len(regexp.MustCompile(c.re).FindAllStringIndex(dom, -1))
+		if c.min < 0 && n > 0 || c.min >= 0 && n < c.min {
+			t.Errorf("page: %s: %d matches of %q, want %s", c.what, n, c.re, map[bool]string{true: "none", false: fmt.Sprint("≥ ", c.min)}[c.min < 0])
+		}
+	}
+	// The chart's axes repeat no label.
+	for _, axis := range []string{`class="axis xlabel">([^<]+)<`, `text-anchor="end" class="axis">([^<]+)<`} {
+		seen := map[string]bool{}
+		ms := regexp.MustCompile(axis).FindAllStringSubmatch(dom, -1)
+		if len(ms) < 1 {
+			t.Errorf("page: no axis labels of %q", axis)
+		}
+		for _, m := range ms {
+			if seen[m[1]] {
+				t.Errorf("page: axis label %q repeated (%q)", m[1], axis)
+			}
+			seen[m[1]] = true
+		}
+	}
+	// Recent changes: newest event time first.
+	times := regexp.MustCompile(`<tr class="change"><td class="mono">([^<]+)</td>`).FindAllStringSubmatch(dom, -1)
+	for i := 1; i < len(times); i++ {
+		if times[i][1] > times[i-1][1] {
+			t.Errorf("page: recent change at %s listed after one at %s", times[i][1], times[i-1][1])
 		}
 	}
 	if t.Failed() {
 		t.Logf("DOM:\n%s", tail(dom, 6000))
 	}
-	shot := filepath.Join(t.TempDir(), "screenshot.png")
+	file := filepath.Join(t.TempDir(), "screenshot.png")
 	// Tall enough to show every panel, the recent changes included.
-	runChromium(t, bin, "1280,1500", "--hide-scrollbars", "--screenshot="+shot, url)
-	png, err := os.ReadFile(shot)
+	runChromium(t, bin, "1280,1900", "--hide-scrollbars", "--screenshot="+file, url)
+	png, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}
 	if len(png) < 20_000 || !bytes.HasPrefix(png, []byte("\x89PNG")) {
 		t.Fatalf("screenshot is %d bytes, not a rendered page", len(png))
 	}
-	t.Logf("screenshot: %s (%d bytes)", shot, len(png))
-	if os.Getenv("UPDATE_SCREENSHOT") == "1" {
+	t.Logf("screenshot: %s (%d bytes)", file, len(png))
+	name := shot
+	if name == "" {
+		name = strings.ReplaceAll(t.Name(), "/", "_") + ".png"
+	}
+	if dir := os.Getenv("SCREENSHOT_DIR"); dir != "" {
+		if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if os.Getenv("UPDATE_SCREENSHOT") == "1" && shot != "" {
 		if err := os.MkdirAll("testdata", 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join("testdata", "screenshot.png"), png, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join("testdata", shot), png, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -325,7 +420,8 @@ func browserPage(t *testing.T, url, siren string) {
 
 // TestForeignSIRENNamesOwner: two instances of one group split the
 // partitions; asking one for a SIREN of the other's partition answers 421
-// naming the owner (member, client, host, advertised URL), and the URL works.
+// naming the owner (member, client, host, advertised URL) when proxying is
+// off (Config.Redirect, or ?redirect=1 per request), and the URL works.
 func TestForeignSIRENNamesOwner(t *testing.T) {
 	const parts = 4
 	_, brokers := testkit.Cluster(t, parts)
@@ -333,39 +429,9 @@ func TestForeignSIRENNamesOwner(t *testing.T) {
 	msgs, _ := workload(t, 40, 40)
 	testkit.Produce(t, brokers, msgs...)
 
-	a := startInstance(t, brokers, "ops-pair", t.TempDir(), "")
+	a := startInstanceWith(t, brokers, "ops-pair", t.TempDir(), "", func(c *ops.Config) { c.Redirect = true })
 	b := startInstance(t, brokers, "ops-pair", t.TempDir(), "")
-	caughtUp := func(in *instance) error {
-		if !in.H.P.Ready() {
-			return errors.New("not ready")
-		}
-		owned := in.H.P.Owned()
-		if len(owned) == 0 {
-			return errors.New("owns no partition")
-		}
-		prog := map[int32]processor.TaskProgress{}
-		for _, tp := range in.H.P.Progress() {
-			prog[tp.Partition] = tp
-		}
-		for _, p := range owned {
-			if tp, ok := prog[p]; !ok || !tp.CaughtUp || tp.Done {
-				return fmt.Errorf("partition %d not caught up", p)
-			}
-		}
-		return nil
-	}
-	poll(t, 60*time.Second, func() error {
-		if err := caughtUp(a); err != nil {
-			return fmt.Errorf("instance a: %w", err)
-		}
-		if err := caughtUp(b); err != nil {
-			return fmt.Errorf("instance b: %w", err)
-		}
-		if n := len(a.H.P.Owned()) + len(b.H.P.Owned()); n != parts {
-			return fmt.Errorf("%d partitions owned in all, want %d", n, parts)
-		}
-		return nil
-	})
+	waitPair(t, parts, a, b)
 	ownedByB := map[int32]bool{}
 	for _, p := range b.H.P.Owned() {
 		ownedByB[p] = true
@@ -415,9 +481,46 @@ func TestForeignSIRENNamesOwner(t *testing.T) {
 			continue
 		}
 		var m ops.Misdirected
-		if status := getJSON(t, b.URL+"/v1/sirens/"+s, &m); status != http.StatusMisdirectedRequest || m.Owner == nil || m.Owner.HTTP != a.URL {
+		if status := getJSON(t, b.URL+"/v1/sirens/"+s+"?redirect=1", &m); status != http.StatusMisdirectedRequest || m.Owner == nil || m.Owner.HTTP != a.URL {
 			t.Fatalf("b about %s: HTTP %d %+v, want 421 naming %s", s, status, m, a.URL)
 		}
 		break
 	}
+}
+
+// waitPair waits until instances a and b split the parts partitions and
+// have caught up with their inputs.
+func waitPair(t *testing.T, parts int, a, b *instance) {
+	t.Helper()
+	caughtUp := func(in *instance) error {
+		if !in.H.P.Ready() {
+			return errors.New("not ready")
+		}
+		owned := in.H.P.Owned()
+		if len(owned) == 0 {
+			return errors.New("owns no partition")
+		}
+		prog := map[int32]processor.TaskProgress{}
+		for _, tp := range in.H.P.Progress() {
+			prog[tp.Partition] = tp
+		}
+		for _, p := range owned {
+			if tp, ok := prog[p]; !ok || !tp.CaughtUp || tp.Done {
+				return fmt.Errorf("partition %d not caught up", p)
+			}
+		}
+		return nil
+	}
+	poll(t, 60*time.Second, func() error {
+		if err := caughtUp(a); err != nil {
+			return fmt.Errorf("instance a: %w", err)
+		}
+		if err := caughtUp(b); err != nil {
+			return fmt.Errorf("instance b: %w", err)
+		}
+		if n := len(a.H.P.Owned()) + len(b.H.P.Owned()); n != parts {
+			return fmt.Errorf("%d partitions owned in all, want %d", n, parts)
+		}
+		return nil
+	})
 }

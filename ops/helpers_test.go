@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,12 +20,25 @@ type instance struct {
 	H       *testkit.Harness
 	Metrics *ops.Metrics
 	URL     string // http://127.0.0.1:port
+	// StopHTTP stops the ops server (the processor stays in the group);
+	// cleanup calls it too.
+	StopHTTP func()
+	// Stop stops the server, then the processor (closing its store); cleanup
+	// calls it too.
+	Stop func()
 }
 
 // startInstance runs a processor of group in dir with an ops server on an
 // ephemeral loopback port that advertises its URL to the group. Cleanup
 // stops the server, then the processor.
 func startInstance(t *testing.T, brokers []string, group, dir, token string) *instance {
+	t.Helper()
+	return startInstanceWith(t, brokers, group, dir, token, nil)
+}
+
+// startInstanceWith is startInstance with the ops server's configuration
+// adjusted by opt (when not nil).
+func startInstanceWith(t *testing.T, brokers []string, group, dir, token string, opt func(*ops.Config)) *instance {
 	t.Helper()
 	cfg := testkit.Config(t, brokers, dir)
 	cfg.Group = group
@@ -37,30 +51,44 @@ func startInstance(t *testing.T, brokers []string, group, dir, token string) *in
 	url := ops.AdvertiseURL(ln.Addr())
 	cfg.HTTPAdvertise = url
 	h := testkit.Start(t, cfg)
-	srv, err := ops.New(ops.Config{Listener: ln, Token: token, Processor: h.P, Metrics: m, OwnerCacheTTL: 200 * time.Millisecond})
+	oc := ops.Config{Listener: ln, Token: token, Processor: h.P, Metrics: m, OwnerCacheTTL: 200 * time.Millisecond, TailInterval: 100 * time.Millisecond}
+	if opt != nil {
+		opt(&oc)
+	}
+	srv, err := ops.New(oc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	runServer(t, srv, func() { h.Stop(t) })
-	return &instance{H: h, Metrics: m, URL: url}
+	var once sync.Once
+	stopProc := func() { once.Do(func() { h.Stop(t) }) }
+	stop := runServer(t, srv, stopProc)
+	return &instance{H: h, Metrics: m, URL: url, StopHTTP: stop, Stop: func() { stop(); stopProc() }}
 }
 
 // runServer runs srv until the end of the test; cleanup stops it, checks
-// that it stopped without error, then calls after (if not nil).
-func runServer(t *testing.T, srv *ops.Server, after func()) {
+// that it stopped without error, then calls after (if not nil). The
+// returned func stops the server earlier (idempotent).
+func runServer(t *testing.T, srv *ops.Server, after func()) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-errc; err != nil {
+				t.Errorf("ops server: %v", err)
+			}
+		})
+	}
 	t.Cleanup(func() {
-		cancel()
-		if err := <-errc; err != nil {
-			t.Errorf("ops server: %v", err)
-		}
+		stop()
 		if after != nil {
 			after()
 		}
 	})
+	return stop
 }
 
 // unstarted returns a processor that never runs (not ready, no partitions):

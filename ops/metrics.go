@@ -20,7 +20,7 @@ const numSegments = 6
 
 // Limits of the in-memory views behind the live page.
 const (
-	recentCap       = 100 // recent segment changes kept
+	recentCap       = 100 // recent segment changes kept per partition
 	timelineCap     = 720 // timeline points kept; older ones are merged
 	timelineStartMs = 3600 * 1000
 )
@@ -70,8 +70,8 @@ type Metrics struct {
 	ownedSet []int32
 	maxMs    int64 // largest stream time reported by any task
 	timeline timeline
-	recent   [recentCap]recentChange
-	nRecent  int64 // changes recorded so far; recent[i%recentCap]
+	recent   recentChanges // recent.go
+	since    sinceIndex    // since.go (its own lock)
 }
 
 type hotCounters struct{ consumed, processed prometheus.Counter }
@@ -84,11 +84,6 @@ type partView struct {
 	lag          map[string]int64
 	restoreRead  int64
 	restoreTotal int64
-}
-
-type recentChange struct {
-	partition int32
-	avro      []byte // schemas.AppendSegmentChange of the decision: a deep copy
 }
 
 // NewMetrics builds the collectors and registers them in a new registry.
@@ -290,6 +285,7 @@ func (m *Metrics) Loaded(p int32, segments map[string]int64) {
 // segment counts, extends the timeline and keeps a copy of d for the page.
 func (m *Metrics) SegmentChange(p int32, d *engine.Decision) {
 	m.changes.WithLabelValues(partLabel(p)).Inc()
+	m.since.observe(d.SIREN, d.Seq, d.EventTime, d.Previous, d.Added, d.Removed)
 	avro := schemas.AppendSegmentChange(nil, d)
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -303,8 +299,7 @@ func (m *Metrics) SegmentChange(p int32, d *engine.Decision) {
 			pv.segs[i]--
 		}
 	}
-	m.recent[m.nRecent%recentCap] = recentChange{partition: p, avro: avro}
-	m.nRecent++
+	m.recent.add(recentChange{partition: p, eventMs: d.EventTime, siren: d.SIREN, seq: d.Seq, avro: avro})
 	if d.EventTime > m.maxMs {
 		m.maxMs = d.EventTime
 	}

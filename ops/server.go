@@ -58,6 +58,21 @@ type Config struct {
 	// OwnerCacheTTL bounds how often a foreign-SIREN query describes the
 	// consumer group (default 3s).
 	OwnerCacheTTL time.Duration
+	// Redirect makes GET /v1/sirens/{siren} answer 421 naming the owner for
+	// a SIREN of another instance's partition, as ?redirect=1 does per
+	// request; by default (false) the request is proxied to the owner.
+	Redirect bool
+	// PeerTimeout bounds a request to another instance: a proxied SIREN
+	// query, one owner's page of a segment listing (default 3s). An owner
+	// that does not answer in time makes the listing partial.
+	PeerTimeout time.Duration
+	// ListScanBudget bounds the stored states a segment listing examines per
+	// partition and request (default 100,000: ~0.1 s): a page of a rare
+	// segment may then be short, with a next_cursor to go on.
+	ListScanBudget int
+	// TailInterval is how often the server checks for newly owned partitions
+	// whose recent changes it reads from the output topic (default 1s).
+	TailInterval time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -66,6 +81,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.OwnerCacheTTL == 0 {
 		c.OwnerCacheTTL = 3 * time.Second
+	}
+	if c.PeerTimeout == 0 {
+		c.PeerTimeout = 3 * time.Second
+	}
+	if c.ListScanBudget == 0 {
+		c.ListScanBudget = 100_000
+	}
+	if c.TailInterval == 0 {
+		c.TailInterval = time.Second
 	}
 }
 
@@ -87,6 +111,9 @@ func (c *Config) Validate() error {
 	}
 	if strings.TrimSpace(c.Token) != c.Token {
 		return errors.New("ops: Token has leading or trailing white space")
+	}
+	if c.PeerTimeout < 0 || c.ListScanBudget < 0 || c.TailInterval < 0 || c.OwnerCacheTTL < 0 {
+		return errors.New("ops: PeerTimeout, ListScanBudget, TailInterval and OwnerCacheTTL must not be negative")
 	}
 	return nil
 }
@@ -153,6 +180,12 @@ type Server struct {
 	owners   []processor.Member
 	ownersAt time.Time
 	ownerErr error
+
+	// peers is the client of requests to other instances (proxy, listing).
+	peers *http.Client
+	// peerWarned: when a failing peer was last logged (warnPeer).
+	peerWarnMu sync.Mutex
+	peerWarned map[string]time.Time
 }
 
 // New validates cfg and builds the server and its routes.
@@ -161,7 +194,8 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, token: sha256.Sum256([]byte(cfg.Token)), ln: cfg.Listener}
+	s := &Server{cfg: cfg, log: cfg.Logger, token: sha256.Sum256([]byte(cfg.Token)), ln: cfg.Listener,
+		peers: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -218,6 +252,13 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("ops http server listening", zap.String("addr", ln.Addr().String()), zap.Bool("auth", s.cfg.Token != ""))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	tctx, stopTail := context.WithCancel(ctx)
+	tailDone := make(chan struct{})
+	go func() {
+		defer close(tailDone)
+		s.seedRecent(tctx, s.cfg.Processor, s.cfg.TailInterval)
+	}()
+	defer func() { stopTail(); <-tailDone }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("ops: serve: %w", err)
@@ -247,8 +288,12 @@ func (s *Server) routes() http.Handler {
 	}))
 	mux.HandleFunc("GET /v1/sirens/{siren}", s.siren)
 	mux.HandleFunc("GET /v1/segments", s.segments)
+	mux.HandleFunc("GET /v1/segments/{segment}", s.segmentList)
+	mux.HandleFunc("GET /v1/members", s.membersHandler)
+	mux.HandleFunc("GET /v1/stats", s.stats)
 	mux.HandleFunc("GET /v1/timeline", s.timelineHandler)
 	mux.HandleFunc("GET /v1/changes", s.changesHandler)
+	s.registerUplift(mux)
 	mux.HandleFunc("GET /v1/partitions", s.partitions)
 	mux.HandleFunc("GET /v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint", nil)

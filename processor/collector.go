@@ -1,6 +1,8 @@
 package processor
 
 import (
+	"context"
+	"slices"
 	"strconv"
 
 	"github.com/segmentio/kafka-go"
@@ -14,12 +16,21 @@ type routes struct {
 	segments string // segment changes
 	churn    string // churn alerts ("" = none): changes that add CHURN_RISK
 	dlq      string // dead letters
+	// segmentsID and churnID are the schema ids the outputs are framed with
+	// (0: the fixed id 101; with a registry, what it returned for
+	// "<topic>-value", see registerOutputs).
+	segmentsID, churnID int
+	// Outcomes (spec §8, outcomes.go); "" = not written.
+	outcomes    string // offer-outcomes
+	daily       string // siren-daily
+	repartition string // the uplift aggregator's input, key = offer
+	uplift      string // the aggregator's output, key = offer
 }
 
 // topics are the output topics of r, without empty names.
 func (r routes) topics() []string {
 	var out []string
-	for _, t := range []string{r.segments, r.churn, r.dlq} {
+	for _, t := range []string{r.segments, r.churn, r.dlq, r.outcomes, r.daily, r.repartition, r.uplift} {
 		if t != "" {
 			out = append(out, t)
 		}
@@ -46,10 +57,18 @@ func (c *collector) skipped()         {}
 // it adds CHURN_RISK.
 func (c *collector) change(d *engine.Decision) {
 	val := schemas.AppendSegmentChange(nil, d)
+	if id := c.routes.segmentsID; id != 0 {
+		schemas.SetSchemaID(val, id)
+	}
 	key := []byte(d.SIREN)
 	c.batch.add(kafka.Message{Topic: c.routes.segments, Key: key, Value: val})
 	if d.Added&engine.ChurnRisk != 0 && c.routes.churn != "" {
-		c.batch.add(kafka.Message{Topic: c.routes.churn, Key: key, Value: val})
+		alert := val
+		if id := c.routes.churnID; id != 0 && id != c.routes.segmentsID {
+			alert = slices.Clone(val)
+			schemas.SetSchemaID(alert, id)
+		}
+		c.batch.add(kafka.Message{Topic: c.routes.churn, Key: key, Value: alert})
 	}
 }
 
@@ -121,4 +140,22 @@ func detailHeader(cause error) []byte {
 		d = d[:maxDetail] + "…(truncated)"
 	}
 	return []byte(d)
+}
+
+// registerOutputs frames r's outputs with the ids of a schema registry: the
+// segment_change schema registered under "<topic>-value" of the segment
+// changes and churn alerts topics (the fixed id 101 without a registry).
+func registerOutputs(ctx context.Context, codec *schemas.Codec, r routes) (routes, error) {
+	var err error
+	if r.segments != "" {
+		if r.segmentsID, err = codec.RegisterOutput(ctx, r.segments); err != nil {
+			return r, err
+		}
+	}
+	if r.churn != "" {
+		if r.churnID, err = codec.RegisterOutput(ctx, r.churn); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
 }

@@ -129,6 +129,18 @@ type Config struct {
 	// Default DefaultMaxTaskIdle; negative: never hold. Records arriving
 	// after a day change they belong before are repaired either way.
 	MaxTaskIdle time.Duration
+	// IdleTickInterval is how often run looks for quiet partitions to tick
+	// (ticker.go): a partition that has consumed everything and whose stream
+	// time did not move for a whole interval while it is more than
+	// IdleTickLag behind the instance's most advanced partition gets a clock
+	// tick. Default DefaultIdleTickInterval; negative: no ticks.
+	IdleTickInterval time.Duration
+	// IdleTickLag is how far behind the most advanced partition a quiet one
+	// is ticked to (default DefaultIdleTickLag): its day changes and timers
+	// run at most this late in stream time; a record that arrives for it
+	// afterwards, older than the tick, is repaired like any record behind a
+	// closed day.
+	IdleTickLag time.Duration
 
 	// legacyWarn makes the WARN about changelog records without a group
 	// once per Processor (set by setDefaults; shared by its tasks).
@@ -151,6 +163,8 @@ const (
 	DefaultCacheSIRENs           = 50000
 	DefaultCacheBytes            = 32 << 20
 	DefaultMaxTaskIdle           = time.Second
+	DefaultIdleTickInterval      = time.Minute
+	DefaultIdleTickLag           = 6 * time.Hour
 )
 
 func (c *Config) setDefaults() {
@@ -202,6 +216,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxTaskIdle == 0 {
 		c.MaxTaskIdle = DefaultMaxTaskIdle
+	}
+	if c.IdleTickInterval == 0 {
+		c.IdleTickInterval = DefaultIdleTickInterval
+	}
+	if c.IdleTickLag == 0 {
+		c.IdleTickLag = DefaultIdleTickLag
 	}
 	if c.CacheSIRENs == 0 {
 		c.CacheSIRENs = DefaultCacheSIRENs

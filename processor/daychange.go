@@ -122,6 +122,9 @@ func (t *task) evaluateDay(ctx context.Context) error {
 				t.cache.PutHeader(siren, st)
 				t.out.change(&t.dec)
 			}
+			if !t.sweep.rollout {
+				t.dayOutputs(siren, st)
+			}
 			t.sweep.cursor = siren
 			if t.cache.DirtyCount() >= chunk || t.com.full() {
 				return errChunkFull

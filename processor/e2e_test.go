@@ -25,8 +25,10 @@ const hour = int64(time.Hour / time.Millisecond)
 const day = 24 * hour
 
 // scenario builds hand-written events with known effects (spec §5-6):
-//   - sirenA: workforce 10, BASIC_SIM; a 5 h outage → RECOVERY_EXPOSED (seq 1);
-//     a claim linked to it → SLA_SENSITIVE + CHURN_RISK (seq 2), offers
+//   - sirenA: workforce 10, BASIC_SIM; a 5 h outage: its golden-hour timer
+//     offers GOLDEN_HOUR_REPAIR (seq 1, start + 1 h), its threshold timer
+//     enters RECOVERY_EXPOSED (seq 2, start + 4 h, before the RESOLVED);
+//     a claim linked to it → SLA_SENSITIVE + CHURN_RISK (seq 3), offers
 //     GOLDEN_HOUR_REPAIR + LOGICAL_VIP_BACKUP, and a churn alert.
 //   - sirenB: two lines at one postal code → nothing; a site at a second
 //     postal code → MULTI_SITE (seq 1) with MULTISITE_VPN.
@@ -75,8 +77,12 @@ func TestEndToEndScenario(t *testing.T) {
 		bySiren[c.SIREN] = append(bySiren[c.SIREN], c)
 	}
 	a := bySiren[sirenA]
-	if len(a) != 2 {
-		t.Fatalf("sirenA: want 2 segment changes, got %d: %+v", len(a), a)
+	if len(a) != 3 {
+		var desc []string
+		for _, c := range a {
+			desc = append(desc, fmt.Sprintf("seq %d %v offers %v trigger %s at %d", c.Seq, c.Segments, c.Offers, c.Trigger, c.EventTime))
+		}
+		t.Fatalf("sirenA: want 3 changes, got %d: %v", len(a), desc)
 	}
 	wantA := []struct {
 		seq      int64
@@ -87,9 +93,10 @@ func TestEndToEndScenario(t *testing.T) {
 		eventID  string
 		evTimeMs int64
 	}{
-		{1, []string{"RECOVERY_EXPOSED"}, []string{"RECOVERY_EXPOSED"}, []string{"GOLDEN_HOUR_REPAIR"}, 1, sirenA + "-1", t0 + 8*hour},
-		{2, []string{"CHURN_RISK", "RECOVERY_EXPOSED", "SLA_SENSITIVE"}, []string{"CHURN_RISK", "SLA_SENSITIVE"},
-			[]string{"GOLDEN_HOUR_REPAIR", "LOGICAL_VIP_BACKUP"}, 0, sirenA + "-2", t0 + day + hour},
+		{1, []string{}, []string{}, []string{"GOLDEN_HOUR_REPAIR"}, 0, sirenA + "-1", t0 + 4*hour + 1},
+		{2, []string{"RECOVERY_EXPOSED"}, []string{"RECOVERY_EXPOSED"}, []string{"GOLDEN_HOUR_REPAIR"}, 1, sirenA + "-2", t0 + 7*hour},
+		{3, []string{"CHURN_RISK", "RECOVERY_EXPOSED", "SLA_SENSITIVE"}, []string{"CHURN_RISK", "SLA_SENSITIVE"},
+			[]string{"GOLDEN_HOUR_REPAIR", "LOGICAL_VIP_BACKUP"}, 0, sirenA + "-3", t0 + day + hour},
 	}
 	for i, w := range wantA {
 		c := a[i]
@@ -100,11 +107,11 @@ func TestEndToEndScenario(t *testing.T) {
 			t.Errorf("sirenA change %d event_time %d, want %d", i, c.EventTime, w.evTimeMs)
 		}
 	}
-	if got := a[0].Metrics.RecoveryExposureHours90d; got != 5 {
-		t.Errorf("recovery_exposure_hours_90d = %v, want 5", got)
+	if got := a[1].Metrics.RecoveryExposureHours90d; got != 4 || a[1].Trigger != engine.TriggerTimer {
+		t.Errorf("recovery_exposure_hours_90d = %v (trigger %s), want 4 at the threshold timer", got, a[1].Trigger)
 	}
-	if a[1].Metrics.Claims365d != 1 || a[1].Metrics.ClaimAmount365dCents != 120000 {
-		t.Errorf("claims metrics = %+v", a[1].Metrics)
+	if a[2].Metrics.Claims365d != 1 || a[2].Metrics.ClaimAmount365dCents != 120000 || a[2].Metrics.RecoveryExposureHours90d != 5 {
+		t.Errorf("claims metrics = %+v", a[2].Metrics)
 	}
 	// Every held segment has a reason.
 	for _, c := range changes {
@@ -134,8 +141,8 @@ func TestEndToEndScenario(t *testing.T) {
 	}
 
 	churn := testkit.Changes(t, testkit.ReadAll(t, brokers, "churn-alerts"))
-	if len(churn) != 1 || churn[0].SIREN != sirenA || churn[0].Seq != 2 {
-		t.Fatalf("churn-alerts: want sirenA seq 2, got %+v", churn)
+	if len(churn) != 1 || churn[0].SIREN != sirenA || churn[0].Seq != 3 {
+		t.Fatalf("churn-alerts: want sirenA seq 3, got %+v", churn)
 	}
 
 	dlq := testkit.ReadAll(t, brokers, "sirenstream-dlq")

@@ -34,7 +34,7 @@ func (h *handler) handle(ctx context.Context, topic string, it *item) error {
 	ev := &it.ev
 	inBounds := (h.fromMs == 0 || ev.EventTime >= h.fromMs) && (h.toMs == 0 || ev.EventTime < h.toMs)
 	var checkErr error
-	if it.err == nil && inBounds {
+	if it.err == nil && inBounds && ev.Kind != engine.KindTick { // a tick touches no SIREN: no record checks
 		rec := engine.Record{Key: it.msg.Key}
 		if ts := it.msg.Time; !ts.IsZero() {
 			rec.TimestampMs = ts.UnixMilli()
@@ -54,9 +54,19 @@ func (h *handler) handle(ctx context.Context, topic string, it *item) error {
 		h.out.skipped()
 		return nil
 	}
+	if ev.Kind == engine.KindTick {
+		if err := h.tick(ctx, ev.EventTime); err != nil {
+			return err
+		}
+		h.out.processed(topic)
+		return nil
+	}
 	if checkErr != nil {
 		h.out.deadLetter(topic, &it.msg, engine.DLQReason(checkErr), checkErr)
 		return nil
+	}
+	if err := h.fireTimers(ctx, ev.EventTime); err != nil {
+		return err
 	}
 	if h.eng.StartsDay(ev) {
 		if err := h.beginDay(ctx, ev.EventTime); err != nil {
@@ -87,6 +97,59 @@ func (h *handler) handle(ctx context.Context, topic string, it *item) error {
 	}
 	h.out.processed(topic)
 	return nil
+}
+
+// fireTimers fires the engine's timers due at or before ms (the event time
+// of the record about to be stepped), in order, each after the day change
+// it starts: an open outage is re-evaluated when stream time passes its
+// golden hour and its RECOVERY_EXPOSED threshold, not at the SIREN's next
+// event. A change is a decision with trigger TIMER; like a day change's, it
+// changes only the state's header.
+func (h *handler) fireTimers(ctx context.Context, ms int64) error {
+	for {
+		tm, ok := h.eng.NextTimer(ms)
+		if !ok {
+			return nil
+		}
+		if h.eng.StartsDayAt(tm.At) {
+			if err := h.beginDay(ctx, tm.At); err != nil {
+				return err
+			}
+		}
+		st, found, err := h.states.Get(tm.SIREN)
+		if err != nil {
+			return fmt.Errorf("timer of %s at %d: load state: %w", tm.SIREN, tm.At, err)
+		}
+		if !found {
+			st = nil
+		}
+		changed, err := h.eng.FireTimer(st, tm, &h.dec)
+		if err != nil {
+			return err
+		}
+		if changed {
+			h.states.PutHeader(st.SIREN, st)
+			h.out.change(&h.dec)
+		}
+	}
+}
+
+// tick moves a quiet partition's stream time to ms as a record at ms would
+// (the timers due, the day change it starts), touching no SIREN; a tick at
+// or before stream time changes nothing.
+func (h *handler) tick(ctx context.Context, ms int64) error {
+	if !h.eng.Started() || ms <= h.eng.StreamTime() {
+		return nil
+	}
+	if err := h.fireTimers(ctx, ms); err != nil {
+		return err
+	}
+	if h.eng.StartsDayAt(ms) {
+		if err := h.beginDay(ctx, ms); err != nil {
+			return err
+		}
+	}
+	return h.eng.AdvanceTo(ms)
 }
 
 // boundSink is what hears of the engine's bound hits: observed (metric and

@@ -14,9 +14,10 @@ import (
 	"github.com/sirenstream/sirenstream/internal/handoff"
 	"github.com/sirenstream/sirenstream/internal/merge"
 	"github.com/sirenstream/sirenstream/schemas"
+	"github.com/sirenstream/sirenstream/topology"
 )
 
-const numInputs = 4
+const numInputs = topology.NumInputs
 
 // item is one fetched input record, decoded by its reader goroutine.
 type item struct {
@@ -87,7 +88,9 @@ func (in *inputs) holdDay(cur int, ms int64, now time.Time) (hold bool, idled []
 	}
 	dayStart := ms - ms%engine.DayMs
 	for i := range in.names {
-		if i == cur || in.idle[i] || in.latest[i] >= dayStart || in.buffered(i) > 0 {
+		if i == cur || in.idle[i] || in.latest[i] >= dayStart || in.buffered(i) > 0 || engine.Kind(i) == engine.KindTick {
+			// (Ticks are written for partitions that are behind: a day
+			// change never waits for one.)
 			continue
 		}
 		if in.idleSince[i].IsZero() {

@@ -8,7 +8,7 @@
 // creation configs, a diagram with the commit steps); a task runs it in this
 // order, each step of a commit only after the previous one is durable:
 //
-//	inputs     profiles, outages, claims, usage   (co-partitioned, key = SIREN)
+//	inputs     profiles, outages, claims, usage, offer-responses, contract-events, ticks   (co-partitioned, key = SIREN)
 //	   │ task p: decode, merge by (event_time, input order, offset)
 //	   ▼
 //	engine     check (bad → DLQ) → sweep on day change → step → decision
@@ -37,6 +37,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/sirenstream/sirenstream/schemas"
 	"github.com/sirenstream/sirenstream/topology"
 )
 
@@ -52,6 +53,11 @@ type Processor struct {
 	tasks      map[int32]*task
 	owned      []int32
 	final      map[int32]TaskProgress // progress of finished tasks
+
+	// uplift is the latest uplift table of this instance's aggregators
+	// (aggregator.go), keyed by (rules version, holdout, offer).
+	upliftMu sync.Mutex
+	uplift   map[upliftKey]schemas.UpliftRow
 }
 
 // New validates cfg and builds a Processor.
@@ -81,6 +87,9 @@ func (p *Processor) Run(ctx context.Context) error {
 	if err := claimStore(p.cfg.Store, p.cfg.Group, p.log); err != nil {
 		return err
 	}
+	if err := claimHoldout(p.cfg.Store, p.cfg.Engine.Holdout); err != nil {
+		return err
+	}
 	n, err := p.EnsureTopics(ctx)
 	if err != nil {
 		return err
@@ -88,7 +97,12 @@ func (p *Processor) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
-	rt := routes{segments: p.cfg.Topics.SegmentChanges, churn: p.cfg.Topics.ChurnAlerts, dlq: p.cfg.Topics.DLQ}
+	tp := p.cfg.Topics
+	rt, err := registerOutputs(ctx, p.cfg.Codec, routes{segments: tp.SegmentChanges, churn: tp.ChurnAlerts, dlq: tp.DLQ,
+		outcomes: tp.OfferOutcomes, daily: tp.SirenDaily, repartition: tp.UpliftRepartition, uplift: tp.Uplift})
+	if err != nil {
+		return err
+	}
 	changelog := ""
 	if p.cfg.Topics.ChangelogEnabled() {
 		changelog = p.cfg.Topics.Changelog
@@ -117,6 +131,17 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	p.log.Info("processor started", zap.String("group", p.cfg.Group), zap.Int("partitions", n),
 		zap.Strings("inputs", inputs[:]), zap.String("rules_version", p.cfg.Rules.Version))
+
+	if p.cfg.IdleTickInterval > 0 {
+		tw := newWriter(p.cfg.Kafka, p.log, limits.output)
+		tw.Balancer = partitionBalancer{}
+		defer tw.Close()
+		tk := &ticker{interval: p.cfg.IdleTickInterval, lag: p.cfg.IdleTickLag, topic: p.cfg.Topics.Ticks,
+			progress: p.Progress, writer: tw, log: p.log, last: map[int32]int64{}}
+		tickCtx, stopTicks := context.WithCancel(ctx)
+		defer stopTicks()
+		go tk.run(tickCtx)
+	}
 
 	// Transient faults restart the task that met them; one that lasts
 	// longer than FaultDeadline stops the run (faults.go).
@@ -162,6 +187,16 @@ func (p *Processor) Run(ctx context.Context) error {
 					taskErrs = append(taskErrs, err)
 					taskErrMu.Unlock()
 					cancel(err)
+				}
+			})
+			// The uplift aggregator of the same partition number
+			// (aggregator.go): its state is a fold of its topic, rebuilt
+			// by each owner.
+			wg.Add(1)
+			gen.Start(func(gctx context.Context) {
+				defer wg.Done()
+				if err := p.runAggregator(gctx, part, rt, output, false); err != nil && gctx.Err() == nil {
+					p.log.Warn("uplift aggregator stopped; it restarts with the next generation", zap.Int32("partition", part), zap.Error(err))
 				}
 			})
 		}
@@ -310,6 +345,8 @@ func (p *Processor) Replay(ctx context.Context, ro ReplayOptions) error {
 		return fmt.Errorf("replay: EmitFrom %s must be within [From, To)", ro.EmitFrom.UTC().Format(time.RFC3339))
 	}
 	extra := []string{ro.OutputTopic, ro.DLQTopic}
+	o, d, rp, u := replayOutcomeTopics(ro.OutputTopic)
+	extra = append(extra, o, d, rp, u)
 	if ro.ChurnTopic != "" {
 		extra = append(extra, ro.ChurnTopic)
 	}
@@ -333,8 +370,18 @@ func (p *Processor) Replay(ctx context.Context, ro ReplayOptions) error {
 	if err := claimReplayState(p.cfg.Store, ro.identity(p.cfg.Rules.ID())); err != nil {
 		return err
 	}
+	if err := claimHoldout(p.cfg.Store, p.cfg.Engine.Holdout); err != nil {
+		return err
+	}
 	p.setOwned(parts)
 	rt := routes{segments: ro.OutputTopic, churn: ro.ChurnTopic, dlq: ro.DLQTopic}
+	if ro.Output == nil { // to Kafka: framed like run's outputs
+		rt.outcomes, rt.daily, rt.repartition, rt.uplift = replayOutcomeTopics(ro.OutputTopic)
+		var err error
+		if rt, err = registerOutputs(ctx, p.cfg.Codec, rt); err != nil {
+			return err
+		}
+	}
 	var writer MessageWriter = ro.Output
 	limits := recordLimits{}.withDefaults() // what-if: sized as for Kafka's defaults
 	if writer == nil {
@@ -372,6 +419,12 @@ func (p *Processor) Replay(ctx context.Context, ro ReplayOptions) error {
 	for _, tp := range p.Progress() {
 		if !tp.Done {
 			return fmt.Errorf("replay: partition %d did not complete", tp.Partition)
+		}
+	}
+	// Every task has written its outcomes: fold them (bounded).
+	for _, part := range parts {
+		if err := p.runAggregator(ctx, part, rt, writer, true); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -521,4 +574,11 @@ func ensureTopics(ctx context.Context, client *kafka.Client, log *zap.Logger, pl
 		}
 	}
 	return n, nil
+}
+
+// replayOutcomeTopics are a replay's outcome outputs, named after its
+// output topic T: T-offer-outcomes, T-siren-daily, T-uplift-repartition and
+// T-uplift.
+func replayOutcomeTopics(output string) (outcomes, daily, repartition, uplift string) {
+	return output + "-offer-outcomes", output + "-siren-daily", output + "-uplift-repartition", output + "-uplift"
 }

@@ -291,11 +291,14 @@ func TestBadInputNeverStopsTheStream(t *testing.T) {
 	for _, c := range testkit.Changes(t, testkit.ReadAll(t, brokers, "segment-changes")) {
 		changes[c.SIREN] = append(changes[c.SIREN], c)
 	}
+	// The golden-hour timer's offer (seq 1), the threshold timer's
+	// RECOVERY_EXPOSED at 4 h (seq 2), then the claim's CHURN_RISK.
 	g := changes[sGood]
-	if len(g) != 2 || !reflect.DeepEqual(g[0].Segments, []string{"RECOVERY_EXPOSED"}) ||
-		!reflect.DeepEqual(g[1].Segments, []string{"CHURN_RISK", "RECOVERY_EXPOSED", "SLA_SENSITIVE"}) ||
-		g[0].Metrics.RecoveryExposureHours90d != 5 || g[1].Metrics.Claims365d != 1 {
-		t.Errorf("%s: want RECOVERY_EXPOSED (5 h) then CHURN_RISK with 1 claim, got %s", sGood, rbDescribe(g))
+	if len(g) != 3 || len(g[0].Segments) != 0 || !reflect.DeepEqual(g[0].OffersAdded, []string{"GOLDEN_HOUR_REPAIR"}) ||
+		!reflect.DeepEqual(g[1].Segments, []string{"RECOVERY_EXPOSED"}) ||
+		!reflect.DeepEqual(g[2].Segments, []string{"CHURN_RISK", "RECOVERY_EXPOSED", "SLA_SENSITIVE"}) ||
+		g[1].Metrics.RecoveryExposureHours90d != 4 || g[2].Metrics.Claims365d != 1 {
+		t.Errorf("%s: want the golden-hour offer, RECOVERY_EXPOSED (4 h) then CHURN_RISK with 1 claim, got %s", sGood, rbDescribe(g))
 	}
 	r := changes[sRes]
 	if len(r) != 1 || !reflect.DeepEqual(r[0].Segments, []string{"RECOVERY_EXPOSED"}) || r[0].Metrics.RecoveryExposureHours90d != 6 {

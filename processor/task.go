@@ -69,6 +69,7 @@ type task struct {
 	repair   repairMark    // a repair writing rebuilt states (repair.go)
 	client   *kafka.Client // the task's metadata client (set by run)
 	dec      engine.Decision
+	outcomes outcomeOutputs // outcomes.go
 	meta     []byte
 	progress progress
 	// lagLogged is when each input's lag was last logged.

@@ -102,7 +102,7 @@ type Codec struct {
 	group singleflight.Group
 }
 
-const numKinds = 4
+const numKinds = engine.NumKinds
 
 // entry is what Decode knows about one schema id.
 type entry struct {
@@ -126,6 +126,9 @@ var fixedEntries = [...]entry{
 	{id: IDOutage, fast: true, kind: engine.KindOutage},
 	{id: IDClaim, fast: true, kind: engine.KindClaim},
 	{id: IDProfile, fast: true, kind: engine.KindProfile},
+	{id: IDOfferResponse, fast: true, kind: engine.KindOfferResponse},
+	{id: IDContractEvent, fast: true, kind: engine.KindContractEvent},
+	{id: IDTick, fast: true, kind: engine.KindTick},
 }
 
 var outputEntry = entry{id: IDSegmentChange, err: fmt.Errorf("%w: schema id %d is the segment_change output schema", ErrWrongSchema, IDSegmentChange)}
@@ -192,6 +195,14 @@ func (c *Codec) Decode(ctx context.Context, want engine.Kind, value []byte, ev *
 	if err != nil {
 		return err
 	}
+	if want == engine.KindTick {
+		// The ticks topic is sirenstream's own: always the fixed id, never
+		// looked up (a registry's id 7 is someone else's schema).
+		if id != IDTick {
+			return fmt.Errorf("%w: schema id %d on the ticks topic, want %d", ErrWrongSchema, id, IDTick)
+		}
+		return decodeFast(want, body, ev)
+	}
 	e, err := c.lookup(ctx, id)
 	if err != nil {
 		return err
@@ -215,13 +226,13 @@ func (c *Codec) Decode(ctx context.Context, want engine.Kind, value []byte, ev *
 // first use.
 func (c *Codec) lookup(ctx context.Context, id int) (*entry, error) {
 	if c.registry == nil {
-		if id >= IDUsage && id <= IDProfile {
+		if id >= IDUsage && id <= IDContractEvent {
 			return &fixedEntries[id-IDUsage], nil
 		}
 		if id == IDSegmentChange {
 			return &outputEntry, nil
 		}
-		return nil, fmt.Errorf("%w: schema id %d (no registry configured: only ids 1-4)", ErrUnknownSchema, id)
+		return nil, fmt.Errorf("%w: schema id %d (no registry configured: only ids 1-6)", ErrUnknownSchema, id)
 	}
 	if e, ok := (*c.cache.Load())[id]; ok && (e.notFoundUntil.IsZero() || time.Now().Before(e.notFoundUntil)) {
 		if !e.notFoundUntil.IsZero() {

@@ -23,6 +23,15 @@ func decodeFast(kind engine.Kind, body []byte, ev *engine.Event) error {
 		err = decodeClaim(&d, ev)
 	case engine.KindProfile:
 		err = decodeProfile(&d, ev)
+	case engine.KindOfferResponse:
+		err = decodeOfferResponse(&d, ev)
+	case engine.KindContractEvent:
+		err = decodeContractEvent(&d, ev)
+	case engine.KindTick:
+		off := d.p
+		if ev.EventTime, err = d.long(); err != nil {
+			err = fieldErr("ClockTick", "event_time", off, err)
+		}
 	default:
 		return fmt.Errorf("%w: kind %d is not an input kind", ErrWrongSchema, kind)
 	}
@@ -205,6 +214,9 @@ func AppendEvent(dst []byte, ev *engine.Event) ([]byte, error) {
 	if ev.Kind == engine.KindOutage && ev.Status > engine.OutageResolved {
 		return dst, fmt.Errorf("schemas: encode: invalid outage status %d", ev.Status)
 	}
+	if ev.Channel > engine.ChannelBill || ev.ResponseStatus > engine.ResponseWithheld || ev.ContractType > engine.ContractRenewal {
+		return dst, fmt.Errorf("schemas: encode: invalid enum (channel %d, status %d, type %d)", ev.Channel, ev.ResponseStatus, ev.ContractType)
+	}
 	dst = AppendHeader(dst, id)
 	switch ev.Kind {
 	case engine.KindUsage:
@@ -248,6 +260,24 @@ func AppendEvent(dst []byte, ev *engine.Event) ([]byte, error) {
 		dst = appendLong(dst, ev.EventTime)
 		dst = appendOptInt(dst, ev.HasWorkforce, ev.Workforce)
 		dst = appendString(dst, ev.Plan)
+	case engine.KindOfferResponse:
+		dst = appendString(dst, ev.EventID)
+		dst = appendString(dst, ev.SIREN)
+		dst = appendString(dst, ev.Offer)
+		dst = appendOptString(dst, ev.HasSourceEventID, ev.SourceEventID)
+		dst = appendInt(dst, int32(ev.Channel))
+		dst = appendInt(dst, int32(ev.ResponseStatus))
+		dst = appendLong(dst, ev.EventTime)
+		dst = appendLong(dst, ev.ValueCents)
+	case engine.KindContractEvent:
+		dst = appendString(dst, ev.EventID)
+		dst = appendString(dst, ev.SIREN)
+		dst = appendInt(dst, int32(ev.ContractType))
+		dst = appendOptString(dst, ev.HasPlan, ev.Plan)
+		dst = appendLong(dst, ev.MRRCents)
+		dst = appendLong(dst, ev.EventTime)
+	case engine.KindTick:
+		dst = appendLong(dst, ev.EventTime)
 	}
 	return dst, nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,19 +28,48 @@ import (
 type rtype uint8
 
 const (
-	rString     rtype = iota // string
-	rLong                    // long (incl. timestamp-millis)
-	rEnumStatus              // enum OutageStatus
-	rOptInt                  // ["null","int"] default null
-	rOptLong                 // ["null",timestamp-millis] default null
-	rOptString               // ["null","string"] default null
+	rString       rtype = iota // string
+	rLong                      // long (incl. timestamp-millis)
+	rEnumStatus                // enum OutageStatus
+	rOptInt                    // ["null","int"] default null
+	rOptLong                   // ["null",timestamp-millis] default null
+	rOptString                 // ["null","string"] default null
+	rLong0                     // long default 0
+	rEnumChannel               // enum Channel
+	rEnumResponse              // enum ResponseStatus
+	rEnumContract              // enum ContractEventType
 )
 
-func (t rtype) optional() bool { return t >= rOptInt }
+// optional: the reader field has a default (null, or 0 for rLong0).
+func (t rtype) optional() bool {
+	return t == rOptInt || t == rOptLong || t == rOptString || t == rLong0
+}
 
 func (t rtype) String() string {
-	return [...]string{"string", "long", "enum OutageStatus", `["null","int"]`, `["null","long"]`, `["null","string"]`}[t]
+	return [...]string{"string", "long", "enum OutageStatus", `["null","int"]`, `["null","long"]`, `["null","string"]`,
+		"long default 0", "enum Channel", "enum ResponseStatus", "enum ContractEventType"}[t]
 }
+
+// enumSymbols are the reader symbols of each enum type.
+func (t rtype) enumSymbols() []string {
+	switch t {
+	case rEnumStatus:
+		return statusSymbols[:]
+	case rEnumChannel:
+		return channelSymbols[:]
+	case rEnumResponse:
+		return responseSymbols[:]
+	case rEnumContract:
+		return contractSymbols[:]
+	}
+	return nil
+}
+
+var (
+	channelSymbols  = [...]string{"ACCOUNT_MANAGER", "TELESALES", "DIGITAL", "BILL"}
+	responseSymbols = [...]string{"PRESENTED", "ACCEPTED", "REJECTED", "WITHHELD"}
+	contractSymbols = [...]string{"PLAN_CHANGE", "TERMINATION", "RENEWAL"}
+)
 
 // setter stores a resolved value: s for strings, n for numbers and enum
 // indexes, has=false for null.
@@ -97,6 +127,27 @@ var readerFields = [numKinds][]rfield{
 		{"bytes_down", rLong, func(ev *engine.Event, _ string, n int64, _ bool) { ev.BytesDown = n }},
 		{"active_sims", rOptInt, func(ev *engine.Event, _ string, n int64, has bool) { ev.ActiveSIMs, ev.HasActiveSIMs = int32(n), has }},
 	},
+	engine.KindOfferResponse: {
+		{"event_id", rString, setEventID},
+		{"siren", rString, setSIREN},
+		{"offer", rString, func(ev *engine.Event, s string, _ int64, _ bool) { ev.Offer = s }},
+		{"source_event_id", rOptString, func(ev *engine.Event, s string, _ int64, has bool) { ev.SourceEventID, ev.HasSourceEventID = s, has }},
+		{"channel", rEnumChannel, func(ev *engine.Event, _ string, n int64, _ bool) { ev.Channel = engine.Channel(n) }},
+		{"status", rEnumResponse, func(ev *engine.Event, _ string, n int64, _ bool) { ev.ResponseStatus = engine.ResponseStatus(n) }},
+		{"event_time", rLong, setEventTime},
+		{"value_cents", rLong0, func(ev *engine.Event, _ string, n int64, _ bool) { ev.ValueCents = n }},
+	},
+	engine.KindTick: {
+		{"event_time", rLong, setEventTime},
+	},
+	engine.KindContractEvent: {
+		{"event_id", rString, setEventID},
+		{"siren", rString, setSIREN},
+		{"type", rEnumContract, func(ev *engine.Event, _ string, n int64, _ bool) { ev.ContractType = engine.ContractType(n) }},
+		{"plan", rOptString, func(ev *engine.Event, s string, _ int64, has bool) { ev.Plan, ev.HasPlan = s, has }},
+		{"mrr_cents", rLong0, func(ev *engine.Event, _ string, n int64, _ bool) { ev.MRRCents = n }},
+		{"event_time", rLong, setEventTime},
+	},
 }
 
 var statusSymbols = [...]string{"STARTED", "RESOLVED"}
@@ -150,16 +201,18 @@ func resolves(w wtype, r rtype) bool {
 		return w.kind == "string" || w.kind == "bytes"
 	case rLong:
 		return w.kind == "int" || w.kind == "long"
-	case rEnumStatus:
+	case rEnumStatus, rEnumChannel, rEnumResponse, rEnumContract:
 		if w.kind != "enum" {
 			return false
 		}
 		for _, s := range w.symbols {
-			if s != statusSymbols[0] && s != statusSymbols[1] {
+			if !slices.Contains(r.enumSymbols(), s) {
 				return false
 			}
 		}
 		return true
+	case rLong0:
+		return w.kind == "int" || w.kind == "long"
 	case rOptInt:
 		return w.kind == "null" || w.kind == "int"
 	case rOptLong:
@@ -224,7 +277,7 @@ func convert(v any, t rtype) (s string, n int64, has bool, err error) {
 		case []byte:
 			return string(x), 0, true, nil
 		}
-	case rLong, rOptLong:
+	case rLong, rOptLong, rLong0:
 		switch x := v.(type) {
 		case int64:
 			return "", x, true, nil
@@ -237,9 +290,9 @@ func convert(v any, t rtype) (s string, n int64, has bool, err error) {
 		if x, ok := v.(int32); ok {
 			return "", int64(x), true, nil
 		}
-	case rEnumStatus:
+	case rEnumStatus, rEnumChannel, rEnumResponse, rEnumContract:
 		if x, ok := v.(string); ok {
-			for i, sym := range statusSymbols {
+			for i, sym := range t.enumSymbols() {
 				if x == sym {
 					return "", int64(i), true, nil
 				}

@@ -35,6 +35,14 @@ const (
 	IDClaim         = 3
 	IDProfile       = 4
 	IDSegmentChange = 101
+	// Outcomes (spec §8).
+	IDOfferResponse = 5
+	IDContractEvent = 6
+	// IDTick frames the clock ticks of quiet partitions (tick.avsc).
+	IDTick         = 7
+	IDOfferOutcome = 102
+	IDUplift       = 103
+	IDSirenDaily   = 104
 )
 
 // fileForID maps a fixed id to its embedded file.
@@ -50,6 +58,18 @@ func fileForID(id int) string {
 		return "profile.avsc"
 	case IDSegmentChange:
 		return "segment_change.avsc"
+	case IDOfferResponse:
+		return "offer_response.avsc"
+	case IDContractEvent:
+		return "contract_event.avsc"
+	case IDTick:
+		return "tick.avsc"
+	case IDOfferOutcome:
+		return "offer_outcome.avsc"
+	case IDUplift:
+		return "uplift.avsc"
+	case IDSirenDaily:
+		return "siren_daily.avsc"
 	}
 	return ""
 }
@@ -81,6 +101,12 @@ func KindForID(id int) (engine.Kind, bool) {
 		return engine.KindClaim, true
 	case IDProfile:
 		return engine.KindProfile, true
+	case IDOfferResponse:
+		return engine.KindOfferResponse, true
+	case IDContractEvent:
+		return engine.KindContractEvent, true
+	case IDTick:
+		return engine.KindTick, true
 	}
 	return 0, false
 }
@@ -97,6 +123,12 @@ func IDForKind(k engine.Kind) int {
 		return IDClaim
 	case engine.KindProfile:
 		return IDProfile
+	case engine.KindOfferResponse:
+		return IDOfferResponse
+	case engine.KindContractEvent:
+		return IDContractEvent
+	case engine.KindTick:
+		return IDTick
 	}
 	return 0
 }
@@ -112,6 +144,12 @@ func kindName(k engine.Kind) string {
 		return "claim"
 	case engine.KindProfile:
 		return "profile"
+	case engine.KindOfferResponse:
+		return "offer_response"
+	case engine.KindContractEvent:
+		return "contract_event"
+	case engine.KindTick:
+		return "tick"
 	}
 	return "unknown"
 }

@@ -24,25 +24,7 @@ func AppendSegmentChange(dst []byte, d *engine.Decision) []byte {
 	dst = appendSegments(dst, d.Added)
 	dst = appendSegments(dst, d.Removed)
 
-	m := &d.Metrics
-	dst = appendLong(dst, m.Traffic30dBytes)
-	dst = appendLong(dst, m.TrafficPrev30dBytes)
-	dst = appendOptDouble(dst, m.HasTrafficVelocity, m.TrafficVelocity)
-	dst = appendOptDouble(dst, m.HasDigitalIntensity, m.DigitalIntensity)
-	if m.IntensityBasis == "" {
-		dst = append(dst, 0)
-	} else {
-		dst = appendString(append(dst, 2), m.IntensityBasis)
-	}
-	dst = appendOptDouble(dst, m.HasIntensityPercentile, m.IntensityPercentile)
-	dst = appendOptInt(dst, m.HasWorkforce, m.Workforce)
-	dst = appendInt(dst, m.Outages90d)
-	dst = appendInt(dst, m.OpenOutages)
-	dst = appendDouble(dst, m.RecoveryExposureHours90d)
-	dst = appendDouble(dst, m.MaxRecoveryHours90d)
-	dst = appendInt(dst, m.Claims365d)
-	dst = appendLong(dst, m.ClaimAmount365dCents)
-	dst = appendInt(dst, m.DistinctPostalCodes90d)
+	dst = appendMetrics(dst, &d.Metrics)
 
 	if len(d.Reasons) > 0 {
 		dst = appendLong(dst, int64(len(d.Reasons)))
@@ -126,6 +108,7 @@ type SegmentMetrics struct {
 	Claims365d               int32    `json:"claims_365d"`
 	ClaimAmount365dCents     int64    `json:"claim_amount_365d_cents"`
 	DistinctPostalCodes90d   int32    `json:"distinct_postal_codes_90d"`
+	GoldenHourBreaches90d    int32    `json:"golden_hour_breaches_90d"`
 }
 
 // ReasonRec is one reasons entry of a SegmentChange.
@@ -137,29 +120,43 @@ type ReasonRec struct {
 }
 
 // DecodeSegmentChange decodes a Confluent-framed segment_change value written
-// with schema id 101 (the project's schema; no registry lookup). Errors are
-// the sentinels of Decode; another schema id is ErrWrongSchema. Not for the
+// with the project's schema: id 101, or the id a registry gave it
+// (RegisterOutput; not looked up: the topic says what the record is). Errors
+// are the sentinels of Decode; a fixed input id (1–4) is ErrWrongSchema. Not for the
 // hot path: it allocates per field.
 func DecodeSegmentChange(b []byte) (*SegmentChange, error) {
 	id, body, err := ParseHeader(b)
 	if err != nil {
 		return nil, fmt.Errorf("schemas: segment_change: %w", err)
 	}
-	if id != IDSegmentChange {
-		return nil, fmt.Errorf("schemas: segment_change: %w: schema id %d, want %d", ErrWrongSchema, id, IDSegmentChange)
+	if _, input := KindForID(id); input {
+		return nil, fmt.Errorf("schemas: segment_change: %w: schema id %d is an input's, want %d or the id the registry gave the output", ErrWrongSchema, id, IDSegmentChange)
 	}
-	d := dec{b: body, s: string(body)}
-	sc := &SegmentChange{}
-	if err := decodeSegmentChange(&d, sc); err != nil {
-		return nil, fmt.Errorf("schemas: segment_change: %w", err)
+	// The metrics record gained fields in version 2: without a registry
+	// the bytes do not say which layout they have, so a record that does
+	// not decode whole with them is read again without (a version-1 record,
+	// or one written before they were added), which takes their defaults.
+	var first error
+	for _, withV2Metrics := range []bool{true, false} {
+		d := dec{b: body, s: string(body)}
+		sc := &SegmentChange{}
+		err := decodeSegmentChange(&d, sc, withV2Metrics)
+		if err == nil {
+			err = d.end()
+		}
+		if err == nil {
+			return sc, nil
+		}
+		if first == nil {
+			first = err
+		}
 	}
-	if err := d.end(); err != nil {
-		return nil, fmt.Errorf("schemas: segment_change: %w", err)
-	}
-	return sc, nil
+	return nil, fmt.Errorf("schemas: segment_change: %w", first)
 }
 
-func decodeSegmentChange(d *dec, sc *SegmentChange) error {
+// decodeSegmentChange decodes the body of a segment_change; v2Metrics: the
+// metrics record has its version 2 fields.
+func decodeSegmentChange(d *dec, sc *SegmentChange, v2Metrics bool) error {
 	const rec = "SegmentChange"
 	var err error
 	str := func(field string, p *string) bool {
@@ -275,6 +272,9 @@ func decodeSegmentChange(d *dec, sc *SegmentChange) error {
 		integer("claims_365d", &m.Claims365d) &&
 		long("claim_amount_365d_cents", &m.ClaimAmount365dCents) &&
 		integer("distinct_postal_codes_90d", &m.DistinctPostalCodes90d)
+	if ok && v2Metrics {
+		ok = integer("golden_hour_breaches_90d", &m.GoldenHourBreaches90d)
+	}
 	if !ok {
 		return err
 	}
@@ -332,4 +332,28 @@ func decodeSegmentChange(d *dec, sc *SegmentChange) error {
 		sc.TriggerTopic = &s
 	}
 	return nil
+}
+
+// appendMetrics appends the SegmentMetrics record (segment_change and
+// siren_daily share it).
+func appendMetrics(dst []byte, m *engine.Metrics) []byte {
+	dst = appendLong(dst, m.Traffic30dBytes)
+	dst = appendLong(dst, m.TrafficPrev30dBytes)
+	dst = appendOptDouble(dst, m.HasTrafficVelocity, m.TrafficVelocity)
+	dst = appendOptDouble(dst, m.HasDigitalIntensity, m.DigitalIntensity)
+	if m.IntensityBasis == "" {
+		dst = append(dst, 0)
+	} else {
+		dst = appendString(append(dst, 2), m.IntensityBasis)
+	}
+	dst = appendOptDouble(dst, m.HasIntensityPercentile, m.IntensityPercentile)
+	dst = appendOptInt(dst, m.HasWorkforce, m.Workforce)
+	dst = appendInt(dst, m.Outages90d)
+	dst = appendInt(dst, m.OpenOutages)
+	dst = appendDouble(dst, m.RecoveryExposureHours90d)
+	dst = appendDouble(dst, m.MaxRecoveryHours90d)
+	dst = appendInt(dst, m.Claims365d)
+	dst = appendLong(dst, m.ClaimAmount365dCents)
+	dst = appendInt(dst, m.DistinctPostalCodes90d)
+	return appendInt(dst, m.GoldenHourBreaches90d)
 }

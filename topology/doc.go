@@ -7,8 +7,9 @@
 //
 // The data path of one partition task p, in commit order:
 //
-//	inputs    profiles   outages   claims   usage      co-partitioned, key = SIREN
-//	          kind 0     kind 1    kind 2   kind 3     schema ids 4, 2, 3, 1
+//	inputs    profiles   outages   claims   usage    offer-responses   contract-events   sirenstream-ticks   co-partitioned, key = SIREN
+//	          kind 0     kind 1    kind 2   kind 3   kind 4            kind 5            kind 6              schema ids 4, 2, 3, 1, 5, 6, 7
+//	          (sirenstream-ticks: clock ticks run writes for quiet partitions, ticker.go in processor)
 //	   │ partition p of every input, each record decoded as it is fetched
 //	   ▼
 //	merge     by (event_time, kind, offset); undecodable records go first
@@ -18,7 +19,8 @@
 //	   │ good                                                    │ raw copy +
 //	   ▼                                                         │ error headers
 //	engine    SIREN state ← event; stream day changed → sweep p  │
-//	   │ segment set changed → decision                          │
+//	   │ segment or offer set changed → decision (+ eligibility)  │
+//	   │ sweep: closed eligibilities → outcomes; every SIREN → daily│
 //	   ▼                                                         ▼
 //	commit of a batch (every N records or T ms), strictly in this order:
 //	   0. merge plan saved (Badger) when the batch has outputs: the input
@@ -27,6 +29,12 @@
 //	        segment-changes   every decision                    (schema 101)
 //	        churn-alerts      the same bytes, when CHURN_RISK is added
 //	        sirenstream-dlq   the dead letters above
+//	        offer-outcomes    each eligibility whose windows closed (schema 102)
+//	        siren-daily       every SIREN at each day change    (schema 104)
+//	        uplift            the aggregator's rows, key = offer (schema 103)
+//	        sirenstream-uplift-repartition  every outcome again, key = offer:
+//	                          the aggregator of partition p (aggregator.go in
+//	                          processor) folds partition p into uplift rows
 //	   2. changelog <group>-changelog (compacted): the batch's dirty states,
 //	      then a checkpoint record (input offsets + task meta + the group)
 //	   3. one Badger transaction: dirty states + next input offsets

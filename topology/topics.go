@@ -16,6 +16,17 @@ type Topics struct {
 	SegmentChanges string // default "segment-changes"
 	ChurnAlerts    string // default "churn-alerts"
 	DLQ            string // default "sirenstream-dlq"
+	// Outcomes (spec §8).
+	OfferResponses string // default "offer-responses"
+	ContractEvents string // default "contract-events"
+	// Ticks carries the clock ticks of quiet partitions (default
+	// "sirenstream-ticks"): an input that run also writes.
+	Ticks         string
+	OfferOutcomes string // default "offer-outcomes"
+	SirenDaily    string // default "siren-daily"
+	Uplift        string // default "uplift"
+	// UpliftRepartition is internal (default "<group>-uplift-repartition").
+	UpliftRepartition string
 	// Changelog is the compacted state changelog (default
 	// "<group>-changelog", ChangelogName); "-" (ChangelogOff) disables it
 	// (single-instance deployments that never move partitions).
@@ -40,7 +51,8 @@ func (t Topics) WithDefaults(group string) Topics {
 }
 
 // Inputs returns the input topics in engine.Kind order, which is the merge
-// tie-break order: profiles, outages, claims, usage.
+// tie-break order: profiles, outages, claims, usage, offer responses,
+// contract events.
 func (t Topics) Inputs() [NumInputs]string {
 	var names [NumInputs]string
 	for i, in := range Define().Inputs {
@@ -55,7 +67,8 @@ func (t Topics) Input(k engine.Kind) string {
 }
 
 // Outputs returns the output topics of a live run: segment changes, churn
-// alerts, dead letters.
+// alerts, dead letters, offer outcomes, SIREN daily snapshots, uplift and
+// the uplift repartition topic.
 func (t Topics) Outputs() [NumOutputs]string {
 	var names [NumOutputs]string
 	for i, out := range Define().Outputs {
@@ -143,7 +156,7 @@ func (t Topics) CreatePlan(extra ...string) []NewTopic {
 		plan = append(plan, NewTopic{Name: in.Name(t), Role: RoleInput})
 	}
 	for _, out := range g.Outputs {
-		plan = append(plan, NewTopic{Name: out.Name(t), Role: RoleOutput})
+		plan = append(plan, NewTopic{Name: out.Name(t), Role: out.Role})
 	}
 	for _, name := range extra {
 		plan = append(plan, NewTopic{Name: name, Role: RoleOutput})

@@ -11,6 +11,14 @@ const (
 	DefaultSegmentChanges = "segment-changes"
 	DefaultChurnAlerts    = "churn-alerts"
 	DefaultDLQ            = "sirenstream-dlq"
+	// Outcomes (spec §8).
+	DefaultOfferResponses = "offer-responses"
+	DefaultContractEvents = "contract-events"
+	// DefaultTicks: the clock ticks of quiet partitions (written by run).
+	DefaultTicks         = "sirenstream-ticks"
+	DefaultOfferOutcomes = "offer-outcomes"
+	DefaultUplift        = "uplift"
+	DefaultSirenDaily    = "siren-daily"
 	// DefaultChangelog is the changelog of DefaultGroup; every group has its
 	// own (ChangelogName).
 	DefaultChangelog = DefaultGroup + changelogSuffix
@@ -22,6 +30,20 @@ const (
 const DefaultGroup = "sirenstream"
 
 const changelogSuffix = "-changelog"
+
+// upliftRepartitionSuffix names the internal topic that carries each task's
+// closed outcomes, keyed by offer, to the task that aggregates that offer
+// (design.md "Global aggregates go through Kafka"): "<group>-uplift-repartition".
+const upliftRepartitionSuffix = "-uplift-repartition"
+
+// UpliftRepartitionName is the default uplift repartition topic of group
+// ("" is DefaultGroup).
+func UpliftRepartitionName(group string) string {
+	if group == "" {
+		group = DefaultGroup
+	}
+	return group + upliftRepartitionSuffix
+}
 
 // ChangelogName is the default changelog topic of consumer group group
 // ("" is DefaultGroup): "<group>-changelog", so that two groups on one
@@ -39,10 +61,10 @@ func ChangelogName(group string) string {
 const ChangelogOff = "-"
 
 // NumInputs is the number of input topics, one per engine.Kind.
-const NumInputs = 4
+const NumInputs = 7
 
 // NumOutputs is the number of output topics of a live run.
-const NumOutputs = 3
+const NumOutputs = 7
 
 // Role is a topic's place in the graph.
 type Role uint8
@@ -58,6 +80,10 @@ const (
 	// states and checkpoints of task p, so it must have one partition per
 	// input partition.
 	RoleChangelog
+	// RoleRepartition is an internal topic the tasks write and read again
+	// (keyed by something other than the SIREN): created with the inputs'
+	// partition count, partition p read by the owner of task p.
+	RoleRepartition
 )
 
 func (r Role) String() string {
@@ -68,6 +94,8 @@ func (r Role) String() string {
 		return "output"
 	case RoleChangelog:
 		return "changelog"
+	case RoleRepartition:
+		return "repartition"
 	}
 	return "unknown"
 }
@@ -98,8 +126,11 @@ func (d Topic) Ptr(t *Topics) *string { return d.name(t) }
 // DefaultName returns the topic's name when Topics leaves it empty in
 // consumer group group: Default, or ChangelogName(group) for the changelog.
 func (d Topic) DefaultName(group string) string {
-	if d.Role == RoleChangelog {
+	switch d.Role {
+	case RoleChangelog:
 		return ChangelogName(group)
+	case RoleRepartition:
+		return UpliftRepartitionName(group)
 	}
 	return d.Default
 }
@@ -162,6 +193,21 @@ func Define() Graph {
 				Flag: "topic-usage", Help: "usage input topic",
 				name: func(t *Topics) *string { return &t.Usage },
 			}},
+			{Kind: engine.KindOfferResponse, Topic: Topic{
+				Role: RoleInput, Field: "OfferResponses", Default: DefaultOfferResponses, SchemaID: 5,
+				Flag: "topic-offer-responses", Help: "offer response input topic",
+				name: func(t *Topics) *string { return &t.OfferResponses },
+			}},
+			{Kind: engine.KindContractEvent, Topic: Topic{
+				Role: RoleInput, Field: "ContractEvents", Default: DefaultContractEvents, SchemaID: 6,
+				Flag: "topic-contract-events", Help: "contract event input topic",
+				name: func(t *Topics) *string { return &t.ContractEvents },
+			}},
+			{Kind: engine.KindTick, Topic: Topic{
+				Role: RoleInput, Field: "Ticks", Default: DefaultTicks, SchemaID: 7,
+				Flag: "topic-ticks", Help: "clock ticks of quiet partitions (written by run, read like an input)",
+				name: func(t *Topics) *string { return &t.Ticks },
+			}},
 		},
 		Outputs: [NumOutputs]Output{
 			{Routing: "every segment change (key = SIREN), live and sweep alike", Topic: Topic{
@@ -179,6 +225,26 @@ func Define() Graph {
 				Role: RoleOutput, Field: "DLQ", Default: DefaultDLQ,
 				Flag: "topic-dlq", Help: "dead-letter topic",
 				name: func(t *Topics) *string { return &t.DLQ },
+			}},
+			{Routing: "one record per eligibility when its attribution windows close (key = SIREN)", Topic: Topic{
+				Role: RoleOutput, Field: "OfferOutcomes", Default: DefaultOfferOutcomes, SchemaID: 102,
+				Flag: "topic-offer-outcomes", Help: "offer outcome output topic",
+				name: func(t *Topics) *string { return &t.OfferOutcomes },
+			}},
+			{Routing: "one record per SIREN at each stream-day change (key = SIREN)", Topic: Topic{
+				Role: RoleOutput, Field: "SirenDaily", Default: DefaultSirenDaily, SchemaID: 104,
+				Flag: "topic-siren-daily", Help: "daily SIREN snapshot output topic",
+				name: func(t *Topics) *string { return &t.SirenDaily },
+			}},
+			{Routing: "global uplift per (rules version, offer), written by the aggregator of the offer's repartition partition (key = offer)", Topic: Topic{
+				Role: RoleOutput, Field: "Uplift", Default: DefaultUplift, SchemaID: 103,
+				Flag: "topic-uplift", Help: "uplift output topic",
+				name: func(t *Topics) *string { return &t.Uplift },
+			}},
+			{Routing: "internal: every closed outcome again, keyed by offer, for the uplift aggregator (default <group>-uplift-repartition)", Topic: Topic{
+				Role: RoleRepartition, Field: "UpliftRepartition",
+				Flag: "topic-uplift-repartition", Help: "internal uplift repartition topic (default <group>-uplift-repartition)",
+				name: func(t *Topics) *string { return &t.UpliftRepartition },
 			}},
 		},
 		Changelog: Changelog{

@@ -23,7 +23,7 @@ func TestInputsAreInKindOrder(t *testing.T) {
 		}
 	}
 	// The merge tie-break order of the spec.
-	want := [topology.NumInputs]string{"profiles", "outages", "claims", "usage"}
+	want := [topology.NumInputs]string{"profiles", "outages", "claims", "usage", "offer-responses", "contract-events", "sirenstream-ticks"}
 	if got := topology.Defaults().Inputs(); got != want {
 		t.Errorf("Defaults().Inputs() = %v, want %v", got, want)
 	}
@@ -48,8 +48,8 @@ func TestSchemaIDsAreTheCodecs(t *testing.T) {
 		if out.SchemaID == 0 {
 			continue // raw copies
 		}
-		if out.SchemaID != schemas.IDSegmentChange {
-			t.Errorf("output %s: schema id %d, want %d", out.Default, out.SchemaID, schemas.IDSegmentChange)
+		if _, isInput := schemas.KindForID(out.SchemaID); isInput || out.SchemaID < schemas.IDSegmentChange {
+			t.Errorf("output %s: schema id %d is not an output schema", out.Default, out.SchemaID)
 		}
 		if _, ok := schemas.Schema(out.SchemaID); !ok {
 			t.Errorf("output %s: no embedded schema %d", out.Default, out.SchemaID)
@@ -98,6 +98,9 @@ func TestWithDefaults(t *testing.T) {
 		Usage: "usage", Outages: "outages", Claims: "claims", Profiles: "profiles",
 		SegmentChanges: "segment-changes", ChurnAlerts: "churn-alerts",
 		DLQ: "sirenstream-dlq", Changelog: "sirenstream-changelog",
+		OfferResponses: "offer-responses", ContractEvents: "contract-events", Ticks: "sirenstream-ticks",
+		OfferOutcomes: "offer-outcomes", SirenDaily: "siren-daily", Uplift: "uplift",
+		UpliftRepartition: "sirenstream-uplift-repartition",
 	}
 	if got := topology.Defaults(); got != want {
 		t.Errorf("Defaults() = %+v, want %+v", got, want)
@@ -109,7 +112,8 @@ func TestWithDefaults(t *testing.T) {
 	if custom.ChangelogEnabled() || !topology.Defaults().ChangelogEnabled() {
 		t.Error("ChangelogEnabled does not follow the off switch")
 	}
-	if got := topology.Defaults().Outputs(); got != [topology.NumOutputs]string{"segment-changes", "churn-alerts", "sirenstream-dlq"} {
+	if got := topology.Defaults().Outputs(); got != [topology.NumOutputs]string{"segment-changes", "churn-alerts", "sirenstream-dlq",
+		"offer-outcomes", "siren-daily", "uplift", "sirenstream-uplift-repartition"} {
 		t.Errorf("Outputs() = %v", got)
 	}
 }
@@ -177,7 +181,7 @@ func TestCreatePlan(t *testing.T) {
 		}
 		return out
 	}
-	in, o, cl := topology.RoleInput, topology.RoleOutput, topology.RoleChangelog
+	in, o, cl, rp := topology.RoleInput, topology.RoleOutput, topology.RoleChangelog, topology.RoleRepartition
 	tests := []struct {
 		name   string
 		topics topology.Topics
@@ -189,7 +193,9 @@ func TestCreatePlan(t *testing.T) {
 			topics: topology.Defaults(),
 			want: []entry{
 				{"profiles", in, false}, {"outages", in, false}, {"claims", in, false}, {"usage", in, false},
+				{"offer-responses", in, false}, {"contract-events", in, false}, {"sirenstream-ticks", in, false},
 				{"segment-changes", o, false}, {"churn-alerts", o, false}, {"sirenstream-dlq", o, false},
+				{"offer-outcomes", o, false}, {"siren-daily", o, false}, {"uplift", o, false}, {"sirenstream-uplift-repartition", rp, false},
 				{"sirenstream-changelog", cl, true},
 			},
 		},
@@ -199,7 +205,9 @@ func TestCreatePlan(t *testing.T) {
 			extra:  []string{"backfill", "backfill-dlq"},
 			want: []entry{
 				{"profiles", in, false}, {"outages", in, false}, {"claims", in, false}, {"usage", in, false},
+				{"offer-responses", in, false}, {"contract-events", in, false}, {"sirenstream-ticks", in, false},
 				{"segment-changes", o, false}, {"churn-alerts", o, false}, {"sirenstream-dlq", o, false},
+				{"offer-outcomes", o, false}, {"siren-daily", o, false}, {"uplift", o, false}, {"sirenstream-uplift-repartition", rp, false},
 				{"backfill", o, false}, {"backfill-dlq", o, false},
 			},
 		},
@@ -251,9 +259,10 @@ func TestDiagramFollowsDeclaration(t *testing.T) {
 	}
 	last := 0
 	for _, out := range g.Outputs {
-		i := strings.Index(doc[last:], "//\t        "+out.Default+" ")
+		name := out.DefaultName(topology.DefaultGroup)
+		i := strings.Index(doc[last:], "//\t        "+name+" ")
 		if i < 0 {
-			t.Errorf("diagram lists no output %s after the previous one", out.Default)
+			t.Errorf("diagram lists no output %s after the previous one", name)
 			continue
 		}
 		last += i

@@ -188,6 +188,25 @@ func printSummary(w io.Writer, msgs []kafka.Message, latest map[string]*schemas.
 		"MULTI_SITE":       "sites in ≥2 postal codes",
 		"CHURN_RISK":       "network-dependent and exposed to outages",
 	}
+	triggers := map[string]int{}
+	timerExposed := 0
+	for _, m := range msgs {
+		sc, err := schemas.DecodeSegmentChange(m.Value)
+		if err != nil {
+			continue
+		}
+		triggers[sc.Trigger]++
+		if sc.Trigger == engine.TriggerTimer && contains(sc.Added, "RECOVERY_EXPOSED") {
+			timerExposed++
+		}
+	}
+	fmt.Fprintf(w, "Events by cause: %d input records, %d day changes, %d outage timers", triggers[engine.TriggerInput],
+		triggers[engine.TriggerDayChange], triggers[engine.TriggerTimer])
+	if n := triggers[engine.TriggerRepair]; n > 0 {
+		fmt.Fprintf(w, ", %d repairs", n)
+	}
+	fmt.Fprintf(w, ".\n  Outage timers act in stream time: %d companies entered RECOVERY_EXPOSED exactly when an open\n"+
+		"  outage reached 4 h (not at their next event); golden-hour offers come at start + 1 h.\n\n", timerExposed)
 	fmt.Fprintf(w, "Companies per segment now (of %d):\n", total)
 	for _, seg := range engine.Segments(0xff).Names() {
 		fmt.Fprintf(w, "  %-17s %5d   %s\n", seg, counts[seg], explain[seg])

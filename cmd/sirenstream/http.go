@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 
 	"go.uber.org/zap"
@@ -19,6 +20,7 @@ type httpFlags struct {
 	advertise string
 	token     string
 	tokenFile string
+	redirect  bool // --http-proxy=false
 }
 
 func (f *httpFlags) register(fs *flag.FlagSet) {
@@ -27,6 +29,7 @@ func (f *httpFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.advertise, "http-advertise", "", "base URL other instances give for this one when a SIREN lives here (default: http://<bound host or hostname>:<port>)")
 	fs.StringVar(&f.token, "http-token", "", "require this bearer token on every endpoint except /healthz and /readyz (prefer SIRENSTREAM_HTTP_TOKEN or --http-token-file)")
 	fs.StringVar(&f.tokenFile, "http-token-file", "", "read the bearer token from this file (trailing newline trimmed)")
+	fs.Var(notBool{&f.redirect}, "http-proxy", "answer GET /v1/sirens/{siren} for a SIREN of another instance's partition by asking that instance; false: answer 421 naming it (as ?redirect=1 does per request)")
 }
 
 // resolveToken returns the token of --http-token or --http-token-file.
@@ -56,8 +59,8 @@ func (f *httpFlags) resolveToken() (string, error) {
 // advertised. It returns a nil listener when --http is not set.
 func (f *httpFlags) listen(log *zap.Logger) (ln net.Listener, advertise, token string, err error) {
 	if f.addr == "" {
-		if f.token != "" || f.tokenFile != "" || f.public || f.advertise != "" {
-			return nil, "", "", usageErr("--http-public, --http-advertise and --http-token(-file) need --http")
+		if f.token != "" || f.tokenFile != "" || f.public || f.advertise != "" || f.redirect {
+			return nil, "", "", usageErr("--http-public, --http-advertise, --http-proxy and --http-token(-file) need --http")
 		}
 		return nil, "", "", nil
 	}
@@ -82,4 +85,31 @@ func (f *httpFlags) listen(log *zap.Logger) (ln net.Listener, advertise, token s
 			zap.String("addr", ln.Addr().String()))
 	}
 	return ln, advertise, token, nil
+}
+
+// config returns the ops server's configuration of the flags.
+func (f *httpFlags) config(ln net.Listener, token string) ops.Config {
+	return ops.Config{Listener: ln, Token: token, Redirect: f.redirect}
+}
+
+// notBool is a boolean flag (default true) stored negated in *b, so that
+// the zero httpFlags has the flag's default.
+type notBool struct{ b *bool }
+
+func (n notBool) IsBoolFlag() bool { return true }
+
+func (n notBool) String() string {
+	if n.b == nil {
+		return "true"
+	}
+	return strconv.FormatBool(!*n.b)
+}
+
+func (n notBool) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	*n.b = !v
+	return nil
 }

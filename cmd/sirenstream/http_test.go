@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"net"
 	"os"
 	"path/filepath"
@@ -49,6 +50,7 @@ func TestHTTPFlags(t *testing.T) {
 		"address without colon":     {addr: "8080"},
 		"advertise is not a URL":    {addr: ":0", advertise: "host:8080"},
 		"token with trailing space": {addr: ":0", token: "a "},
+		"proxy off without --http":  {redirect: true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			ln, _, _, err := f.listen(log)
@@ -59,5 +61,35 @@ func TestHTTPFlags(t *testing.T) {
 				t.Fatalf("err = %v, want a usage error", err)
 			}
 		})
+	}
+}
+
+// TestHTTPProxyFlag: --http-proxy defaults to true (proxy); false makes the
+// ops server answer 421 (ops.Config.Redirect).
+func TestHTTPProxyFlag(t *testing.T) {
+	for _, c := range []struct {
+		args     []string
+		redirect bool
+	}{
+		{nil, false},
+		{[]string{"--http-proxy"}, false},
+		{[]string{"--http-proxy=true"}, false},
+		{[]string{"--http-proxy=false"}, true},
+	} {
+		fs := flag.NewFlagSet("run", flag.ContinueOnError)
+		var f httpFlags
+		f.register(fs)
+		if err := fs.Parse(c.args); err != nil {
+			t.Fatalf("%v: %v", c.args, err)
+		}
+		if got := f.config(nil, "").Redirect; got != c.redirect {
+			t.Errorf("%v: Redirect %v, want %v", c.args, got, c.redirect)
+		}
+	}
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	var f httpFlags
+	f.register(fs)
+	if fs.Lookup("http-proxy").DefValue != "true" {
+		t.Errorf("--http-proxy default %q, want true", fs.Lookup("http-proxy").DefValue)
 	}
 }

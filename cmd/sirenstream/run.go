@@ -41,6 +41,7 @@ type procFlags struct {
 	usageDays      int
 	cacheSIRENs    int
 	topics         processor.Topics
+	outcomes       outcomeFlags
 }
 
 func (f *procFlags) register(fs *flag.FlagSet, defaultLog string) {
@@ -64,6 +65,7 @@ func (f *procFlags) register(fs *flag.FlagSet, defaultLog string) {
 	for _, d := range topology.Define().All() {
 		fs.StringVar(d.Ptr(&f.topics), d.Flag, d.Default, d.Help)
 	}
+	f.outcomes.register(fs)
 }
 
 // components are what run and replay build from procFlags, closed in reverse.
@@ -100,6 +102,9 @@ func (f *procFlags) build(stderr io.Writer) (*components, error) {
 	if f.stateDir == "" {
 		return nil, usageErr("--state-dir is required (or SIRENSTREAM_STATE_DIR)")
 	}
+	if err := f.outcomes.validate(); err != nil {
+		return nil, usageErr("%s", err)
+	}
 	c.rules = engine.DefaultRules()
 	if f.rules != "" {
 		b, err := os.ReadFile(f.rules)
@@ -128,7 +133,7 @@ func (f *procFlags) build(stderr io.Writer) (*components, error) {
 		Topics:                f.topics,
 		Partitions:            f.partitions,
 		Rules:                 c.rules,
-		Engine:                engine.Config{UsageDays: f.usageDays, AllowedLatenessMs: f.lateness.Milliseconds()},
+		Engine:                f.outcomes.apply(engine.Config{UsageDays: f.usageDays, AllowedLatenessMs: f.lateness.Milliseconds()}),
 		MaxFutureSkew:         f.futureSkew,
 		CommitInterval:        f.commitInterval,
 		CatchUpCommitInterval: f.catchUpCommit,
@@ -153,6 +158,8 @@ state (the group's offsets are committed too, for lag tools).`, stdout)
 	group := fs.String("group", processor.DefaultGroup, "consumer group id")
 	session := fs.Duration("session-timeout", processor.DefaultSessionTimeout, "consumer group session timeout: how long a crashed instance keeps its partitions")
 	faultDeadline := fs.Duration("fault-deadline", processor.DefaultFaultDeadline, "how long a transient broker or network fault (broker restart, leader change, ended generation) is retried before run exits 1; the task that met it restarts from its last commit meanwhile; 0: retry forever")
+	tickEvery := fs.Duration("idle-tick-interval", processor.DefaultIdleTickInterval, "how often to look for quiet partitions: one that has consumed everything and whose stream time has not moved for this long while it is more than --idle-tick-lag behind this instance's most advanced partition gets a clock tick (topic --topic-ticks), so its day changes and outage timers run without records of its own; the tick is data, so a replay gives the same output; negative: no ticks")
+	tickLag := fs.Duration("idle-tick-lag", processor.DefaultIdleTickLag, "how far behind this instance's most advanced partition a quiet partition is ticked to (stream time)")
 	maxIdle := fs.Duration("max-task-idle", processor.DefaultMaxTaskIdle, "how long a partition holds a day change for an input that has nothing buffered and has not reached that day (a lagging feed) before it lets stream time pass it; negative: never hold. Records that arrive after a day change they belong before are repaired either way (see README, ordering contract)")
 	repairDir := fs.String("repair-dir", "", "directory for the scratch store of a repair (re-processing a partition in event-time order; needs about the space of that partition's state); default: the system's temporary directory")
 	var hf httpFlags
@@ -171,6 +178,8 @@ state (the group's offsets are committed too, for lag tools).`, stdout)
 		c.cfg.FaultDeadline = -1 // processor.Config: negative is "forever"
 	}
 	c.cfg.MaxTaskIdle = *maxIdle
+	c.cfg.IdleTickInterval = *tickEvery
+	c.cfg.IdleTickLag = *tickLag
 	c.cfg.RepairDir = *repairDir
 	return runLive(ctx, c, hf)
 }
@@ -195,7 +204,9 @@ func runLive(ctx context.Context, c *components, hf httpFlags) error {
 	}
 	var srv *ops.Server
 	if ln != nil {
-		srv, err = ops.New(ops.Config{Listener: ln, Token: token, Processor: p, Metrics: metrics, Logger: c.log})
+		oc := hf.config(ln, token)
+		oc.Processor, oc.Metrics, oc.Logger = p, metrics, c.log
+		srv, err = ops.New(oc)
 		if err != nil {
 			return err
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/sirenstream/sirenstream/processor"
 	"github.com/sirenstream/sirenstream/schemas"
 	"github.com/sirenstream/sirenstream/state"
+	"github.com/sirenstream/sirenstream/topology"
 )
 
 var debugReaders = os.Getenv("BENCH_DEBUG_READERS") != ""
@@ -52,7 +53,7 @@ func listRanges(ctx context.Context, brokers []string, topics []string, partitio
 
 // stageInputs returns what a reading stage needs: the input topics (in
 // engine.Kind order), their offset ranges and a codec.
-func stageInputs(ctx context.Context, cfg Config, in *Input) ([4]string, map[string][]offsetRange, *schemas.Codec, error) {
+func stageInputs(ctx context.Context, cfg Config, in *Input) ([topology.NumInputs]string, map[string][]offsetRange, *schemas.Codec, error) {
 	inputs := in.Topics.Inputs()
 	ranges, err := listRanges(ctx, cfg.Brokers, inputs[:], in.Partitions)
 	if err != nil {
@@ -156,8 +157,8 @@ func engineKey(it *engineItem) int64 {
 // engineInputs are one partition's rings for merge.Pick: an input with
 // nothing buffered is waited for until all its records were merged.
 type engineInputs struct {
-	rings      [4]*handoff.Ring[engineItem]
-	done, ends [4]int64 // records merged, records to merge per input
+	rings      [topology.NumInputs]*handoff.Ring[engineItem]
+	done, ends [topology.NumInputs]int64 // records merged, records to merge per input
 }
 
 func (e *engineInputs) Len() int { return len(e.rings) }

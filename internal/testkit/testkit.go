@@ -79,8 +79,27 @@ func Produce(t testing.TB, brokers []string, msgs ...kafka.Message) {
 	defer cancel()
 	for len(msgs) > 0 {
 		n := min(len(msgs), 10000)
-		if err := w.WriteMessages(ctx, msgs[:n]...); err != nil {
-			t.Fatalf("produce: %v", err)
+		batch := msgs[:n]
+		// A topic just created may not be in every metadata answer yet
+		// ("topic partition not found"): the messages that failed are
+		// sent again, a few times.
+		for attempt := 0; ; attempt++ {
+			err := w.WriteMessages(ctx, batch...)
+			if err == nil {
+				break
+			}
+			var we kafka.WriteErrors
+			if attempt == 5 || !errors.As(err, &we) {
+				t.Fatalf("produce: %.2000s", err.Error())
+			}
+			var failed []kafka.Message
+			for i, e := range we {
+				if e != nil {
+					failed = append(failed, batch[i])
+				}
+			}
+			batch = failed
+			time.Sleep(500 * time.Millisecond)
 		}
 		msgs = msgs[n:]
 	}

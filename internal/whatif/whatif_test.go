@@ -59,11 +59,16 @@ func TestRaisingRecoveryThresholdEmptiesRecoveryExposed(t *testing.T) {
 		t.Fatalf("the generated history must have RECOVERY_EXPOSED (%d) and CHURN_RISK (%d) SIRENs", len(exposed), len(churn))
 	}
 
+	// GOLDEN_HOUR_REPAIR from RECOVERY_EXPOSED alone (not also from a
+	// golden-hour breach), so that it follows the segment.
+	current := engine.DefaultRules()
+	current.Offers.GoldenHourMinBreaches = 0
 	strict := engine.DefaultRules()
+	strict.Offers.GoldenHourMinBreaches = 0
 	strict.Version = "strict-recovery"
 	strict.RecoveryExposed.Enter = 1000
 	before := testkit.AllEndOffsets(t, brokers)
-	rep := compare(t, cfg, engine.DefaultRules(), strict)
+	rep := compare(t, cfg, current, strict)
 	if after := testkit.AllEndOffsets(t, brokers); !reflect.DeepEqual(before, after) {
 		t.Fatalf("the what-if wrote to Kafka:\nbefore %v\nafter  %v", before, after)
 	}
@@ -86,8 +91,9 @@ func TestRaisingRecoveryThresholdEmptiesRecoveryExposed(t *testing.T) {
 			t.Errorf("%s must not move: %+v (reference %d)", name, d, len(holders[name]))
 		}
 	}
-	if o := rep.Offer("GOLDEN_HOUR_REPAIR"); o.Lost != len(exposed) || o.Proposed != 0 || o.Gained != 0 {
-		t.Errorf("GOLDEN_HOUR_REPAIR: %+v, want all %d lost", o, len(exposed))
+	// Every holder loses it (those on PREMIUM_SLA, its product, never had it).
+	if o := rep.Offer("GOLDEN_HOUR_REPAIR"); o.Lost != o.Current || o.Current == 0 || o.Current > len(exposed) || o.Proposed != 0 || o.Gained != 0 {
+		t.Errorf("GOLDEN_HOUR_REPAIR: %+v, want all lost, at most the %d RECOVERY_EXPOSED", o, len(exposed))
 	}
 	if rep.Changed != len(exposed) {
 		t.Errorf("%d SIRENs changed, want the %d RECOVERY_EXPOSED ones", rep.Changed, len(exposed))

@@ -45,7 +45,7 @@ async function getJSON(path) {
   const r = await fetch(path, { credentials: "same-origin", headers: { Accept: "application/json" } });
   let body = null;
   try { body = await r.json(); } catch (e) { body = null; }
-  return { status: r.status, body };
+  return { status: r.status, body, owner: r.headers.get("X-Sirenstream-Owner") };
 }
 
 // ---- header + lag ---------------------------------------------------------
@@ -100,7 +100,39 @@ function renderCounts(d) {
     box.appendChild(row);
   }
   document.getElementById("seg-note").textContent =
-    "SIRENs per segment on this instance's partitions" + (d.complete ? "" : " (partial: a partition is still loading)");
+    "SIRENs per segment on this instance's partitions; the chart covers the stream time processed since it started" + (d.complete ? "" : " (partial: a partition is still loading)");
+}
+
+// niceStep is the step of about n ticks up to max: 1, 2 or 5 × 10^k, ≥ 1.
+function niceStep(max, n) {
+  const raw = Math.max(1, max / n);
+  const p = Math.pow(10, Math.floor(Math.log10(raw)));
+  for (const m of [1, 2, 5, 10]) if (m * p >= raw) return m * p;
+  return 10 * p;
+}
+function niceTop(max) { const st = niceStep(max, 4); return Math.ceil(max / st) * st; }
+function yTicks(top) {
+  const st = niceStep(top, 4), out = [];
+  for (let v = 0; v <= top + 1e-9; v += st) out.push(v);
+  return out;
+}
+const HOUR = 3600e3, DAY = 24 * HOUR;
+// xTicks: UTC-aligned times between t0 and t1 at the smallest step giving at
+// most 6 ticks; labels are dates (or date + hour below a day), never repeated.
+function xTicks(t0, t1) {
+  const steps = [HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, DAY, 2 * DAY, 7 * DAY, 14 * DAY, 30 * DAY, 61 * DAY, 91 * DAY, 182 * DAY, 365 * DAY];
+  let step = steps[steps.length - 1];
+  for (const st of steps) if ((t1 - t0) / st <= 6) { step = st; break; }
+  const out = [], seen = new Set();
+  for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) {
+    const iso = new Date(t).toISOString();
+    const label = step < DAY ? iso.slice(5, 10) + " " + iso.slice(11, 16) : iso.slice(0, 10);
+    if (seen.has(label)) continue;
+    seen.add(label);
+    out.push({ t, label });
+  }
+  if (!out.length) out.push({ t: t0, label: new Date(t0).toISOString().slice(0, 16).replace("T", " ") });
+  return out;
 }
 
 function renderChart(tl) {
@@ -124,33 +156,41 @@ function renderChart(tl) {
     s.appendChild(t);
     return;
   }
-  const t0 = pts[0].t, t1 = Math.max(pts[pts.length - 1].t, t0 + 1);
+  // Less than two hours of stream time (e.g. just after a restart): an hour
+  // of margin each side, so the axis still reads as times.
+  let t0 = pts[0].t, t1 = pts[pts.length - 1].t;
+  if (t1 - t0 < 2 * HOUR) { t0 -= HOUR; t1 += HOUR; }
   let maxY = 1;
   for (const p of pts) for (const c of p.counts) maxY = Math.max(maxY, c);
+  maxY = niceTop(maxY);
   const x = (t) => L + ((t - t0) / (t1 - t0)) * (W - L - R);
   const y = (v) => H - B - (v / maxY) * (H - T - B);
-  // grid + y labels
-  for (let i = 0; i <= 4; i++) {
-    const v = Math.round((maxY * i) / 4);
+  // grid + y labels: a "nice" integer step, so no label repeats
+  for (const v of yTicks(maxY)) {
     s.appendChild(svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "grid" }));
     const lab = svg("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end", class: "axis" });
     lab.textContent = v.toLocaleString("en-US");
     s.appendChild(lab);
   }
-  // x labels: dates
-  for (let i = 0; i <= 4; i++) {
-    const t = t0 + ((t1 - t0) * i) / 4;
-    const lab = svg("text", { x: x(t), y: H - 8, "text-anchor": i === 0 ? "start" : i === 4 ? "end" : "middle", class: "axis" });
-    lab.textContent = new Date(t).toISOString().slice(0, 10);
+  // x labels: UTC-aligned ticks of a step that fits, each label once
+  for (const tk of xTicks(t0, t1)) {
+    const px = x(tk.t);
+    const anchor = px < L + 30 ? "start" : px > W - R - 30 ? "end" : "middle";
+    s.appendChild(svg("line", { x1: px, x2: px, y1: H - B, y2: H - B + 4, class: "grid" }));
+    const lab = svg("text", { x: px, y: H - 8, "text-anchor": anchor, class: "axis xlabel" });
+    lab.textContent = tk.label;
     s.appendChild(lab);
   }
   tl.segments.forEach((n, i) => {
     let d = "";
+    // Steps: a count holds until the next point (the last one of its bucket).
     pts.forEach((p, j) => {
-      d += (j === 0 ? "M" : "L") + x(p.t).toFixed(1) + "," + y(p.counts[i]).toFixed(1);
+      d += j === 0 ? "M" + x(p.t).toFixed(1) + "," + y(p.counts[i]).toFixed(1)
+        : "H" + x(p.t).toFixed(1) + "V" + y(p.counts[i]).toFixed(1);
     });
-    if (pts.length === 1) d += "L" + (W - R) + "," + y(pts[0].counts[i]).toFixed(1);
     s.appendChild(svg("path", { d, fill: "none", stroke: COLORS[n] || "#888", "stroke-width": 2, class: "series", "data-segment": n }));
+    const last = pts[pts.length - 1];
+    s.appendChild(svg("circle", { cx: x(last.t).toFixed(1), cy: y(last.counts[i]).toFixed(1), r: 3, fill: COLORS[n] || "#888" }));
   });
 }
 
@@ -197,6 +237,183 @@ function renderChanges(d) {
   }
 }
 
+// ---- throughput, dead letters, inputs -------------------------------------
+const samples = []; // {t: server ms, c: consumed} of the last polls
+function fmtDur(sec) {
+  if (sec === null || sec === undefined) return "–";
+  const a = Math.abs(sec);
+  if (a < 1) return "0 s";
+  if (a < 120) return Math.round(sec) + " s";
+  if (a < 7200) return Math.round(sec / 60) + " min";
+  if (a < 172800) return (sec / 3600).toFixed(1) + " h";
+  return (sec / 86400).toFixed(1) + " d";
+}
+function kpi(box, label, value, cls) {
+  const k = el("div", "kpi");
+  k.appendChild(el("div", "kpival " + (cls || ""), value));
+  k.appendChild(el("div", "kpilabel", label));
+  box.appendChild(k);
+}
+function renderStats(d) {
+  samples.push({ t: d.now_ms, c: d.consumed });
+  while (samples.length > 2 && samples[samples.length - 1].t - samples[0].t > 30000) samples.shift();
+  let rate = null;
+  if (samples.length >= 2) {
+    const a = samples[0], b = samples[samples.length - 1];
+    if (b.t > a.t) rate = ((b.c - a.c) * 1000) / (b.t - a.t);
+  }
+  const box = document.getElementById("throughput");
+  clear(box);
+  kpi(box, "records/s (last 30 s)", rate === null ? "…" : fmtNum(Math.round(rate)));
+  kpi(box, "records consumed", fmtNum(d.consumed));
+  kpi(box, "processed", fmtNum(d.processed));
+  kpi(box, "dead-lettered", fmtNum(d.dead_lettered) + (d.consumed ? " (" + ((100 * d.dead_lettered) / d.consumed).toFixed(1) + " %)" : ""), d.dead_lettered ? "warnval" : "");
+
+  const dl = document.getElementById("dlq");
+  clear(dl);
+  if (!d.dead_letters.length) dl.appendChild(el("p", "empty", "no dead letters"));
+  const maxN = Math.max(1, ...d.dead_letters.map((r) => r.count));
+  for (const r of d.dead_letters) {
+    const row = el("div", "dlqrow");
+    row.appendChild(el("span", "mono", r.reason));
+    const track = el("span", "track");
+    const bar = el("span", "bar behind");
+    bar.style.width = Math.max(2, (100 * r.count) / maxN) + "%";
+    track.appendChild(bar);
+    row.appendChild(track);
+    row.appendChild(el("span", "countval", fmtNum(r.count)));
+    dl.appendChild(row);
+  }
+
+  const tb = document.querySelector("#inputs tbody");
+  clear(tb);
+  if (!d.inputs.length) {
+    const tr = el("tr");
+    const td = el("td", "empty", "no input read yet");
+    td.colSpan = 3;
+    tr.appendChild(td);
+    tb.appendChild(tr);
+  }
+  for (const i of d.inputs) {
+    const tr = el("tr", "inputrow");
+    tr.appendChild(el("td", "mono", i.topic));
+    tr.appendChild(el("td", "mono num" + (i.lag_records > 0 ? " warnval" : ""), fmtNum(i.lag_records)));
+    tr.appendChild(el("td", "mono num", fmtDur(i.lag_seconds)));
+    tb.appendChild(tr);
+  }
+}
+
+// ---- group members ----------------------------------------------------------
+function renderMembers(d) {
+  const tb = document.querySelector("#members tbody");
+  clear(tb);
+  document.getElementById("members-note").textContent =
+    "group " + d.group + " · " + d.members.length + " member" + (d.members.length === 1 ? "" : "s") + (d.error ? " · lookup failed: " + d.error : "");
+  for (const m of d.members) {
+    const self = d.self && m.http === d.self;
+    const tr = el("tr", "memberrow" + (self ? " self" : ""));
+    const who = el("td", "mono", m.client_id + (self ? " (this instance)" : ""));
+    who.title = m.member_id;
+    tr.appendChild(who);
+    tr.appendChild(el("td", "mono", m.host));
+    tr.appendChild(el("td", "mono", m.partitions && m.partitions.length ? m.partitions.join(", ") : "none"));
+    const api = el("td", "mono");
+    if (m.http && /^https?:\/\//.test(m.http)) {
+      const a = el("a", "sirenlink", m.http.replace(/^https?:\/\//, ""));
+      a.href = m.http + "/";
+      api.appendChild(a);
+    } else {
+      api.appendChild(el("span", "muted", "none advertised"));
+    }
+    tr.appendChild(api);
+    tb.appendChild(tr);
+  }
+}
+
+// ---- uplift -----------------------------------------------------------------
+const UPLIFT_FIRST = ["day", "offer", "rules_version", "holdout_id", "treatment", "control"];
+const GROUP_RE = /^(treatment|control)[._](eligible|converted|churned|revenue_cents)$/;
+// flatRow flattens one level of nesting ({"control": {"eligible": 3}} →
+// "control.eligible") and gathers the per-group counts into one cell per
+// group ("control"), so a row fits the page.
+function flatRow(r) {
+  const out = {};
+  for (const k of Object.keys(r)) {
+    const v = r[k];
+    if (v && typeof v === "object" && !Array.isArray(v)) for (const k2 of Object.keys(v)) out[k + "." + k2] = v[k2];
+    else out[k] = v;
+  }
+  const groups = {};
+  for (const k of Object.keys(out)) {
+    const m = GROUP_RE.exec(k);
+    if (!m || typeof out[k] !== "number") continue;
+    (groups[m[1]] = groups[m[1]] || {})[m[2]] = out[k];
+    delete out[k];
+  }
+  for (const g of Object.keys(groups)) out[g] = groupText(groups[g]);
+  return out;
+}
+function groupText(c) {
+  const parts = [];
+  if ("converted" in c && "eligible" in c) {
+    parts.push(fmtNum(c.converted) + "/" + fmtNum(c.eligible) + " conv." + (c.eligible ? " (" + ((100 * c.converted) / c.eligible).toFixed(1) + " %)" : ""));
+  } else if ("eligible" in c) parts.push(fmtNum(c.eligible) + " eligible");
+  if ("churned" in c) parts.push(fmtNum(c.churned) + " churned");
+  if ("revenue_cents" in c) parts.push((c.revenue_cents / 100).toLocaleString("en-US", { maximumFractionDigits: 0 }) + " revenue");
+  for (const k of Object.keys(c)) if (!["eligible", "converted", "churned", "revenue_cents"].includes(k)) parts.push(fmtNum(c[k]) + " " + k.replace(/_/g, " "));
+  return parts.join(" · ");
+}
+function fmtUplift(k, v) {
+  if (typeof v === "number" && !Number.isInteger(v) && /lift|share/.test(k)) return (100 * v).toFixed(1) + " %";
+  if (typeof v === "number" && /cents$/.test(k)) return (v / 100).toLocaleString("en-US", { maximumFractionDigits: 0 });
+  return fmtNum(v);
+}
+function renderUplift(res) {
+  const card = document.getElementById("uplift-card");
+  let rows = null;
+  if (res.status === 200 && res.body) rows = Array.isArray(res.body) ? res.body : res.body.rows || res.body.uplift || null;
+  if (!rows || !rows.length) { card.hidden = true; return; }
+  card.hidden = false;
+  const flat = rows.map(flatRow);
+  let keys = [];
+  for (const k of UPLIFT_FIRST) if (k in flat[0]) keys.push(k);
+  for (const f of flat) for (const k of Object.keys(f)) if (!keys.includes(k)) keys.push(k);
+  // Labels shared by every row go to the heading, not a column.
+  const shared = [];
+  keys = keys.filter((k) => {
+    if (!/^(day|rules_version|holdout_id)$/.test(k) || !flat.every((f) => f[k] === flat[0][k])) return true;
+    shared.push(k.replace(/_/g, " ") + " " + flat[0][k]);
+    return false;
+  });
+  document.getElementById("uplift-note").textContent = shared.join(" · ");
+  // X, X_low, X_high make one column: "X [low, high]".
+  const cols = [];
+  for (const k of keys) {
+    if (/_(low|high)$/.test(k) && keys.includes(k.replace(/_(low|high)$/, ""))) continue;
+    cols.push({ k, lo: keys.includes(k + "_low") ? k + "_low" : null, hi: keys.includes(k + "_high") ? k + "_high" : null });
+  }
+  const head = document.querySelector("#uplift thead");
+  clear(head);
+  const hr = el("tr");
+  for (const c of cols) {
+    const text = c.k.replace(/_/g, " ") + (c.lo && c.hi ? " [95 %]" : "");
+    hr.appendChild(el("th", /^(offer|day|treatment|control)$/.test(c.k) ? null : "num", text));
+  }
+  head.appendChild(hr);
+  const tb = document.querySelector("#uplift tbody");
+  clear(tb);
+  for (const f of flat) {
+    const tr = el("tr", "upliftrow");
+    for (const c of cols) {
+      const v = f[c.k];
+      let text = v === undefined ? "" : fmtUplift(c.k, v);
+      if (c.lo && c.hi && f[c.lo] !== undefined && f[c.hi] !== undefined) text += " [" + fmtUplift(c.k, f[c.lo]) + ", " + fmtUplift(c.k, f[c.hi]) + "]";
+      tr.appendChild(el("td", typeof v === "number" ? "mono num" : /^(treatment|control)$/.test(c.k) ? "groupcell" : "mono", text));
+    }
+    tb.appendChild(tr);
+  }
+}
+
 // ---- lookup ----------------------------------------------------------------
 async function lookup(siren) {
   const input = document.getElementById("siren");
@@ -218,7 +435,8 @@ async function lookup(siren) {
     const h = el("div", "resulthead");
     h.appendChild(el("b", "mono", b.siren));
     h.appendChild(el("span", "muted", " partition " + b.partition + " · seq " + b.seq + " · as of " + b.as_of.slice(0, 10) +
-      (b.control_group ? " · control group" : "") + " · rules " + b.rules_version));
+      (b.control_group ? " · control group" : "") + " · rules " + b.rules_version +
+      (res.owner ? " · answered by " + res.owner.replace(/^https?:\/\//, "") : "")));
     box.appendChild(h);
     const segs = el("div", "line");
     segs.appendChild(el("span", "label", "segments"));
@@ -245,7 +463,7 @@ async function lookup(siren) {
       t.appendChild(tr);
     }
     box.appendChild(t);
-  } else if (res.status === 421) {
+  } else if (res.status === 421 || res.status === 502) {
     box.appendChild(el("p", "warn", b.error || "owned by another instance"));
     const o = b.owner;
     if (o) {
@@ -270,13 +488,17 @@ document.getElementById("lookup").addEventListener("submit", (ev) => {
 // ---- polling ---------------------------------------------------------------
 async function refresh() {
   try {
-    const [parts, segs, tl, ch] = await Promise.all([
+    const [parts, segs, tl, ch, st, mem, up] = await Promise.all([
       getJSON("v1/partitions"), getJSON("v1/segments"), getJSON("v1/timeline"), getJSON("v1/changes"),
+      getJSON("v1/stats"), getJSON("v1/members"), getJSON("v1/uplift"),
     ]);
     if (parts.status === 200) renderPartitions(parts.body);
     if (segs.status === 200) renderCounts(segs.body);
     if (tl.status === 200) renderChart(tl.body);
     if (ch.status === 200) renderChanges(ch.body);
+    if (st.status === 200) renderStats(st.body);
+    if (mem.status === 200) renderMembers(mem.body);
+    renderUplift(up);
     document.body.dataset.loaded = "1";
   } catch (e) {
     const r = document.getElementById("ready");

@@ -1,0 +1,120 @@
+package processor
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/sirenstream/sirenstream/engine"
+	"github.com/sirenstream/sirenstream/schemas"
+	"github.com/sirenstream/sirenstream/state"
+)
+
+// The outcome outputs of a day change (spec §8): for every SIREN of the
+// partition, in the sweep's SIREN order, the eligibilities whose windows
+// closed (offer-outcomes, and the same outcome keyed by offer on the uplift
+// repartition topic) and the SIREN's daily snapshot (siren-daily). They go
+// into the open batch like the sweep's segment changes, so the commit
+// protocol covers them: a crash re-runs the day change and re-emits the
+// same bytes.
+
+// outcomeOutputs holds a task's reused buffers.
+type outcomeOutputs struct {
+	closed []engine.Outcome
+	view   engine.Decision
+}
+
+// dayOutputs emits st's closed outcomes and daily snapshot; a state whose
+// eligibilities closed is written whole (its header changed without a new
+// decision: a header write would not win over the stored state).
+func (t *task) dayOutputs(siren string, st *engine.State) {
+	rt := t.opt.routes
+	o := &t.outcomes
+	o.closed = t.eng.CloseOutcomes(st, o.closed[:0])
+	if len(o.closed) > 0 {
+		t.cache.PutTransient(siren, st)
+	}
+	for i := range o.closed {
+		oc := &o.closed[i]
+		if rt.outcomes != "" {
+			t.com.add(kafka.Message{Topic: rt.outcomes, Key: []byte(oc.SIREN), Value: schemas.AppendOfferOutcome(nil, oc)})
+		}
+		if rt.repartition != "" {
+			t.com.add(kafka.Message{Topic: rt.repartition, Key: []byte(oc.Offer),
+				Value: encodeRepartition(t.partition, t.eng.StreamDay(), i, oc)})
+		}
+	}
+	if rt.daily != "" {
+		t.eng.View(st, &o.view)
+		t.com.add(kafka.Message{Topic: rt.daily, Key: []byte(siren),
+			Value: schemas.AppendSirenDaily(nil, &o.view, int64(t.eng.StreamDay())*engine.DayMs)})
+	}
+}
+
+// repartitionRecord is the value of an uplift repartition record: an
+// outcome and its position in its source task's output (source partition,
+// stream day of the sweep, SIREN, index among the SIREN's outcomes of that
+// sweep). Positions grow strictly per source partition, which is what lets
+// the aggregator drop the records a restarted task emits again (aggregator.go).
+// Internal topic: JSON, read only by this build.
+type repartitionRecord struct {
+	Source    int32  `json:"src"`
+	Day       int32  `json:"day"`
+	SIREN     string `json:"siren"`
+	Index     int    `json:"i"`
+	Offer     string `json:"offer"`
+	Control   bool   `json:"control"`
+	Converted bool   `json:"converted"`
+	Churned   bool   `json:"churned"`
+	MRRDelta  int64  `json:"mrr_delta_cents"`
+	Rules     string `json:"rules_version"`
+	Holdout   string `json:"holdout_id"`
+	ClosedAt  int64  `json:"closed_at"`
+}
+
+func encodeRepartition(src int32, day int32, i int, o *engine.Outcome) []byte {
+	b, _ := json.Marshal(repartitionRecord{Source: src, Day: day, SIREN: o.SIREN, Index: i, Offer: o.Offer,
+		Control: o.Control, Converted: o.Converted, Churned: o.Churned, MRRDelta: o.MRRDeltaCents,
+		Rules: o.RulesVersion, Holdout: o.HoldoutID, ClosedAt: o.ClosedAt}) // cannot fail: plain fields
+	return b
+}
+
+// after reports whether r's position is after p's (same source).
+func (r *repartitionRecord) after(p *repartitionRecord) bool {
+	if r.Day != p.Day {
+		return r.Day > p.Day
+	}
+	if r.SIREN != p.SIREN {
+		return r.SIREN > p.SIREN
+	}
+	return r.Index > p.Index
+}
+
+func (r *repartitionRecord) String() string {
+	return strconv.Itoa(int(r.Source)) + "/" + strconv.Itoa(int(r.Day)) + "/" + r.SIREN + "/" + strconv.Itoa(r.Index)
+}
+
+// ErrHoldoutReshuffle: the holdout configuration would move SIRENs between
+// the control and treatment groups under an id the state directory already
+// recorded with another salt or share (engine.CheckHoldout).
+var ErrHoldoutReshuffle = errors.New("holdout reshuffle refused")
+
+// claimHoldout refuses a holdout whose id the store recorded with another
+// salt or share, and records it otherwise (before any SIREN is assigned).
+func claimHoldout(st *state.Store, h engine.Holdout) error {
+	h = h.WithDefaults()
+	stored, err := st.Holdout(h.ID)
+	if err != nil {
+		return err
+	}
+	if err := engine.CheckHoldout(h.ID, stored, h); stored != "" && err != nil {
+		return fmt.Errorf("%w: %w", ErrHoldoutReshuffle, err)
+	}
+	if stored == h.Fingerprint() {
+		return nil
+	}
+	return st.SetHoldout(h.ID, h.Fingerprint())
+}
