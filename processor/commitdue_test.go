@@ -63,7 +63,8 @@ func TestCatchUpCommitIntervalDefaults(t *testing.T) {
 // TestEagerCommitWritesOutputsOfACaughtUpTask: a task with nothing left to
 // process commits at once when its batch holds outputs and no batch is being
 // written (output latency), but not while it is behind (catch-up batches
-// stay large), not without outputs, and not while a flush is in flight.
+// stay large), not in a replay, not without outputs, and not while a flush
+// is in flight.
 func TestEagerCommitWritesOutputsOfACaughtUpTask(t *testing.T) {
 	done := make(chan struct{})
 	close(done)
@@ -72,6 +73,7 @@ func TestEagerCommitWritesOutputsOfACaughtUpTask(t *testing.T) {
 		outputs  int
 		hwm      int64
 		inflight *batch
+		replay   bool
 		eager    bool
 	}{
 		{name: "caught up with outputs", outputs: 1, eager: true},
@@ -79,10 +81,11 @@ func TestEagerCommitWritesOutputsOfACaughtUpTask(t *testing.T) {
 		{name: "behind", outputs: 1, hwm: 50_000},
 		{name: "flush in flight", outputs: 1, inflight: &batch{done: make(chan struct{})}},
 		{name: "flush finished", outputs: 1, inflight: &batch{done: done}, eager: true},
+		{name: "replay", outputs: 1, replay: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := &inputs{hwm: [numInputs]int64{0, 0, 0, tc.hwm}}
-			c := &committer{cad: cadence{records: 20_000}, backlog: in.backlog, inflight: tc.inflight}
+			c := &committer{cad: cadence{records: 20_000}, backlog: in.backlog, inflight: tc.inflight, live: !tc.replay}
 			c.outputs = make([]kafka.Message, tc.outputs)
 			if got := c.eager(); got != tc.eager {
 				t.Fatalf("eager() = %v, want %v", got, tc.eager)

@@ -68,6 +68,9 @@ type committer struct {
 	// onFlushed runs on the flush goroutine when a background flush ended
 	// (the task wakes to write outputs that waited for it: eager).
 	onFlushed func()
+	// live: outputs are written as soon as the task is caught up (eager);
+	// a bounded replay batches by interval and records only.
+	live bool
 
 	// The open batch.
 	outputs     []kafka.Message
@@ -119,9 +122,11 @@ func (c *committer) due() bool {
 // task has nothing to process: it holds outputs, the task is caught up (not
 // behind by records or more) and no batch is being written. Outputs then
 // leave as soon as they exist instead of at the next interval (latency);
-// a task that is behind keeps batching by interval and records.
+// a task that is behind, or a replay, keeps batching by interval and
+// records (a replay's readers often trail its task for a moment: eager
+// commits would cut its batches small for no one waiting).
 func (c *committer) eager() bool {
-	if len(c.outputs) == 0 || c.backlog() >= int64(c.cad.records) {
+	if !c.live || len(c.outputs) == 0 || c.backlog() >= int64(c.cad.records) {
 		return false
 	}
 	if b := c.inflight; b != nil {

@@ -123,6 +123,7 @@ func newTask(cfg *Config, opt taskOptions, writer MessageWriter) *task {
 		onCommit:    func(d time.Duration, n int) { cfg.Metrics.Commit(p, d, n) },
 		onDurable:   t.updateProgress,
 		onFlushed:   t.in.wake.Signal,
+		live:        !opt.bounded,
 	}
 	t.out = &observed{
 		next:      &collector{routes: opt.routes, partition: p, batch: &t.com, maxBytes: opt.limits.output},
