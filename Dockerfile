@@ -9,7 +9,11 @@ ENV CGO_ENABLED=0 GOFLAGS=-trimpath
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN go build -ldflags="-s -w" -o /out/sirenstream ./cmd/sirenstream \
+# sirenstream version and sirenstream_build_info: docker build
+#   --build-arg VERSION=1.4.0 --build-arg COMMIT=$(git rev-parse HEAD) .
+ARG VERSION=""
+ARG COMMIT=""
+RUN go build -ldflags="-s -w -X main.version=${VERSION} -X main.commit=${COMMIT}" -o /out/sirenstream ./cmd/sirenstream \
  && mkdir -p /out/data
 
 FROM gcr.io/distroless/static-debian12:nonroot

@@ -187,6 +187,15 @@ type Metrics struct {
 	// GoldenHourBreaches90d counts the outages of recovery_exposure's window
 	// whose recovery took, or has so far taken, more than one hour.
 	GoldenHourBreaches90d int32
+	// ClaimsPerOutage365d is claims_365d ÷ the outages of the last 365 days
+	// (resolved then, or open): SLA elasticity as a rate. Null (Has false)
+	// without outages.
+	ClaimsPerOutage365d    float64
+	HasClaimsPerOutage365d bool
+	// ClaimHoursRatio365d is claims_365d per 10 hours of recovery of the
+	// outages of the last 365 days. Null without outage hours.
+	ClaimHoursRatio365d    float64
+	HasClaimHoursRatio365d bool
 }
 
 // Reason says why a held segment holds: metric value vs the threshold applied

@@ -497,7 +497,7 @@ func (t *Task) intensityEncoded(b []byte) (float64, bool, error) {
 	if flags&flagUsage != 0 {
 		r.int32()
 	}
-	d := int64(t.StreamDay())
+	d := int64(t.windowEnd(t.StreamDay()))
 	var t30 int64
 	maxSims := int32(-1)
 	n := r.count(3)
@@ -543,7 +543,7 @@ func (t *Task) intensityEncoded(b []byte) (float64, bool, error) {
 		return 0, false, fmt.Errorf("engine: state: %w", r.err)
 	}
 	v, _, ok := st.intensity(t30, maxSims)
-	return v, ok, nil
+	return v, ok && t.scored(t30), nil
 }
 
 // skipStr skips a length-prefixed string.

@@ -152,6 +152,9 @@ func (t *Task) advanceTo(ms int64) {
 		return
 	}
 	newDay := !t.started || Day(ms) != t.StreamDay()
+	if !t.started {
+		t.firstDay, t.hasFirstDay = Day(ms), true
+	}
 	t.started = true
 	t.streamTime = ms
 	if newDay {
@@ -165,9 +168,9 @@ func (t *Task) advanceTo(ms int64) {
 // false: null). It changes nothing encoded (it remembers the day's traffic
 // sums for pass 2); allocates nothing.
 func (t *Task) intensity(st *State) (float64, bool) {
-	t30, _, sims := st.traffic(t.StreamDay())
+	t30, _, sims := st.traffic(t.windowEnd(t.StreamDay()))
 	v, _, ok := st.intensity(t30, sims)
-	return v, ok
+	return v, ok && t.scored(t30)
 }
 
 // intensityNextDay returns st's digital_intensity at the day after the
@@ -176,7 +179,7 @@ func (t *Task) intensity(st *State) (float64, bool) {
 // It changes nothing, not even the traffic memo (a scan of the usage
 // buckets).
 func (t *Task) intensityNextDay(st *State) (float64, bool) {
-	t30, _, sims := st.trafficScan(t.StreamDay() + 1)
+	t30, _, sims := st.trafficScan(t.windowEnd(t.StreamDay() + 1))
 	v, _, ok := st.intensity(t30, sims)
-	return v, ok
+	return v, ok && t.scored(t30)
 }

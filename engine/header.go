@@ -30,8 +30,10 @@ func (s *State) appendExt(dst []byte) []byte {
 		dst = binary.AppendUvarint(dst, 1)
 		dst = append(dst, byte(s.offers))
 	}
+	dst = s.appendEntered(dst)
 	dst = appendHoldoutExt(dst, s.ho)
-	return appendEligibilityExt(dst, &s.outcomeState)
+	dst = appendEligibilityExt(dst, &s.outcomeState)
+	return appendContractPlanExt(dst, &s.outcomeState)
 }
 
 // readExt decodes a header extension into st.
@@ -59,6 +61,10 @@ func (s *State) readExt(b []byte) error {
 				return fmt.Errorf("bad offers %x", payload)
 			}
 			s.offers = offerSet(payload[0])
+		case extEntered:
+			if err := s.readEntered(payload); err != nil {
+				return err
+			}
 		case extHoldout:
 			ho, err := readHoldoutExt(payload)
 			if err != nil {
@@ -67,6 +73,10 @@ func (s *State) readExt(b []byte) error {
 			s.ho = ho
 		case extEligibility:
 			if err := readEligibilityExt(payload, &s.outcomeState); err != nil {
+				return err
+			}
+		case extContractPlan:
+			if err := readContractPlanExt(payload, &s.outcomeState); err != nil {
 				return err
 			}
 		default:
@@ -176,6 +186,7 @@ func MergeHeader(dst, base, hdr []byte) ([]byte, error) {
 // copyHeader sets st's header fields (seq, segments, extension) to h's.
 func (s *State) copyHeader(h *State) {
 	s.seq, s.segs, s.offers, s.offersUnknown = h.seq, h.segs, h.offers, h.offersUnknown
+	s.entered = h.entered
 	s.outcomeState = h.outcomeState
 }
 

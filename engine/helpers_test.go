@@ -42,7 +42,12 @@ type harness struct {
 	nextID int
 }
 
+// newHarness drives a Memory under r; nil means RulesV1 (the tests written
+// for rules default-1 keep their meaning; rules default-2 has its own).
 func newHarness(tb testing.TB, r *Rules) *harness {
+	if r == nil {
+		r = RulesV1()
+	}
 	h := &harness{tb: tb, mem: NewMemory(r, Config{})}
 	h.mem.OnDecision = func(d *Decision) { h.out = append(h.out, cloneDec(*d)) }
 	return h
@@ -142,11 +147,11 @@ func profileEv(siren string, ms int64, wf int32, plan string) Event {
 	return ev
 }
 
-// noGoldenHourOffer are the default rules without the golden-hour offer
+// noGoldenHourOffer are the default-1 rules without the golden-hour offer
 // (GOLDEN_HOUR_REPAIR only with RECOVERY_EXPOSED): a test of segments alone
 // then sees no offer-only event at an outage's first hour.
 func noGoldenHourOffer() *Rules {
-	r := DefaultRules()
+	r := RulesV1()
 	r.Offers.GoldenHourMinBreaches = 0
 	return r
 }

@@ -11,6 +11,14 @@ type evaluation struct {
 	wfChange    float64
 	hasWfChange bool
 	plan        string
+
+	// stable segments (stability.go): the state evaluated and its stream
+	// day; held: segments kept by min_dwell_days only; sustained: HIDDEN_GROWTH
+	// entered after sustained_days.
+	st        *State
+	day       int32
+	held      Segments
+	sustained bool
 }
 
 const (
@@ -19,7 +27,8 @@ const (
 )
 
 // traffic returns traffic_30d, traffic_prev_30d and the max active_sims of
-// the 30-day window (-1: none) at stream day d. The result is remembered
+// the 30-day window (-1: none) of the windows ending on day d (d-29..d and
+// d-59..d-30; Task.windowEnd gives d for a stream day). The result is remembered
 // (runtime only) until usage changes or another day is asked.
 func (s *State) traffic(d int32) (t30, prev int64, maxSims int32) {
 	if m := &s.tmemo; m.ok && m.day == d {
@@ -28,6 +37,19 @@ func (s *State) traffic(d int32) (t30, prev int64, maxSims int32) {
 	t30, prev, maxSims = s.trafficScan(d)
 	s.tmemo = trafficMemo{ok: true, day: d, maxSims: maxSims, t30: t30, prev: prev}
 	return t30, prev, maxSims
+}
+
+// velocity is traffic_velocity of windows ending on day end (spec §5: the
+// SIREN's first usage day at least 59 days before end, traffic_prev_30d at
+// least min_prev_bytes).
+func (t *Task) velocity(s *State, end int32, t30, prev int64) (float64, bool) {
+	if !s.hasUsage || s.firstUsageDay > end-59 || prev < t.rules.MinPrevBytes || prev <= 0 {
+		return 0, false
+	}
+	// Rounded to 1e-9 so that exactly 20 % growth compares >= 0.20
+	// despite binary floating point (1.2 - 1 = 0.19999999999999996).
+	v := float64(t30)/float64(prev) - 1
+	return math.Round(v*1e9) / 1e9, true
 }
 
 // trafficScan computes traffic(d) from the usage buckets.
@@ -70,17 +92,13 @@ func (t *Task) metrics(s *State, e *evaluation) {
 	d := Day(now)
 	m := &e.m
 	*m = Metrics{}
+	e.st, e.day, e.held, e.sustained = s, d, 0, false
 	var maxSims int32
-	m.Traffic30dBytes, m.TrafficPrev30dBytes, maxSims = s.traffic(d)
-	if s.hasUsage && s.firstUsageDay <= d-59 && m.TrafficPrev30dBytes >= t.rules.MinPrevBytes && m.TrafficPrev30dBytes > 0 {
-		// Rounded to 1e-9 so that exactly 20 % growth compares >= 0.20
-		// despite binary floating point (1.2 - 1 = 0.19999999999999996).
-		v := float64(m.Traffic30dBytes)/float64(m.TrafficPrev30dBytes) - 1
-		m.TrafficVelocity = math.Round(v*1e9) / 1e9
-		m.HasTrafficVelocity = true
-	}
+	end := t.windowEnd(d)
+	m.Traffic30dBytes, m.TrafficPrev30dBytes, maxSims = s.traffic(end)
+	m.TrafficVelocity, m.HasTrafficVelocity = t.velocity(s, end, m.Traffic30dBytes, m.TrafficPrev30dBytes)
 	m.DigitalIntensity, m.IntensityBasis, m.HasDigitalIntensity = s.intensity(m.Traffic30dBytes, maxSims)
-	if m.HasDigitalIntensity {
+	if m.HasDigitalIntensity && t.scored(m.Traffic30dBytes) {
 		m.IntensityPercentile, m.HasIntensityPercentile = t.Percentile(m.DigitalIntensity)
 	}
 	m.Workforce, m.HasWorkforce = s.workforce, s.hasWorkforce
@@ -125,36 +143,17 @@ func (t *Task) metrics(s *State, e *evaluation) {
 			m.ClaimAmount365dCents = satAdd(m.ClaimAmount365dCents, c.amount)
 		}
 	}
+	s.slaRates(now, m)
 	for i := range s.postals {
 		if ld := s.postals[i].lastDay; ld >= d-(postalWindowDays-1) && ld <= d {
 			m.DistinctPostalCodes90d++
 		}
 	}
 
-	e.plan = s.plan
+	e.plan = s.currentPlan()
 	e.hasWfChange = false
 	e.wfChange = 0
 	if s.hasWorkforce {
-		from := int64(d-int32(t.rules.HiddenGrowth.WorkforceWindowDays)+1) * DayMs
-		lo, hi := s.workforce, s.workforce
-		for i := range s.wfHist {
-			o := &s.wfHist[i]
-			if o.t > now {
-				break
-			}
-			if o.t <= from && i+1 < len(s.wfHist) && s.wfHist[i+1].t <= from {
-				continue // superseded before the window started
-			}
-			lo, hi = min(lo, o.wf), max(hi, o.wf)
-		}
-		e.hasWfChange = true
-		switch {
-		case hi == lo:
-			e.wfChange = 0
-		case lo <= 0:
-			e.wfChange = math.Inf(1) // from zero: never flat
-		default:
-			e.wfChange = float64(hi-lo) / float64(lo)
-		}
+		e.wfChange, e.hasWfChange = s.wfChangeAt(now, t.rules.HiddenGrowth.WorkforceWindowDays, s.workforce, true)
 	}
 }

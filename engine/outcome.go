@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Outcomes (spec §8): each time a SIREN becomes eligible for an offer (an
@@ -77,6 +78,10 @@ type outcomeState struct {
 	ho   holdoutRec
 	elig []eligibility
 	mrr  int64 // last mrr_cents of a contract event
+	// cplan is the plan of the SIREN's latest PLAN_CHANGE (by event time,
+	// cplanAt ms); "" when none (header extension tag 5, extContractPlan).
+	cplan   string
+	cplanAt int64
 }
 
 func (t *Task) windows() (conv, churn int64) {
@@ -155,7 +160,62 @@ func (t *Task) applyOutcomeEvent(st *State, ev *Event) {
 			}
 		}
 		st.mrr = ev.MRRCents
+		st.applyPlanChange(ev)
 	}
+}
+
+// applyPlanChange records the plan of a PLAN_CHANGE unless a later one is
+// recorded: the SIREN now has that product, so the offers selling it stop
+// (Task.offers) and the evaluation that follows the event emits the offer
+// change. The plan in force is the latest by event time of the profile's
+// and the contract's (plan): determinism does not depend on arrival order
+// beyond the merge's.
+func (s *State) applyPlanChange(ev *Event) {
+	if ev.ContractType != ContractPlanChange || !ev.HasPlan || ev.Plan == "" {
+		return
+	}
+	if s.cplan == "" || ev.EventTime >= s.cplanAt {
+		if s.cplan != ev.Plan {
+			s.cplan = strings.Clone(ev.Plan)
+		}
+		s.cplanAt = ev.EventTime
+	}
+}
+
+// currentPlan is the SIREN's plan in force: its latest PLAN_CHANGE's, unless a
+// profile is newer (at equal times the contract event wins: the merge
+// applies profiles first).
+func (s *State) currentPlan() string {
+	if s.cplan != "" && (!s.hasProfile || s.cplanAt >= s.profileTime) {
+		return s.cplan
+	}
+	return s.plan
+}
+
+// extContractPlan: the plan of the latest PLAN_CHANGE and its event time:
+// at(v) plan(str).
+const extContractPlan = 5
+
+func appendContractPlanExt(dst []byte, o *outcomeState) []byte {
+	if o.cplan == "" {
+		return dst
+	}
+	var buf [binary.MaxVarintLen64]byte
+	at := binary.AppendVarint(buf[:0], o.cplanAt)
+	dst = binary.AppendUvarint(dst, extContractPlan)
+	dst = binary.AppendUvarint(dst, uint64(len(at)+uvarintLen(uint64(len(o.cplan)))+len(o.cplan)))
+	dst = append(dst, at...)
+	return appendStr(dst, o.cplan)
+}
+
+func readContractPlanExt(p []byte, o *outcomeState) error {
+	r := reader{b: p}
+	o.cplanAt = r.varint()
+	o.cplan = r.str()
+	if r.err == nil && (o.cplan == "" || len(r.b) != 0) {
+		return fmt.Errorf("bad contract plan %x", p)
+	}
+	return r.err
 }
 
 // CloseOutcomes appends to dst the eligibilities of st whose windows

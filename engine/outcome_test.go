@@ -238,3 +238,84 @@ func TestOutcomeStateSurvivesHeaderMergeAndRestart(t *testing.T) {
 		t.Fatalf("header outcome state %+v", hdr.outcomeState)
 	}
 }
+
+// TestPlanChangeUpdatesThePlanAndWithdrawsItsOffer: a PLAN_CHANGE is the
+// SIREN's plan from its event time on, like a profile's: the offer selling
+// the new product is withdrawn at once (an offer change, trigger INPUT),
+// SD_WAN_UPSELL needs BASIC_SIM again, an older profile does not undo it, a
+// newer one does, and the plan survives the state's encoding and a header
+// alone (a replay decides the same).
+func TestPlanChangeUpdatesThePlanAndWithdrawsItsOffer(t *testing.T) {
+	h := newOutcomeHarness(t, shortWindows())
+	s := mkSIREN(7)
+	h.must(profileEv(s, at(100, 0), 20, "BASIC_SIM"))
+	h.multiSite(s, 100)
+	if v := h.view(s); !contains(v.Offers, OfferMultisiteVPN) {
+		t.Fatalf("offers %v, want MULTISITE_VPN", v.Offers)
+	}
+	h.take(s)
+	h.must(contractEv(s, at(101, 0), ContractPlanChange, "MULTISITE_VPN", 15_000))
+	got := h.take(s)
+	if len(got) != 1 || got[0].Trigger != TriggerInput || !contains(got[0].OffersRemoved, OfferMultisiteVPN) || contains(got[0].Offers, OfferMultisiteVPN) {
+		t.Fatalf("after the plan change: %+v, want one offer change withdrawing MULTISITE_VPN", got)
+	}
+	if p := h.state(s).currentPlan(); p != "MULTISITE_VPN" {
+		t.Fatalf("plan %q", p)
+	}
+	// An older profile arriving now does not undo the plan change.
+	h.must(profileEv(s, at(100, 12), 20, "BASIC_SIM"))
+	if p := h.state(s).currentPlan(); p != "MULTISITE_VPN" {
+		t.Fatalf("an older profile set the plan back to %q", p)
+	}
+	// The plan is in the encoding and in a header alone.
+	before := h.state(s).AppendBinary(nil)
+	if err := h.mem.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.state(s).AppendBinary(nil); string(got) != string(before) {
+		t.Fatal("restart changed the encoding")
+	}
+	hdr, err := decodeHeader(h.state(s).AppendHeader(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hdr.cplan != "MULTISITE_VPN" || hdr.cplanAt != at(101, 0) {
+		t.Fatalf("header contract plan %q at %d", hdr.cplan, hdr.cplanAt)
+	}
+	// RENEWAL and TERMINATION do not set the plan; a newer profile does.
+	h.must(contractEv(s, at(102, 0), ContractRenewal, "BASIC_SIM", 15_000))
+	if p := h.state(s).currentPlan(); p != "MULTISITE_VPN" {
+		t.Fatalf("a renewal set the plan to %q", p)
+	}
+	h.take(s)
+	h.must(profileEv(s, at(103, 0), 20, "BASIC_SIM"))
+	if v := h.view(s); h.state(s).currentPlan() != "BASIC_SIM" || !contains(v.Offers, OfferMultisiteVPN) {
+		t.Fatalf("after a newer profile: plan %q, offers %v", h.state(s).currentPlan(), v.Offers)
+	}
+}
+
+// TestSDWanConversionStopsTheSDWanUpsell: the spec's case — a SIREN that
+// moved to SD_WAN is no longer offered SD_WAN_UPSELL (its product), which
+// needs the plan BASIC_SIM.
+func TestSDWanConversionStopsTheSDWanUpsell(t *testing.T) {
+	task := NewTask(DefaultRules(), Config{})
+	st := NewState(mkSIREN(8))
+	e := evaluation{plan: "BASIC_SIM"}
+	if o := task.offers(DataHungry, &e); o&offerSDWan == 0 {
+		t.Fatal("a DATA_HUNGRY BASIC_SIM SIREN is not offered SD_WAN_UPSELL")
+	}
+	st.applyPlanChange(&Event{Kind: KindContractEvent, ContractType: ContractPlanChange, Plan: "SD_WAN", HasPlan: true, EventTime: at(1, 0)})
+	e.plan = st.currentPlan()
+	if o := task.offers(DataHungry, &e); o&offerSDWan != 0 {
+		t.Fatalf("plan %q: still offered SD_WAN_UPSELL", e.plan)
+	}
+}
+
+func contains(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

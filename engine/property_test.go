@@ -273,7 +273,7 @@ func TestPercentileSampleErrorBound(t *testing.T) {
 		for i := range vals {
 			vals[i] = math.Floor(rng.ExpFloat64() * 1000) // with ties
 		}
-		task := NewTask(nil, Config{})
+		task := NewTask(RulesV1(), Config{})
 		task.advanceTo(0)
 		task.setSnapshot(vals)
 		sorted := slices.Sorted(slices.Values(vals))
@@ -300,7 +300,7 @@ func sortSearch(sorted []float64, x float64) int {
 }
 
 func TestPercentileExactSmallPopulation(t *testing.T) {
-	task := NewTask(nil, Config{})
+	task := NewTask(RulesV1(), Config{})
 	task.advanceTo(0)
 	if _, ok := task.Percentile(1); ok {
 		t.Fatal("no snapshot: must be null")

@@ -62,7 +62,12 @@ func canonicalLines(dst *[]string, prefix string, v reflect.Value) {
 		if !f.IsExported() {
 			continue
 		}
-		key, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		key, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		fv := v.Field(i)
+		if opts == "inline" && fv.Kind() == reflect.Struct {
+			canonicalLines(dst, prefix, fv)
+			continue
+		}
 		if key == "" || key == "-" {
 			key = f.Name
 		}
@@ -70,7 +75,11 @@ func canonicalLines(dst *[]string, prefix string, v reflect.Value) {
 		if path == "version" {
 			continue
 		}
-		fv := v.Field(i)
+		if opts == "omitempty" && fv.IsZero() {
+			// The keys of rules default-2: zero is their v1 meaning, left
+			// out so that v1 rules keep their fingerprint.
+			continue
+		}
 		var val string
 		switch fv.Kind() {
 		case reflect.Struct:

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"reflect"
 	"strings"
@@ -12,11 +13,21 @@ import (
 // test fails, the canonical encoding changed (a new key in Rules?). Bump
 // fingerprintScheme so that stored fingerprints of the old encoding count
 // as unknown, then update the constant.
-const defaultFingerprint = "f2-0974df16b07bd551"
+//
+// v1Fingerprint pins RulesV1 (default-1): the keys of rules default-2 at
+// their v1 meaning are left out of the encoding, so a v1 rules file keeps
+// the fingerprint it had before they existed.
+const (
+	defaultFingerprint = "f2-1cd430d4aca5b98c"
+	v1Fingerprint      = "f2-0974df16b07bd551"
+)
 
 func TestFingerprintPinned(t *testing.T) {
 	if got := DefaultRules().Fingerprint(); got != defaultFingerprint {
 		t.Fatalf("DefaultRules().Fingerprint() = %s, pinned %s: the canonical encoding changed; bump fingerprintScheme and update the pin", got, defaultFingerprint)
+	}
+	if got := RulesV1().Fingerprint(); got != v1Fingerprint {
+		t.Fatalf("RulesV1().Fingerprint() = %s, pinned %s: the fingerprint of v1 rules changed", got, v1Fingerprint)
 	}
 }
 
@@ -81,6 +92,7 @@ func TestFingerprintCoversEveryThreshold(t *testing.T) {
 	}
 	b.Version = "b"
 	b.DataHungry.Exit, b.MultiSite.Enter = 70, 3
+	b.setV1Stability() // a's file leaves the keys of default-2 out: v1 meaning
 	if a.Fingerprint() != b.Fingerprint() {
 		t.Errorf("same thresholds, written differently: %s vs %s", a.Fingerprint(), b.Fingerprint())
 	}
@@ -132,14 +144,18 @@ func TestMetaRules(t *testing.T) {
 		t.Fatalf("MetaRules = %+v, %v", id, err)
 	}
 	// Version 1: the same bytes without the identity.
-	// (and without the timers of version 3: none here, one byte)
-	v1 := bytes.Clone(meta[:len(meta)-len(appendStr(appendStr(nil, "v9"), r.Fingerprint()))-1])
+	// (and without the timers of version 3: none here, one byte; and
+	// without the first day of version 4)
+	first := binary.AppendVarint(nil, int64(d0))
+	noFirst := bytes.Clone(meta[:len(meta)-len(first)])
+	noFirst[1] &^= metaFirstDay
+	v1 := bytes.Clone(noFirst[:len(noFirst)-len(appendStr(appendStr(nil, "v9"), r.Fingerprint()))-1])
 	v1[0] = metaVersion1
-	if id, err := MetaRules(v1); err != nil || id != (RulesID{Version: DefaultRulesVersion}) {
+	if id, err := MetaRules(v1); err != nil || id != (RulesID{Version: RulesV1Version}) {
 		t.Fatalf("MetaRules(v1) = %+v, %v", id, err)
 	}
 	other := NewTask(r, Config{})
-	if err := other.UnmarshalMeta(v1); err != nil || other.StreamTime() != h.task().StreamTime() || !bytes.Equal(other.AppendMeta(nil), meta) {
+	if err := other.UnmarshalMeta(v1); err != nil || other.StreamTime() != h.task().StreamTime() || !bytes.Equal(other.AppendMeta(nil), noFirst) {
 		t.Fatalf("UnmarshalMeta(v1): %v", err)
 	}
 	if _, err := MetaRules(meta[:len(meta)-1]); err == nil {

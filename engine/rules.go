@@ -21,6 +21,13 @@ import (
 type Threshold struct {
 	Enter float64 `yaml:"enter"`
 	Exit  float64 `yaml:"exit"`
+	// Stability of the segment (rules default-2; zero = v1 meaning).
+	Stability `yaml:",inline"`
+	// Metric is the metric the thresholds apply to; "" is the segment's spec
+	// metric. Only sla_sensitive has a choice (claims_365d,
+	// claims_per_outage_365d, claim_hours_ratio_365d); Validate stores the
+	// spec metric as "".
+	Metric string `yaml:"metric,omitempty"`
 }
 
 // HiddenGrowthRule configures HIDDEN_GROWTH (spec §6).
@@ -33,6 +40,8 @@ type HiddenGrowthRule struct {
 	WorkforceFlatTolerance float64 `yaml:"workforce_flat_tolerance"`
 	// WorkforceWindowDays is the flat-test window, days D-(N-1)..D (default 60).
 	WorkforceWindowDays int `yaml:"workforce_window_days"`
+	// Stability of HIDDEN_GROWTH (default-2: sustained 7, dwell 7).
+	Stability `yaml:",inline"`
 }
 
 // OfferRules are the settings of the offers (spec §6).
@@ -140,6 +149,18 @@ type Rules struct {
 	// MinPrevBytes is the least traffic_prev_30d_bytes for traffic_velocity
 	// to be non-null (default 1e9).
 	MinPrevBytes int64 `yaml:"min_prev_bytes"`
+	// VelocityWindow places the traffic windows (stability.go):
+	// VelocityCurrentDay ("" too: the v1 meaning, D-29..D against
+	// D-59..D-30) or VelocityCompletedDays (default-2: D-30..D-1 against
+	// D-60..D-31).
+	VelocityWindow string `yaml:"velocity_window,omitempty"`
+	// MinHistoryDays: intensity_percentile is null until the task has this
+	// many days of stream time (default-2: 30; v1: 0).
+	MinHistoryDays int `yaml:"min_history_days,omitempty"`
+	// PercentilePopulation: PopulationAll ("" too: v1, every SIREN with a
+	// digital_intensity is scored) or PopulationWithTraffic (default-2: a
+	// SIREN without traffic in the 30-day window is not scored).
+	PercentilePopulation string `yaml:"percentile_population,omitempty"`
 
 	DataHungry      Threshold        `yaml:"data_hungry"`      // on intensity_percentile (80 / 75)
 	HiddenGrowth    HiddenGrowthRule `yaml:"hidden_growth"`    // on traffic_velocity + flat workforce
@@ -152,7 +173,12 @@ type Rules struct {
 }
 
 // DefaultRulesVersion is the Version of DefaultRules.
-const DefaultRulesVersion = "default-1"
+const DefaultRulesVersion = "default-2"
+
+// RulesV1Version is the Version of RulesV1: the built-in rules before
+// stable segments (and the rules a task meta of version 1 was written
+// under).
+const RulesV1Version = "default-1"
 
 // defaultRulesYAML is the spec §6 defaults, every key set.
 //
@@ -188,12 +214,38 @@ func DefaultRules() *Rules {
 	return &r
 }
 
-// ParseRules parses YAML rules over the defaults (keys left out keep their
-// DefaultRules value), rejects unknown keys and returns the result of
-// Validate. It decodes the first YAML document of r.
+// RulesV1 returns the built-in rules of version default-1: DefaultRules
+// with every stable-segments key at its v1 meaning (velocity_window
+// current_day, no sustained_days, no min_dwell_days, no min_history_days,
+// every SIREN with an intensity scored, SLA_SENSITIVE on claims_365d). Its
+// fingerprint is that of the default-1 rules. Each call returns a new value.
+func RulesV1() *Rules {
+	r := DefaultRules()
+	r.Version = RulesV1Version
+	r.setV1Stability()
+	return r
+}
+
+// setV1Stability sets every key of rules default-2 to its v1 meaning (the
+// zero value).
+func (r *Rules) setV1Stability() {
+	r.VelocityWindow, r.MinHistoryDays, r.PercentilePopulation = "", 0, ""
+	for _, th := range []*Threshold{&r.DataHungry, &r.HiddenGrowth.Velocity, &r.SLASensitive, &r.RecoveryExposed, &r.MultiSite} {
+		th.Stability, th.Metric = Stability{}, ""
+	}
+	r.HiddenGrowth.Stability = Stability{}
+}
+
+// ParseRules parses YAML rules over the defaults, rejects unknown keys and
+// returns the result of Validate. It decodes the first YAML document of r.
+// Keys left out keep their DefaultRules value, except the keys of rules
+// default-2 (velocity_window, min_history_days, percentile_population,
+// sustained_days, min_dwell_days, metric): left out, they keep their v1
+// meaning, so a rules file written for version 1 means what it meant.
 func ParseRules(r io.Reader) (*Rules, error) {
 	rules := DefaultRules()
 	rules.Version = ""
+	rules.setV1Stability()
 	if err := decodeRules(rules, r); err != nil {
 		return nil, err
 	}
@@ -233,6 +285,9 @@ func (r *Rules) Validate() error {
 	}
 	if r.MinPrevBytes < 1 {
 		return bad("min_prev_bytes", "must be >= 1, got %d", r.MinPrevBytes)
+	}
+	if err := r.validateStability(); err != nil {
+		return err
 	}
 	check := func(name string, t Threshold, lo, hi float64) error {
 		if !(t.Enter >= lo && t.Enter <= hi) {

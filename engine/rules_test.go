@@ -14,11 +14,15 @@ import (
 // DefaultRules used to return); parsed as a rules file it gives the same.
 func TestDefaultRulesAreTheSpecDefaults(t *testing.T) {
 	spec := &Rules{
-		Version:         DefaultRulesVersion,
-		MinPopulation:   100,
-		MinPrevBytes:    1_000_000_000,
-		DataHungry:      Threshold{Enter: 80, Exit: 75},
-		HiddenGrowth:    HiddenGrowthRule{Velocity: Threshold{Enter: 0.20, Exit: 0.15}, WorkforceFlatTolerance: 0.05, WorkforceWindowDays: 60},
+		Version:              DefaultRulesVersion,
+		MinPopulation:        100,
+		MinPrevBytes:         1_000_000_000,
+		VelocityWindow:       VelocityCompletedDays,
+		MinHistoryDays:       30,
+		PercentilePopulation: PopulationWithTraffic,
+		DataHungry:           Threshold{Enter: 80, Exit: 75, Stability: Stability{MinDwellDays: 7}},
+		HiddenGrowth: HiddenGrowthRule{Velocity: Threshold{Enter: 0.20, Exit: 0.15}, WorkforceFlatTolerance: 0.05, WorkforceWindowDays: 60,
+			Stability: Stability{SustainedDays: 7, MinDwellDays: 7}},
 		SLASensitive:    Threshold{Enter: 1, Exit: 1},
 		RecoveryExposed: Threshold{Enter: 4, Exit: 2},
 		MultiSite:       Threshold{Enter: 2, Exit: 2},
@@ -31,12 +35,19 @@ func TestDefaultRulesAreTheSpecDefaults(t *testing.T) {
 	if _, err := defaultRules(); err != nil {
 		t.Fatalf("embedded default_rules.yaml: %v", err)
 	}
+	if err := spec.Validate(); err != nil { // sets the cached offer order
+		t.Fatal(err)
+	}
 	if !reflect.DeepEqual(DefaultRules(), spec) {
 		t.Fatalf("DefaultRules() = %+v\nspec = %+v", DefaultRules(), spec)
 	}
 	// Every key is in the file: decoded over zero rules it needs no default.
 	var bare Rules
-	if err := decodeRules(&bare, bytes.NewReader(DefaultRulesYAML())); err != nil || !reflect.DeepEqual(&bare, spec) {
+	err := decodeRules(&bare, bytes.NewReader(DefaultRulesYAML()))
+	if err == nil {
+		err = bare.Validate()
+	}
+	if err != nil || !reflect.DeepEqual(&bare, spec) {
 		t.Fatalf("default_rules.yaml over zero rules = %+v (%v)", bare, err)
 	}
 	r, err := ParseRules(bytes.NewReader(DefaultRulesYAML()))
@@ -59,8 +70,8 @@ func TestParseRules(t *testing.T) {
 		wantErr string // substring; "" = ok
 		check   func(*Rules) bool
 	}{
-		{"missing keys take defaults", "version: v7\ndata_hungry: {enter: 90}\n", "", func(r *Rules) bool {
-			want := DefaultRules()
+		{"missing keys take defaults (v1 meaning for the keys of default-2)", "version: v7\ndata_hungry: {enter: 90}\n", "", func(r *Rules) bool {
+			want := RulesV1()
 			want.Version = "v7"
 			want.DataHungry.Enter = 90
 			return reflect.DeepEqual(r, want)

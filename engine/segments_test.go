@@ -75,7 +75,7 @@ func TestSegmentRules(t *testing.T) {
 		{"CHURN_RISK leaves with RECOVERY_EXPOSED", ChurnRisk | SLASensitive | RecoveryExposed, with(claims(1), expo(1)), SLASensitive},
 		{"CHURN_RISK leaves when both SLA and DATA_HUNGRY fail", ChurnRisk | SLASensitive | RecoveryExposed, expo(5), RecoveryExposed},
 	}
-	task := NewTask(nil, Config{})
+	task := NewTask(RulesV1(), Config{})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := tt.e
@@ -227,7 +227,8 @@ func TestSLAChurnDecisionReasonsOffersAndIDs(t *testing.T) {
 		Segments: ChurnRisk | RecoveryExposed | SLASensitive, Previous: RecoveryExposed, Added: ChurnRisk | SLASensitive,
 		Metrics: Metrics{HasDigitalIntensity: true, IntensityBasis: "workforce", // 0 bytes / 20 employees
 			Workforce: 20, HasWorkforce: true, Outages90d: 1, RecoveryExposureHours90d: 5, MaxRecoveryHours90d: 5,
-			Claims365d: 1, ClaimAmount365dCents: 50_000, DistinctPostalCodes90d: 1, GoldenHourBreaches90d: 1},
+			Claims365d: 1, ClaimAmount365dCents: 50_000, DistinctPostalCodes90d: 1, GoldenHourBreaches90d: 1,
+			ClaimsPerOutage365d: 1, HasClaimsPerOutage365d: true, ClaimHoursRatio365d: 2, HasClaimHoursRatio365d: true}, // 1 claim, 1 outage of 5 h
 		Reasons: []Reason{
 			{"CHURN_RISK", "claims_365d", 1, 1},
 			{"CHURN_RISK", "recovery_exposure_hours_90d", 5, 2}, // RECOVERY_EXPOSED kept: exit threshold
@@ -236,7 +237,7 @@ func TestSLAChurnDecisionReasonsOffersAndIDs(t *testing.T) {
 		},
 		Offers:       []string{"GOLDEN_HOUR_REPAIR", "LOGICAL_VIP_BACKUP"},
 		ControlGroup: DefaultRules().InControlGroup(s),
-		RulesVersion: DefaultRulesVersion,
+		RulesVersion: RulesV1Version,
 		// The previous event (RECOVERY_EXPOSED alone) offered GOLDEN_HOUR_REPAIR.
 		OffersAdded: []string{"LOGICAL_VIP_BACKUP"},
 		Trigger:     TriggerInput,

@@ -52,7 +52,7 @@ func (t *Task) SnapshotSize() int { return t.snapN }
 // rank of the largest sampled value below x, plus one (a lower bound, off by
 // less than n/(SnapshotMax-1) values).
 func (t *Task) Percentile(x float64) (float64, bool) {
-	if !t.snapValid || t.snapN < t.rules.MinPopulation || t.snapN == 0 {
+	if !t.snapValid || t.snapN < t.rules.MinPopulation || t.snapN == 0 || !t.warm() {
 		return 0, false
 	}
 	// First index with snap[j] >= x (slices.BinarySearch, without its
@@ -78,10 +78,14 @@ func (t *Task) Percentile(x float64) (float64, bool) {
 // restart under other rules knows it (CheckRules, MetaRules). Version 1
 // still decodes (rules unknown: see MetaRules).
 const (
-	metaVersion  = 3 // + pending timers
+	metaVersion  = 4 // + the task's first stream day (flag 4; min_history_days)
+	metaVersion3 = 3 // + pending timers
 	metaVersion2 = 2 // + rules identity
 	metaVersion1 = 1
 )
+
+// metaFirstDay: flag of a meta holding the task's first stream day.
+const metaFirstDay = 4
 
 // AppendMeta appends the task's versioned metadata: stream time, the
 // percentile snapshot, so a restarted task ranks exactly as before, and the
@@ -96,6 +100,9 @@ func (t *Task) AppendMeta(dst []byte) []byte {
 	if t.snapValid {
 		flags |= 2
 	}
+	if t.hasFirstDay {
+		flags |= metaFirstDay
+	}
 	dst = append(dst, flags)
 	dst = binary.AppendVarint(dst, t.streamTime)
 	if t.snapValid {
@@ -107,7 +114,11 @@ func (t *Task) AppendMeta(dst []byte) []byte {
 	}
 	dst = appendStr(dst, t.rules.Version)
 	dst = appendStr(dst, t.rules.Fingerprint())
-	return appendTimers(dst, t.timers)
+	dst = appendTimers(dst, t.timers)
+	if t.hasFirstDay {
+		dst = binary.AppendVarint(dst, int64(t.firstDay))
+	}
+	return dst
 }
 
 // UnmarshalMeta restores what AppendMeta wrote (the rules identity is read
@@ -124,14 +135,15 @@ func (t *Task) UnmarshalMeta(b []byte) error {
 	t.snapN = m.snapN
 	t.snap = m.snap
 	t.timers = m.timers
+	t.firstDay, t.hasFirstDay = m.firstDay, m.flags&metaFirstDay != 0
 	t.kept, t.building = nil, nil // they belonged to the old position
 	return nil
 }
 
 // MetaRules returns the identity of the rules recorded in a task meta
 // (AppendMeta). A version-1 meta, written before identities were recorded,
-// gives DefaultRulesVersion with an unknown fingerprint: a state from then
-// is taken as evaluated under the default rules.
+// gives RulesV1Version with an unknown fingerprint: a state from then is
+// taken as evaluated under the default rules of that time (default-1).
 func MetaRules(b []byte) (RulesID, error) {
 	m, err := decodeMeta(b)
 	return m.rules, err
@@ -145,12 +157,13 @@ type taskMeta struct {
 	snap       []float64
 	rules      RulesID
 	timers     []Timer
+	firstDay   int32
 }
 
 func decodeMeta(b []byte) (taskMeta, error) {
 	r := reader{b: b}
 	v := r.byte()
-	if r.err == nil && v != metaVersion && v != metaVersion2 && v != metaVersion1 {
+	if r.err == nil && v != metaVersion && v != metaVersion3 && v != metaVersion2 && v != metaVersion1 {
 		return taskMeta{}, fmt.Errorf("engine: task meta: unknown version %d", v)
 	}
 	m := taskMeta{flags: r.byte(), streamTime: r.varint()}
@@ -168,12 +181,15 @@ func decodeMeta(b []byte) (taskMeta, error) {
 			return taskMeta{}, errors.New("engine: task meta: snapshot not sorted")
 		}
 	}
-	m.rules = RulesID{Version: DefaultRulesVersion}
+	m.rules = RulesID{Version: RulesV1Version}
 	if v >= metaVersion2 {
 		m.rules = RulesID{Version: r.str(), Fingerprint: r.str()}
 	}
-	if v >= metaVersion {
+	if v >= metaVersion3 {
 		m.timers = r.timers()
+	}
+	if v >= metaVersion && m.flags&metaFirstDay != 0 {
+		m.firstDay = r.int32()
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.err = errors.New("trailing bytes")
@@ -181,7 +197,7 @@ func decodeMeta(b []byte) (taskMeta, error) {
 	if r.err != nil {
 		return taskMeta{}, fmt.Errorf("engine: task meta: %w", r.err)
 	}
-	if m.flags&^3 != 0 {
+	if m.flags&^(3|metaFirstDay) != 0 || (v < metaVersion && m.flags&metaFirstDay != 0) {
 		return taskMeta{}, fmt.Errorf("engine: task meta: unknown flags %#x", m.flags)
 	}
 	return m, nil

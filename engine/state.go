@@ -114,6 +114,9 @@ type State struct {
 	seq    int64
 	segs   Segments
 	offers offerSet // the offers of the last decision (header extension)
+	// entered: the entry day of held segments with a min_dwell_days
+	// (header extension tag 2, dwell.go).
+	entered enteredDays
 	// outcomeState: holdout group and open eligibilities (header
 	// extension tags 3 and 4, outcome.go).
 	outcomeState

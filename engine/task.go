@@ -14,6 +14,10 @@ type Task struct {
 
 	started    bool
 	streamTime int64
+	// firstDay is the task's first stream day (min_history_days); unknown
+	// for a task restored from a meta written before it was recorded.
+	firstDay    int32
+	hasFirstDay bool
 
 	snapValid bool
 	snapN     int       // population size of the snapshot
@@ -137,6 +141,9 @@ func (t *Task) Step(st *State, ev *Event, dec *Decision) (bool, error) {
 			// followed): the snapshot belongs to another day.
 			t.snapValid, t.snapN, t.snap = false, 0, t.snap[:0]
 		}
+		if !t.started {
+			t.firstDay, t.hasFirstDay = Day(ev.EventTime), true
+		}
 		t.started = true
 		t.streamTime = ev.EventTime
 	}
@@ -220,6 +227,7 @@ func (t *Task) evaluate(st *State, dec *Decision) bool {
 	st.seq++
 	st.segs = next
 	st.offers = nextOffers
+	st.entered = t.nextEntered(st.entered, prev, next, e.day)
 	t.fill(st, dec, &e, prev, next, prevOffers)
 	t.noteEligible(st, nextOffers&^prevOffers)
 	return true
@@ -237,6 +245,7 @@ func (t *Task) View(st *State, dec *Decision) {
 	if st.offersUnknown {
 		offers = t.offers(st.segs, &e)
 	}
+	t.decide(st.segs, &e) // for the reasons of segments min_dwell_days holds
 	t.fill(st, dec, &e, st.segs, st.segs, offers)
 	dec.Offers = t.offerNames(offers, dec.Offers[:0])
 }
@@ -248,7 +257,10 @@ func atLeast(held bool, v float64, th Threshold) bool {
 	return v >= th.Enter
 }
 
-// decide applies spec §6 to the metrics given the held segments prev.
+// decide applies spec §6 to the metrics given the held segments prev, with
+// the stable-segments rules (stability.go): sustained_days before
+// HIDDEN_GROWTH enters, min_dwell_days holding a segment whose conditions
+// fail (e.held).
 func (t *Task) decide(prev Segments, e *evaluation) Segments {
 	r := t.rules
 	m := &e.m
@@ -256,20 +268,31 @@ func (t *Task) decide(prev Segments, e *evaluation) Segments {
 	if m.HasIntensityPercentile && atLeast(prev&DataHungry != 0, m.IntensityPercentile, r.DataHungry) {
 		next |= DataHungry
 	}
+	next |= t.hold(DataHungry, prev, next, e, m.HasIntensityPercentile)
 	if next&DataHungry == 0 && m.HasTrafficVelocity &&
 		atLeast(prev&HiddenGrowth != 0, m.TrafficVelocity, r.HiddenGrowth.Velocity) &&
 		(!e.hasWfChange || e.wfChange <= r.HiddenGrowth.WorkforceFlatTolerance) {
-		next |= HiddenGrowth
+		if n := r.HiddenGrowth.SustainedDays; prev&HiddenGrowth != 0 || n == 0 {
+			next |= HiddenGrowth
+		} else if t.sustained(e.st, n) {
+			next |= HiddenGrowth
+			e.sustained = true
+		}
 	}
-	if atLeast(prev&SLASensitive != 0, float64(m.Claims365d), r.SLASensitive) {
+	next |= t.hold(HiddenGrowth, prev, next, e, next&DataHungry == 0 && m.HasTrafficVelocity)
+	if _, v, ok := t.slaMetric(m); ok && atLeast(prev&SLASensitive != 0, v, r.SLASensitive) {
 		next |= SLASensitive
+	} else {
+		next |= t.hold(SLASensitive, prev, next, e, ok)
 	}
 	if atLeast(prev&RecoveryExposed != 0, m.RecoveryExposureHours90d, r.RecoveryExposed) {
 		next |= RecoveryExposed
 	}
+	next |= t.hold(RecoveryExposed, prev, next, e, true)
 	if atLeast(prev&MultiSite != 0, float64(m.DistinctPostalCodes90d), r.MultiSite) {
 		next |= MultiSite
 	}
+	next |= t.hold(MultiSite, prev, next, e, true)
 	if next&(SLASensitive|DataHungry) != 0 && next&RecoveryExposed != 0 {
 		next |= ChurnRisk
 	}
@@ -333,7 +356,9 @@ func (t *Task) fill(st *State, dec *Decision, e *evaluation, prev, next Segments
 		}
 	}
 	claims := func(seg string) {
-		add(seg, MetricClaims365d, float64(m.Claims365d), th(SLASensitive, r.SLASensitive))
+		if name, v, ok := t.slaMetric(m); ok {
+			add(seg, name, v, th(SLASensitive, r.SLASensitive))
+		}
 	}
 	exposure := func(seg string) {
 		add(seg, MetricRecoveryExposure, m.RecoveryExposureHours90d, th(RecoveryExposed, r.RecoveryExposed))
@@ -369,6 +394,7 @@ func (t *Task) fill(st *State, dec *Decision, e *evaluation, prev, next Segments
 	if next&SLASensitive != 0 {
 		claims("SLA_SENSITIVE")
 	}
+	rs = t.stabilityReasons(rs, e, next)
 	dec.Reasons = rs
 
 	nextOffers := st.offers

@@ -47,6 +47,34 @@ type OutcomeConfig struct {
 	Seed    int64          // default 1
 	Holdout engine.Holdout // the groups the effects follow
 	Effects []Effect       // default DefaultEffects()
+	// FirstSIREN is the index (SIREN(i)) of the first SIREN: a cohort
+	// beside a Config's population starts after it (default 0).
+	FirstSIREN int
+	// NoClock leaves out the clock SIRENs that move stream time past every
+	// window: for a cohort followed by a history that moves it (Cohort).
+	NoClock bool
+}
+
+// Cohort is the planted-effects cohort that Config.Outcomes puts before a
+// history of sirens SIRENs starting at startMs, for a processor with the
+// given conversion and churn windows and allowed lateness (ms): its
+// eligibilities start early enough that they all close at the history's
+// first day change, so the uplift table counts exactly the planted
+// outcomes — the history's own eligibilities close only after the longer
+// window plus the lateness (187 days at the defaults), without planted
+// conversions. Its SIRENs follow the history's (SIREN(sirens) on).
+func Cohort(size, sirens int, startMs, convMs, churnMs, latenessMs int64, h engine.Holdout, seed int64) OutcomeConfig {
+	c := OutcomeConfig{SIRENs: size, FirstSIREN: sirens, Holdout: h.WithDefaults(), Seed: seed, NoClock: true}
+	c.defaults()
+	c.Window = int(min(convMs, churnMs) / dayMs)
+	span := (max(convMs, churnMs) + latenessMs + dayMs - 1) / dayMs
+	c.StartMs = startMs - (int64(c.Days)+span+1)*dayMs
+	return c
+}
+
+// endMs bounds the event times of the history (exclusive).
+func (c *OutcomeConfig) endMs() int64 {
+	return c.StartMs + int64(c.Days+c.Window+1)*dayMs
 }
 
 func (c *OutcomeConfig) defaults() {
@@ -86,9 +114,13 @@ func OutcomeHistory(cfg OutcomeConfig, emit func(r *Record) error) error {
 		recs = append(recs, Record{Topic: topology.Defaults().Input(ev.Kind), Event: ev})
 	}
 	for i := 0; i < cfg.SIRENs; i++ {
-		s := SIREN(i)
+		s := SIREN(cfg.FirstSIREN + i)
 		d0 := cfg.StartMs + int64(i%cfg.Days)*dayMs
-		add(engine.Event{Kind: engine.KindProfile, SIREN: s, EventTime: d0 + hourMs, Plan: "BASIC_SIM", Workforce: 20, HasWorkforce: true})
+		// No workforce (nor active SIMs): the cohort has no digital
+		// intensity, so it neither enters DATA_HUNGRY (SD_WAN_UPSELL
+		// eligibilities without planted effects) nor weighs on the
+		// percentiles of a population beside it.
+		add(engine.Event{Kind: engine.KindProfile, SIREN: s, EventTime: d0 + hourMs, Plan: "BASIC_SIM"})
 		add(engine.Event{Kind: engine.KindContractEvent, SIREN: s, EventTime: d0 + hourMs, ContractType: engine.ContractRenewal, Plan: "BASIC_SIM", HasPlan: true, MRRCents: 10_000})
 		add(engine.Event{Kind: engine.KindUsage, SIREN: s, EventTime: d0 + 2*hourMs, SiteID: "a", PostalCode: "75001", BytesUp: 1e6})
 		add(engine.Event{Kind: engine.KindUsage, SIREN: s, EventTime: d0 + 3*hourMs, SiteID: "b", PostalCode: "69001", BytesUp: 1e6})
@@ -129,8 +161,8 @@ func OutcomeHistory(cfg OutcomeConfig, emit func(r *Record) error) error {
 	// Clock SIRENs move stream time day by day past every window, in every
 	// partition (stream time is per partition task): 32 of them, so that
 	// any partition count up to a few dozen has one.
-	for c := 0; c < clockSIRENs; c++ {
-		clock := SIREN(cfg.SIRENs + c)
+	for c := 0; c < clockSIRENs && !cfg.NoClock; c++ {
+		clock := SIREN(cfg.FirstSIREN + cfg.SIRENs + c)
 		for d := 0; d < cfg.Days+cfg.Window+cfg.Tail; d++ {
 			add(engine.Event{Kind: engine.KindUsage, SIREN: clock, EventTime: cfg.StartMs + int64(d)*dayMs + 12*hourMs, SiteID: "c", PostalCode: "13001", BytesUp: 1})
 		}

@@ -24,6 +24,9 @@ const (
 	TopicOutages  = topology.DefaultOutages
 	TopicClaims   = topology.DefaultClaims
 	TopicProfiles = topology.DefaultProfiles
+	// Outcome inputs (Config.Outcomes).
+	TopicOfferResponses = topology.DefaultOfferResponses
+	TopicContractEvents = topology.DefaultContractEvents
 )
 
 // Plans written in profiles.
@@ -49,6 +52,10 @@ type Config struct {
 	Start   time.Time // first day (truncated to its UTC day); default 2026-01-01 UTC
 	Seed    int64     // default 1 (0 means default)
 	BadRate float64   // fraction of extra, deliberately bad records (0 ≤ BadRate < 1); default 0
+	// Outcomes, when set, is a planted-effects cohort (offer responses and
+	// contract events, see Cohort) generated before the history; it must
+	// end before Start. nil: none.
+	Outcomes *OutcomeConfig
 }
 
 // Record is one generated input record. Generate reuses it between calls.
@@ -102,6 +109,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("gen: bad rate must be in [0, 1), got %v", c.BadRate)
 	case c.Start.Year() < 1971 || c.Start.Year() > 9000:
 		return fmt.Errorf("gen: start %v out of range", c.Start)
+	}
+	if o := c.Outcomes; o != nil {
+		o.defaults()
+		if o.FirstSIREN < c.SIRENs || o.endMs() > c.Start.UnixMilli() {
+			return fmt.Errorf("gen: the outcome cohort must follow the population's SIRENs and end before the start (use Cohort)")
+		}
 	}
 	return nil
 }
@@ -187,6 +200,15 @@ func cmp[T int64 | int32 | uint8 | engine.Kind](a, b T) int {
 func Generate(cfg Config, emit func(r *Record) error) error {
 	if err := cfg.Validate(); err != nil {
 		return err
+	}
+	if cfg.Outcomes != nil {
+		// Entirely before Start (Validate): event-time order holds.
+		if err := OutcomeHistory(*cfg.Outcomes, emit); err != nil {
+			if errors.Is(err, ErrStop) {
+				return nil
+			}
+			return err
+		}
 	}
 	g := newGenerator(cfg)
 	err := g.run(emit)

@@ -27,6 +27,7 @@ func TestDashboardUsesExportedMetrics(t *testing.T) {
 	m.StreamTime(0, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli())
 	m.Lag("usage", 0, 3)
 	m.Commit(0, time.Millisecond, 2)
+	m.Outcome(0, engine.OfferMultisiteVPN, true, false)
 	m.SegmentChange(0, &engine.Decision{SIREN: gen.SIREN(1), Seq: 1, Segments: engine.MultiSite, Added: engine.MultiSite})
 	base := serve(t, "", m)
 	exported := map[string]bool{}
@@ -56,7 +57,8 @@ func TestDashboardUsesExportedMetrics(t *testing.T) {
 		"sirenstream_consumer_lag_records", "sirenstream_stream_time_seconds", "sirenstream_segment_transitions_total",
 		"sirenstream_segment_changes_total", "sirenstream_segment_sirens", "sirenstream_state_size_bytes",
 		"sirenstream_commit_duration_seconds", "sirenstream_committed_states_total", "sirenstream_restore_records_read",
-		"sirenstream_restore_records_total", "sirenstream_owned_partitions",
+		"sirenstream_restore_records_total", "sirenstream_owned_partitions", "sirenstream_offer_outcomes_total",
+		"sirenstream_segment_flaps_total",
 	} {
 		if !exported[name] {
 			t.Errorf("%s not exported", name)

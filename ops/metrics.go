@@ -30,6 +30,8 @@ type MetricsConfig struct {
 	// StateSize returns the state store's size in bytes (LSM tree, value
 	// log), e.g. (*state.Store).Size; nil exports no state size.
 	StateSize func() (lsm, vlog int64)
+	// Version and Commit label sirenstream_build_info (empty: "unknown").
+	Version, Commit string
 	// NoRuntime leaves out the Go runtime and process collectors (tests that
 	// compare whole scrapes).
 	NoRuntime bool
@@ -51,6 +53,7 @@ type Metrics struct {
 	lag          *prometheus.GaugeVec   // topic, partition
 	streamTime   *prometheus.GaugeVec   // partition
 	transitions  *prometheus.CounterVec // segment, direction
+	flaps        *prometheus.CounterVec // segment
 	changes      *prometheus.CounterVec // partition
 	commitTime   prometheus.Histogram
 	committed    prometheus.Counter
@@ -60,7 +63,8 @@ type Metrics struct {
 	boundHits    *prometheus.CounterVec // bound
 	repairs      *prometheus.CounterVec // partition
 	corrections  prometheus.Counter
-	inputLag     *prometheus.GaugeVec // topic, partition
+	inputLag     *prometheus.GaugeVec   // topic, partition
+	outcomes     *prometheus.CounterVec // offer, group, converted
 
 	hotMu sync.RWMutex
 	hot   map[int32]map[string]*hotCounters
@@ -107,6 +111,11 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 		Help: "Stream time (largest processed event_time, Unix seconds) of each owned partition task."}, []string{"partition"})
 	m.transitions = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "segment_transitions_total",
 		Help: "SIRENs entering or leaving a segment (direction entered|left)."}, []string{"segment", "direction"})
+	m.flaps = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "segment_flaps_total",
+		Help: "Entries into a segment within 7 days (event time) of the same SIREN leaving it: an offer sent, withdrawn and sent again."}, []string{"segment"})
+	for _, name := range segmentNames {
+		m.flaps.WithLabelValues(name) // every segment exported, at 0
+	}
 	m.changes = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "segment_changes_total",
 		Help: "Segment-change events emitted."}, []string{"partition"})
 	m.commitTime = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "commit_duration_seconds",
@@ -132,13 +141,27 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 		Help: "Segment changes with trigger REPAIR: SIRENs whose segments after a repair differ from the last ones emitted."})
 	m.inputLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "input_lag_seconds",
 		Help: "Stream time minus the latest event time taken from the input (per input topic and owned partition): how far an input is behind the others."}, []string{"topic", "partition"})
-	m.reg.MustRegister(m.consumed, m.processed, m.deadLettered, m.lag, m.streamTime, m.transitions,
+	m.outcomes = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "offer_outcomes_total",
+		Help: "Closed eligibilities written to offer-outcomes, by offer, holdout group (TREATMENT|CONTROL) and converted (true|false); the uplift topic has the deduplicated figures."}, []string{"offer", "group", "converted"})
+	m.reg.MustRegister(m.outcomes)
+	m.reg.MustRegister(m.consumed, m.processed, m.deadLettered, m.lag, m.streamTime, m.transitions, m.flaps,
 		m.changes, m.commitTime, m.committed, m.restoreRead, m.restoreTotal, m.owned, m.repairs, m.corrections, m.inputLag,
 		&liveCollector{m: m, size: cfg.StateSize})
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
+		Help: "Always 1, labelled with the version and commit of the running binary (sirenstream version)."}, []string{"version", "commit"})
+	buildInfo.WithLabelValues(orUnknown(cfg.Version), orUnknown(cfg.Commit)).Set(1)
+	m.reg.MustRegister(buildInfo)
 	if !cfg.NoRuntime {
 		m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	return m
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }
 
 // Registry returns the registry holding every sirenstream collector.
@@ -190,6 +213,15 @@ func (m *Metrics) InputLag(topic string, p int32, seconds float64) {
 	m.inputLag.WithLabelValues(topic, strconv.Itoa(int(p))).Set(seconds)
 }
 
+// Outcome implements processor.Metrics.
+func (m *Metrics) Outcome(_ int32, offer string, control, converted bool) {
+	group := "TREATMENT"
+	if control {
+		group = "CONTROL"
+	}
+	m.outcomes.WithLabelValues(offer, group, strconv.FormatBool(converted)).Inc()
+}
+
 // BoundHit implements processor.Metrics.
 func (m *Metrics) BoundHit(_ int32, bound string, n uint64) {
 	m.boundHits.WithLabelValues(bound).Add(float64(n))
@@ -203,6 +235,9 @@ func (m *Metrics) Transition(segment string, entered bool) {
 	}
 	m.transitions.WithLabelValues(segment, dir).Inc()
 }
+
+// Flap implements processor.Metrics.
+func (m *Metrics) Flap(segment string) { m.flaps.WithLabelValues(segment).Inc() }
 
 // StreamTime implements processor.Metrics.
 func (m *Metrics) StreamTime(p int32, ms int64) {
@@ -253,6 +288,15 @@ func (m *Metrics) Owned(parts []int32) {
 		delete(m.parts, p)
 	}
 	m.ownedSet = append([]int32(nil), parts...)
+	for _, p := range parts {
+		// Restore gauges exist at 0 before a restore (or without one), so
+		// dashboards show "nothing to restore" rather than no data.
+		if pv := m.part(p); pv.restoreTotal == 0 {
+			l := partLabel(p)
+			m.restoreRead.WithLabelValues(l).Set(float64(pv.restoreRead))
+			m.restoreTotal.WithLabelValues(l).Set(0)
+		}
+	}
 	m.record()
 }
 
@@ -362,7 +406,7 @@ var (
 	segmentSIRENsDesc = prometheus.NewDesc("sirenstream_segment_sirens",
 		"SIRENs currently in a segment on this instance's partitions (baseline at task load + emitted changes).", []string{"segment"}, nil)
 	stateSizeDesc = prometheus.NewDesc("sirenstream_state_size_bytes",
-		"Badger state store size by part (lsm, vlog), as estimated by Badger (refreshed about once a minute).", []string{"part"}, nil)
+		"Bytes the Badger state store takes on disk (allocated blocks) by part: vlog (value log) and lsm (tables, memtable logs, manifest); measured at each scrape.", []string{"part"}, nil)
 )
 
 func (c *liveCollector) Describe(ch chan<- *prometheus.Desc) {

@@ -190,7 +190,7 @@ func (p *Processor) flushUplift(ctx context.Context, a *aggregator, rt routes, w
 		r := &rows[i]
 		p.uplift[upliftKey{rules: r.RulesVersion, holdout: r.HoldoutID, offer: r.Offer}] = *r
 		if rt.uplift != "" {
-			msgs = append(msgs, kafka.Message{Topic: rt.uplift, Key: []byte(r.Offer), Value: schemas.AppendUplift(nil, r)})
+			msgs = append(msgs, kafka.Message{Topic: rt.uplift, Key: []byte(r.Offer), Value: framed(schemas.AppendUplift(nil, r), rt.upliftID)})
 		}
 		if n := r.TreatmentEligible + r.ControlEligible; n >= 1000 && abs(r.ControlShare-a.share) > 0.02 {
 			log.Warn("uplift: the control share differs from the holdout setting", zap.String("offer", r.Offer),

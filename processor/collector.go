@@ -20,6 +20,9 @@ type routes struct {
 	// (0: the fixed id 101; with a registry, what it returned for
 	// "<topic>-value", see registerOutputs).
 	segmentsID, churnID int
+	// outcomesID, dailyID and upliftID frame the outcome outputs likewise
+	// (0: their fixed ids 102, 104, 103).
+	outcomesID, dailyID, upliftID int
 	// Outcomes (spec §8, outcomes.go); "" = not written.
 	outcomes    string // offer-outcomes
 	daily       string // siren-daily
@@ -54,7 +57,10 @@ func (c *collector) processed(string) {}
 func (c *collector) skipped()         {}
 
 // change appends a segment change, and the same bytes as a churn alert when
-// it adds CHURN_RISK.
+// it adds CHURN_RISK. A churn alert also carries the holdout group in the
+// header control_group ("true"/"false", hdrControlGroup): alerting systems
+// route on headers without decoding the value, and a control SIREN's alert
+// must not reach a retention campaign.
 func (c *collector) change(d *engine.Decision) {
 	val := schemas.AppendSegmentChange(nil, d)
 	if id := c.routes.segmentsID; id != 0 {
@@ -68,8 +74,26 @@ func (c *collector) change(d *engine.Decision) {
 			alert = slices.Clone(val)
 			schemas.SetSchemaID(alert, id)
 		}
-		c.batch.add(kafka.Message{Topic: c.routes.churn, Key: key, Value: alert})
+		c.batch.add(kafka.Message{Topic: c.routes.churn, Key: key, Value: alert,
+			Headers: []kafka.Header{{Key: hdrControlGroup, Value: controlValue(d.ControlGroup)}}})
 	}
+}
+
+// hdrControlGroup is the churn alert header holding the SIREN's holdout
+// group: "true" for control, "false" for treatment (spec §8).
+const hdrControlGroup = "control_group"
+
+var (
+	hdrTrue  = []byte("true")
+	hdrFalse = []byte("false")
+)
+
+// controlValue returns the control_group header value (shared, read-only).
+func controlValue(control bool) []byte {
+	if control {
+		return hdrTrue
+	}
+	return hdrFalse
 }
 
 // deadLetter appends a copy of the record with its original key and bytes
@@ -146,16 +170,33 @@ func detailHeader(cause error) []byte {
 // segment_change schema registered under "<topic>-value" of the segment
 // changes and churn alerts topics (the fixed id 101 without a registry).
 func registerOutputs(ctx context.Context, codec *schemas.Codec, r routes) (routes, error) {
-	var err error
-	if r.segments != "" {
-		if r.segmentsID, err = codec.RegisterOutput(ctx, r.segments); err != nil {
+	for _, o := range []struct {
+		topic string
+		fixed int
+		id    *int
+	}{
+		{r.segments, schemas.IDSegmentChange, &r.segmentsID},
+		{r.churn, schemas.IDSegmentChange, &r.churnID},
+		{r.outcomes, schemas.IDOfferOutcome, &r.outcomesID},
+		{r.daily, schemas.IDSirenDaily, &r.dailyID},
+		{r.uplift, schemas.IDUplift, &r.upliftID},
+	} {
+		if o.topic == "" {
+			continue
+		}
+		id, err := codec.RegisterOutput(ctx, o.topic, o.fixed)
+		if err != nil {
 			return r, err
 		}
-	}
-	if r.churn != "" {
-		if r.churnID, err = codec.RegisterOutput(ctx, r.churn); err != nil {
-			return r, err
-		}
+		*o.id = id
 	}
 	return r, nil
+}
+
+// framed returns b framed with schema id (0: as it is).
+func framed(b []byte, id int) []byte {
+	if id != 0 {
+		schemas.SetSchemaID(b, id)
+	}
+	return b
 }

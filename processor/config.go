@@ -97,6 +97,10 @@ type Config struct {
 	// large states (event-id filters) or a million companies take the heap
 	// (default DefaultCacheBytes; negative: no byte bound).
 	CacheBytes int64
+	// NoSirenDaily turns off the siren-daily output (one record per SIREN
+	// per stream day: as many records a day as the population; the topic is
+	// still created). Outcomes and uplift do not depend on it.
+	NoSirenDaily bool
 
 	Logger *zap.Logger
 	Codec  *schemas.Codec // required

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -140,9 +141,13 @@ func TestEndToEndScenario(t *testing.T) {
 		}
 	}
 
-	churn := testkit.Changes(t, testkit.ReadAll(t, brokers, "churn-alerts"))
+	alerts := testkit.ReadAll(t, brokers, "churn-alerts")
+	churn := testkit.Changes(t, alerts)
 	if len(churn) != 1 || churn[0].SIREN != sirenA || churn[0].Seq != 3 {
 		t.Fatalf("churn-alerts: want sirenA seq 3, got %+v", churn)
+	}
+	if h := alerts[0].Headers; len(h) != 1 || h[0].Key != "control_group" || string(h[0].Value) != strconv.FormatBool(churn[0].ControlGroup) {
+		t.Errorf("churn alert headers %v, want control_group=%v", h, churn[0].ControlGroup)
 	}
 
 	dlq := testkit.ReadAll(t, brokers, "sirenstream-dlq")

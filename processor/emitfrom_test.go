@@ -2,6 +2,7 @@ package processor_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -96,7 +97,8 @@ func TestReplayEmitFrom(t *testing.T) {
 	for _, c := range []struct {
 		full, warm string
 		from       func(kafka.Message) bool
-	}{{"full", "warm", changeFrom}, {"full-churn", "warm-churn", changeFrom}, {"full-dlq", "warm-dlq", deadFrom}} {
+	}{{"full", "warm", changeFrom}, {"full-churn", "warm-churn", changeFrom}, {"full-dlq", "warm-dlq", deadFrom},
+		{"full-siren-daily", "warm-siren-daily", dailyFrom(t, emitFrom)}} {
 		full, warm := byPartition(testkit.ReadAllFresh(t, brokers, c.full)), byPartition(testkit.ReadAllFresh(t, brokers, c.warm))
 		n, kept := 0, 0
 		for p := 0; p < parts; p++ {
@@ -127,13 +129,33 @@ func TestReplayEmitFrom(t *testing.T) {
 	if undecodable != 4 {
 		t.Errorf("%d undecodable dead letters in the full replay, want 4", undecodable)
 	}
-	var heldChanges, heldDead int64
+	var heldChanges, heldDead, heldOutputs int64
 	for _, tp := range prog {
 		heldChanges += tp.WithheldChanges
 		heldDead += tp.WithheldDeadLetters
+		heldOutputs += tp.WithheldOutputs
 	}
 	if heldChanges != int64(withheld["full"]) || heldDead != int64(withheld["full-dlq"]) {
 		t.Errorf("progress: %d changes and %d dead letters withheld, want %d and %d", heldChanges, heldDead, withheld["full"], withheld["full-dlq"])
+	}
+	if heldOutputs != int64(withheld["full-siren-daily"]) {
+		t.Errorf("progress: %d daily outputs withheld, want %d", heldOutputs, withheld["full-siren-daily"])
+	}
+}
+
+// dailyFrom: a siren-daily record is written when its day (the sweep's
+// stream day) is on or after emitFrom's (a UTC midnight).
+func dailyFrom(t *testing.T, emitFrom time.Time) func(kafka.Message) bool {
+	from := emitFrom.UTC().Format(time.DateOnly)
+	return func(m kafka.Message) bool {
+		b := m.Value[5:] // Confluent header; then siren, day (Avro strings)
+		n, k := binary.Varint(b)
+		b = b[k+int(n):]
+		n, k = binary.Varint(b)
+		if k <= 0 || len(b) < k+int(n) {
+			t.Fatalf("siren-daily record %x", m.Value)
+		}
+		return string(b[k:k+int(n)]) >= from
 	}
 }
 
@@ -181,7 +203,7 @@ func TestReplayRefusesOtherSettings(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			err := replay(dir, c.rules, c.ro)
-			stored := "stored: output-topic=backfill churn-topic=- dlq-topic=backfill-dlq from=2026-01-05T00:00:00Z to=- emit-from=- rules=default-1 (" + engine.DefaultRules().Fingerprint() + ")"
+			stored := "stored: output-topic=backfill churn-topic=- dlq-topic=backfill-dlq from=2026-01-05T00:00:00Z to=- emit-from=- rules=" + engine.DefaultRulesVersion + " (" + engine.DefaultRules().Fingerprint() + ")"
 			if !errors.Is(err, processor.ErrReplayState) || !strings.Contains(err.Error(), stored) ||
 				!strings.Contains(err.Error(), "now:    ") || !strings.Contains(err.Error(), c.now) ||
 				!strings.Contains(err.Error(), "use a fresh --state-dir for this replay, or run the stored one's flags and rules again to resume it") {

@@ -91,6 +91,7 @@ func TestHotSIRENKeepsItsPartitionFlowing(t *testing.T) {
 	testkit.Produce(t, brokers, msgs...)
 
 	cfg := testkit.Config(t, brokers, t.TempDir())
+	cfg.Rules = engine.RulesV1() // traffic_30d counts the current day
 	core, logs := observer.New(zapcore.WarnLevel)
 	cfg.Logger = zap.New(core)
 	metrics := ops.NewMetrics(ops.MetricsConfig{NoRuntime: true})

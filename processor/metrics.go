@@ -14,6 +14,9 @@ type Metrics interface {
 	Processed(topic string, partition int32)
 	DeadLettered(topic string, partition int32, reason string)
 	Transition(segment string, entered bool)
+	// Flap reports an entry into segment within engine.FlapWindowMs (7
+	// days) of event time after the same SIREN left it.
+	Flap(segment string)
 	StreamTime(partition int32, ms int64)
 	Lag(topic string, partition int32, lag int64)
 	Commit(partition int32, d time.Duration, states int)
@@ -41,6 +44,12 @@ type Metrics interface {
 	// InputLag reports how far an input is behind the task's stream time:
 	// stream time minus the latest event time taken from it, in seconds.
 	InputLag(topic string, partition int32, seconds float64)
+	// Outcome reports a closed eligibility written to offer-outcomes (and
+	// the uplift repartition topic) by a partition's task: its offer, its
+	// holdout group, and whether it converted. Counts what this instance
+	// wrote (a batch re-run after a crash counts again); the uplift table
+	// is the deduplicated figure.
+	Outcome(partition int32, offer string, control, converted bool)
 }
 
 type nopMetrics struct{}
@@ -49,6 +58,7 @@ func (nopMetrics) Consumed(string, int32)                {}
 func (nopMetrics) Processed(string, int32)               {}
 func (nopMetrics) DeadLettered(string, int32, string)    {}
 func (nopMetrics) Transition(string, bool)               {}
+func (nopMetrics) Flap(string)                           {}
 func (nopMetrics) StreamTime(int32, int64)               {}
 func (nopMetrics) Lag(string, int32, int64)              {}
 func (nopMetrics) Commit(int32, time.Duration, int)      {}
@@ -59,3 +69,4 @@ func (nopMetrics) SegmentChange(int32, *engine.Decision) {}
 func (nopMetrics) BoundHit(int32, string, uint64)        {}
 func (nopMetrics) Repair(int32, int)                     {}
 func (nopMetrics) InputLag(string, int32, float64)       {}
+func (nopMetrics) Outcome(int32, string, bool, bool)     {}

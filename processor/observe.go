@@ -42,6 +42,11 @@ type observed struct {
 	// ones since (WARN at most once per boundWarnEvery).
 	lateWarned time.Time
 	lateSince  int64
+
+	// flaps remembers the partition's recent exits (nil until the first
+	// change). In memory only: after a restart, a re-entry whose exit was
+	// before it is not counted.
+	flaps *engine.Flaps
 }
 
 // boundWarnEvery rate-limits the WARN of a bound hit, per partition and
@@ -87,6 +92,14 @@ func (o *observed) change(d *engine.Decision) {
 	}
 	for _, s := range d.Removed.Names() {
 		o.metrics.Transition(s, false)
+	}
+	if d.Added|d.Removed != 0 {
+		if o.flaps == nil {
+			o.flaps = engine.NewFlaps()
+		}
+		for _, s := range o.flaps.Observe(d.SIREN, d.EventTime, d.Added, d.Removed).Names() {
+			o.metrics.Flap(s)
+		}
 	}
 	o.metrics.SegmentChange(o.partition, d)
 	o.progress.update(func(p *TaskProgress) { p.Changes++ })

@@ -107,7 +107,7 @@ func (p *Processor) Members(ctx context.Context) ([]Member, error) {
 // baseline (Loaded gets nil): it is logged, and processing, which surfaces
 // real storage errors, goes on. The no-op Metrics skips the scan.
 func (p *Processor) segmentBaseline(part int32) {
-	if _, nop := p.cfg.Metrics.(nopMetrics); nop {
+	if !wantsBaseline(p.cfg.Metrics) {
 		return
 	}
 	counts := map[string]int64{}

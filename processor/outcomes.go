@@ -30,6 +30,12 @@ type outcomeOutputs struct {
 // dayOutputs emits st's closed outcomes and daily snapshot; a state whose
 // eligibilities closed is written whole (its header changed without a new
 // decision: a header write would not win over the stored state).
+//
+// Before a replay's EmitFrom (emitfrom.go) the offer outcomes and the daily
+// snapshot are withheld like segment changes (their time is the sweep's
+// stream time, as a day change's segment changes); the repartition records
+// are not: the uplift table is a fold of every outcome, and a replay with
+// EmitFrom must measure what a full replay measures.
 func (t *task) dayOutputs(siren string, st *engine.State) {
 	rt := t.opt.routes
 	o := &t.outcomes
@@ -37,20 +43,29 @@ func (t *task) dayOutputs(siren string, st *engine.State) {
 	if len(o.closed) > 0 {
 		t.cache.PutTransient(siren, st)
 	}
+	withhold := t.opt.emitFromMs != 0 && t.eng.StreamTime() < t.opt.emitFromMs
+	if withhold {
+		n := int64(len(o.closed))
+		if rt.daily != "" {
+			n++
+		}
+		t.progress.update(func(p *TaskProgress) { p.WithheldOutputs += n })
+	}
 	for i := range o.closed {
 		oc := &o.closed[i]
-		if rt.outcomes != "" {
-			t.com.add(kafka.Message{Topic: rt.outcomes, Key: []byte(oc.SIREN), Value: schemas.AppendOfferOutcome(nil, oc)})
+		if rt.outcomes != "" && !withhold {
+			t.com.add(kafka.Message{Topic: rt.outcomes, Key: []byte(oc.SIREN), Value: framed(schemas.AppendOfferOutcome(nil, oc), rt.outcomesID)})
 		}
 		if rt.repartition != "" {
 			t.com.add(kafka.Message{Topic: rt.repartition, Key: []byte(oc.Offer),
 				Value: encodeRepartition(t.partition, t.eng.StreamDay(), i, oc)})
 		}
+		t.cfg.Metrics.Outcome(t.partition, oc.Offer, oc.Control, oc.Converted)
 	}
-	if rt.daily != "" {
+	if rt.daily != "" && !withhold {
 		t.eng.View(st, &o.view)
 		t.com.add(kafka.Message{Topic: rt.daily, Key: []byte(siren),
-			Value: schemas.AppendSirenDaily(nil, &o.view, int64(t.eng.StreamDay())*engine.DayMs)})
+			Value: framed(schemas.AppendSirenDaily(nil, &o.view, int64(t.eng.StreamDay())*engine.DayMs), rt.dailyID)})
 	}
 }
 

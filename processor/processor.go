@@ -99,7 +99,7 @@ func (p *Processor) Run(ctx context.Context) error {
 
 	tp := p.cfg.Topics
 	rt, err := registerOutputs(ctx, p.cfg.Codec, routes{segments: tp.SegmentChanges, churn: tp.ChurnAlerts, dlq: tp.DLQ,
-		outcomes: tp.OfferOutcomes, daily: tp.SirenDaily, repartition: tp.UpliftRepartition, uplift: tp.Uplift})
+		outcomes: tp.OfferOutcomes, daily: p.dailyTopic(tp.SirenDaily), repartition: tp.UpliftRepartition, uplift: tp.Uplift})
 	if err != nil {
 		return err
 	}
@@ -131,6 +131,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	p.log.Info("processor started", zap.String("group", p.cfg.Group), zap.Int("partitions", n),
 		zap.Strings("inputs", inputs[:]), zap.String("rules_version", p.cfg.Rules.Version))
+	p.logPreviousMembers(ctx)
 
 	if p.cfg.IdleTickInterval > 0 {
 		tw := newWriter(p.cfg.Kafka, p.log, limits.output)
@@ -346,7 +347,10 @@ func (p *Processor) Replay(ctx context.Context, ro ReplayOptions) error {
 	}
 	extra := []string{ro.OutputTopic, ro.DLQTopic}
 	o, d, rp, u := replayOutcomeTopics(ro.OutputTopic)
-	extra = append(extra, o, d, rp, u)
+	extra = append(extra, o, u)
+	if d = p.dailyTopic(d); d != "" {
+		extra = append(extra, d)
+	}
 	if ro.ChurnTopic != "" {
 		extra = append(extra, ro.ChurnTopic)
 	}
@@ -356,7 +360,20 @@ func (p *Processor) Replay(ctx context.Context, ro ReplayOptions) error {
 	// A replay writes no changelog, so it creates none.
 	topics := p.cfg.Topics
 	topics.Changelog = topology.ChangelogOff
-	n, err := p.ensureTopics(ctx, topics, extra...)
+	if ro.Output == nil {
+		// The replay's repartition topic, created as the live one is
+		// (retention: topology).
+		topics.UpliftRepartition = rp
+	}
+	var n int
+	var err error
+	if ro.Output != nil {
+		// In memory (what-if): nothing is written to Kafka, so nothing is
+		// created; the inputs are checked.
+		n, err = p.checkInputs(ctx, topics)
+	} else {
+		n, err = p.ensureTopics(ctx, topics, extra...)
+	}
 	if err != nil {
 		return err
 	}
@@ -376,7 +393,7 @@ func (p *Processor) Replay(ctx context.Context, ro ReplayOptions) error {
 	p.setOwned(parts)
 	rt := routes{segments: ro.OutputTopic, churn: ro.ChurnTopic, dlq: ro.DLQTopic}
 	if ro.Output == nil { // to Kafka: framed like run's outputs
-		rt.outcomes, rt.daily, rt.repartition, rt.uplift = replayOutcomeTopics(ro.OutputTopic)
+		rt.outcomes, rt.daily, rt.repartition, rt.uplift = o, d, rp, u
 		var err error
 		if rt, err = registerOutputs(ctx, p.cfg.Codec, rt); err != nil {
 			return err
@@ -440,6 +457,26 @@ func (p *Processor) EnsureTopics(ctx context.Context, extra ...string) (int, err
 
 func (p *Processor) ensureTopics(ctx context.Context, t Topics, extra ...string) (int, error) {
 	n, err := EnsureTopics(ctx, p.cfg.Kafka, t, p.cfg.Partitions, p.cfg.ReplicationFactor, p.log, extra...)
+	if err == nil {
+		p.mu.Lock()
+		p.partitions = n
+		p.mu.Unlock()
+	}
+	return n, err
+}
+
+// checkInputs checks t's input topics (co-partitioned) and returns their
+// partition count, creating nothing but a missing input.
+func (p *Processor) checkInputs(ctx context.Context, t Topics) (int, error) {
+	t = t.WithDefaults(DefaultGroup)
+	var plan []topology.NewTopic
+	for _, nt := range t.CreatePlan() {
+		if nt.Role == topology.RoleInput {
+			plan = append(plan, nt)
+		}
+	}
+	client := &kafka.Client{Addr: kafka.TCP(p.cfg.Kafka.Brokers...), Timeout: 15 * time.Second, Transport: p.cfg.Kafka.transport()}
+	n, err := ensureTopics(ctx, client, p.log, plan, p.cfg.Partitions, max(p.cfg.ReplicationFactor, 1))
 	if err == nil {
 		p.mu.Lock()
 		p.partitions = n
@@ -574,6 +611,14 @@ func ensureTopics(ctx context.Context, client *kafka.Client, log *zap.Logger, pl
 		}
 	}
 	return n, nil
+}
+
+// dailyTopic is topic, or "" when Config.NoSirenDaily turns siren-daily off.
+func (p *Processor) dailyTopic(topic string) string {
+	if p.cfg.NoSirenDaily {
+		return ""
+	}
+	return topic
 }
 
 // replayOutcomeTopics are a replay's outcome outputs, named after its

@@ -17,11 +17,15 @@ type TaskProgress struct {
 	// Changes and DeadLettered) but not written.
 	WithheldChanges     int64
 	WithheldDeadLetters int64
-	StreamTime          int64
-	Lag                 int64 // sum over inputs of hwm - next
-	CaughtUp            bool
-	Loaded              bool // state loaded (checkpoint, changelog restore): Processor.Ready
-	Done                bool
+	// WithheldOutputs are the offer outcomes and siren-daily records of the
+	// day changes before EmitFrom, not written (their outcomes still reach
+	// the uplift repartition topic).
+	WithheldOutputs int64
+	StreamTime      int64
+	Lag             int64 // sum over inputs of hwm - next
+	CaughtUp        bool
+	Loaded          bool // state loaded (checkpoint, changelog restore): Processor.Ready
+	Done            bool
 	// Restore is the changelog restore done when the task started (zero
 	// when the local state was up to date).
 	Restore RestoreStats

@@ -174,7 +174,9 @@ func TestBadInputNeverStopsTheStream(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	hs := testkit.Start(t, testkit.Config(t, brokers, t.TempDir()))
+	cfg := testkit.Config(t, brokers, t.TempDir())
+	cfg.Rules = engine.RulesV1() // traffic_30d counts the current day
+	hs := testkit.Start(t, cfg)
 	hs.WaitConsumed(t, int64(len(in)), parts, 60*time.Second)
 	prog := hs.P.Progress()
 	dupView, _, err := hs.P.View(sDup)

@@ -20,7 +20,7 @@ package processor
 //
 // Like a day change, a rollout emits a SIREN only when its segment set
 // changes (engine.Task.Rollout). A checkpoint written before rule identities
-// were recorded counts as the default rules (engine.DefaultRulesVersion)
+// were recorded counts as the default rules of then (engine.RulesV1Version)
 // with an unknown fingerprint: no refusal; a rollout when the task's
 // version is another (harmless when nothing changes: it emits nothing).
 // Replays do not roll out: Processor.Replay refuses a state directory

@@ -172,6 +172,8 @@ func segmentChangeNative(d *engine.Decision) map[string]any {
 		"outages_90d": m.Outages90d, "open_outages": m.OpenOutages, "recovery_exposure_hours_90d": m.RecoveryExposureHours90d,
 		"max_recovery_hours_90d": m.MaxRecoveryHours90d, "claims_365d": m.Claims365d, "claim_amount_365d_cents": m.ClaimAmount365dCents,
 		"distinct_postal_codes_90d": m.DistinctPostalCodes90d,
+		"claims_per_outage_365d":    optD(m.HasClaimsPerOutage365d, m.ClaimsPerOutage365d),
+		"claim_hours_ratio_365d":    optD(m.HasClaimHoursRatio365d, m.ClaimHoursRatio365d),
 	}
 	if m.IntensityBasis != "" {
 		metrics["intensity_basis"] = goavro.Union("string", m.IntensityBasis)
@@ -234,6 +236,12 @@ func expectedSegmentChange(d *engine.Decision) *SegmentChange {
 	}
 	if m.HasWorkforce {
 		sc.Metrics.Workforce = &m.Workforce
+	}
+	if m.HasClaimsPerOutage365d {
+		sc.Metrics.ClaimsPerOutage365d = &m.ClaimsPerOutage365d
+	}
+	if m.HasClaimHoursRatio365d {
+		sc.Metrics.ClaimHoursRatio365d = &m.ClaimHoursRatio365d
 	}
 	for _, r := range d.Reasons {
 		sc.Reasons = append(sc.Reasons, ReasonRec(r))

@@ -125,6 +125,7 @@ func sampleDecision() *engine.Decision {
 			Workforce: 12, HasWorkforce: true,
 			Outages90d: 3, OpenOutages: 1, RecoveryExposureHours90d: 13.5, MaxRecoveryHours90d: 9.25,
 			Claims365d: 2, ClaimAmount365dCents: 300000, DistinctPostalCodes90d: 2,
+			ClaimsPerOutage365d: 0.5, HasClaimsPerOutage365d: true, ClaimHoursRatio365d: 1.25, HasClaimHoursRatio365d: true,
 		},
 		Reasons: []engine.Reason{
 			{Segment: "CHURN_RISK", Metric: "claims_365d", Value: 2, Threshold: 1},

@@ -109,6 +109,8 @@ type SegmentMetrics struct {
 	ClaimAmount365dCents     int64    `json:"claim_amount_365d_cents"`
 	DistinctPostalCodes90d   int32    `json:"distinct_postal_codes_90d"`
 	GoldenHourBreaches90d    int32    `json:"golden_hour_breaches_90d"`
+	ClaimsPerOutage365d      *float64 `json:"claims_per_outage_365d"`
+	ClaimHoursRatio365d      *float64 `json:"claim_hours_ratio_365d"`
 }
 
 // ReasonRec is one reasons entry of a SegmentChange.
@@ -132,15 +134,16 @@ func DecodeSegmentChange(b []byte) (*SegmentChange, error) {
 	if _, input := KindForID(id); input {
 		return nil, fmt.Errorf("schemas: segment_change: %w: schema id %d is an input's, want %d or the id the registry gave the output", ErrWrongSchema, id, IDSegmentChange)
 	}
-	// The metrics record gained fields in version 2: without a registry
-	// the bytes do not say which layout they have, so a record that does
-	// not decode whole with them is read again without (a version-1 record,
+	// The metrics record gained fields in version 2 (golden_hour_breaches_90d,
+	// then the SLA rates of rules default-2): without a registry the bytes
+	// do not say which layout they have, so a record that does not decode
+	// whole with all of them is read again with fewer (a version-1 record,
 	// or one written before they were added), which takes their defaults.
 	var first error
-	for _, withV2Metrics := range []bool{true, false} {
+	for _, layout := range []metricsLayout{metricsRates, metricsGoldenHour, metricsV1} {
 		d := dec{b: body, s: string(body)}
 		sc := &SegmentChange{}
-		err := decodeSegmentChange(&d, sc, withV2Metrics)
+		err := decodeSegmentChange(&d, sc, layout)
 		if err == nil {
 			err = d.end()
 		}
@@ -154,9 +157,19 @@ func DecodeSegmentChange(b []byte) (*SegmentChange, error) {
 	return nil, fmt.Errorf("schemas: segment_change: %w", first)
 }
 
-// decodeSegmentChange decodes the body of a segment_change; v2Metrics: the
-// metrics record has its version 2 fields.
-func decodeSegmentChange(d *dec, sc *SegmentChange, v2Metrics bool) error {
+// metricsLayout is a layout of the metrics record, each with the fields of
+// the one before.
+type metricsLayout uint8
+
+const (
+	metricsV1         metricsLayout = iota // version 1
+	metricsGoldenHour                      // + golden_hour_breaches_90d
+	metricsRates                           // + claims_per_outage_365d, claim_hours_ratio_365d
+)
+
+// decodeSegmentChange decodes the body of a segment_change whose metrics
+// record has layout.
+func decodeSegmentChange(d *dec, sc *SegmentChange, layout metricsLayout) error {
 	const rec = "SegmentChange"
 	var err error
 	str := func(field string, p *string) bool {
@@ -272,8 +285,12 @@ func decodeSegmentChange(d *dec, sc *SegmentChange, v2Metrics bool) error {
 		integer("claims_365d", &m.Claims365d) &&
 		long("claim_amount_365d_cents", &m.ClaimAmount365dCents) &&
 		integer("distinct_postal_codes_90d", &m.DistinctPostalCodes90d)
-	if ok && v2Metrics {
+	if ok && layout >= metricsGoldenHour {
 		ok = integer("golden_hour_breaches_90d", &m.GoldenHourBreaches90d)
+	}
+	if ok && layout >= metricsRates {
+		ok = optDouble("claims_per_outage_365d", &m.ClaimsPerOutage365d) &&
+			optDouble("claim_hours_ratio_365d", &m.ClaimHoursRatio365d)
 	}
 	if !ok {
 		return err
@@ -355,5 +372,7 @@ func appendMetrics(dst []byte, m *engine.Metrics) []byte {
 	dst = appendInt(dst, m.Claims365d)
 	dst = appendLong(dst, m.ClaimAmount365dCents)
 	dst = appendInt(dst, m.DistinctPostalCodes90d)
-	return appendInt(dst, m.GoldenHourBreaches90d)
+	dst = appendInt(dst, m.GoldenHourBreaches90d)
+	dst = appendOptDouble(dst, m.HasClaimsPerOutage365d, m.ClaimsPerOutage365d)
+	return appendOptDouble(dst, m.HasClaimHoursRatio365d, m.ClaimHoursRatio365d)
 }

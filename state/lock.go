@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -33,7 +35,7 @@ func lockDir(dir string, shared bool) (*os.File, error) {
 	if err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB); err != nil {
 		_ = f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("state: %q: %w", dir, ErrLocked)
+			return nil, fmt.Errorf("%w: %s is in use by %s; stop it or use another directory", ErrLocked, dir, lockHolder(path))
 		}
 		return nil, fmt.Errorf("state: lock %q: %w", path, err)
 	}
@@ -56,4 +58,26 @@ func unlockDir(f *os.File) error {
 		return fmt.Errorf("state: release lock %q: %w", f.Name(), err)
 	}
 	return nil
+}
+
+// lockHolder describes the process holding the lock file at path from the
+// pid a writer wrote in it: "process 1234 (sirenstream)", "this process
+// (pid 1234)", or "another process" when no pid is recorded (a read-only
+// store holds a shared lock and writes none).
+func lockHolder(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "another process"
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return "another process"
+	}
+	if pid == os.Getpid() {
+		return fmt.Sprintf("this process (pid %d: another store of the same directory is open)", pid)
+	}
+	if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil {
+		return fmt.Sprintf("process %d (%s)", pid, strings.TrimSpace(string(comm)))
+	}
+	return fmt.Sprintf("process %d", pid)
 }

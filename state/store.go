@@ -911,10 +911,6 @@ func (s *Store) Partitions() ([]int32, error) {
 	return ps, nil
 }
 
-// Size returns Badger's estimate of the LSM tree and value log sizes in bytes (refreshed by
-// Badger about once a minute).
-func (s *Store) Size() (lsm, vlog int64) { return s.db.Size() }
-
 // RunGC runs Badger's value-log garbage collection (discard ratio 0.5) every interval until ctx
 // ends, then returns nil. Each round repeats while GC rewrites files. GC failures are logged as
 // warnings and retried next round: they never corrupt data, and real I/O failures also surface

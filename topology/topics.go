@@ -156,7 +156,7 @@ func (t Topics) CreatePlan(extra ...string) []NewTopic {
 		plan = append(plan, NewTopic{Name: in.Name(t), Role: RoleInput})
 	}
 	for _, out := range g.Outputs {
-		plan = append(plan, NewTopic{Name: out.Name(t), Role: out.Role})
+		plan = append(plan, NewTopic{Name: out.Name(t), Role: out.Role, Configs: append([]ConfigEntry(nil), out.Configs...)})
 	}
 	for _, name := range extra {
 		plan = append(plan, NewTopic{Name: name, Role: RoleOutput})

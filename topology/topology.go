@@ -147,6 +147,9 @@ type Input struct {
 type Output struct {
 	Topic
 	Routing string
+	// Configs are topic-level configs it is created with (none: the
+	// broker's defaults).
+	Configs []ConfigEntry
 }
 
 // ConfigEntry is a topic-level config (Kafka name and value).
@@ -245,7 +248,7 @@ func Define() Graph {
 				Role: RoleRepartition, Field: "UpliftRepartition",
 				Flag: "topic-uplift-repartition", Help: "internal uplift repartition topic (default <group>-uplift-repartition)",
 				name: func(t *Topics) *string { return &t.UpliftRepartition },
-			}},
+			}, Configs: RepartitionConfigs()},
 		},
 		Changelog: Changelog{
 			Topic: Topic{
@@ -262,6 +265,22 @@ func Define() Graph {
 				{Name: "min.compaction.lag.ms", Value: "3600000"},
 			},
 		},
+	}
+}
+
+// RepartitionConfigs are the configs the uplift repartition topic is
+// created with: kept forever. The aggregator's state is the fold of this
+// topic from its first offset (processor/aggregator.go), rebuilt on every
+// assignment, restart and rebalance; a record deleted by retention would
+// silently drop its outcome from every table written after. Compaction is
+// no alternative: the key is the offer, so it would keep one outcome per
+// offer. The topic holds one small record (~250 bytes) per closed
+// eligibility: 1M SIRENs with a few eligibilities a quarter is ~1 GB a year.
+func RepartitionConfigs() []ConfigEntry {
+	return []ConfigEntry{
+		{Name: "cleanup.policy", Value: "delete"},
+		{Name: "retention.ms", Value: "-1"},
+		{Name: "retention.bytes", Value: "-1"},
 	}
 }
 

@@ -268,3 +268,24 @@ func TestDiagramFollowsDeclaration(t *testing.T) {
 		last += i
 	}
 }
+
+// TestRepartitionTopicIsKeptForever: the uplift aggregator rebuilds its
+// counts from the repartition topic's first offset on every assignment, so
+// the topic is created with unlimited retention and not compacted (its key
+// is the offer).
+func TestRepartitionTopicIsKeptForever(t *testing.T) {
+	for _, nt := range topology.Defaults().CreatePlan() {
+		if nt.Role != topology.RoleRepartition {
+			continue
+		}
+		got := map[string]string{}
+		for _, c := range nt.Configs {
+			got[c.Name] = c.Value
+		}
+		if got["retention.ms"] != "-1" || got["retention.bytes"] != "-1" || got["cleanup.policy"] != "delete" || nt.Compacted() {
+			t.Fatalf("%s created with %v, want retention.ms=-1, retention.bytes=-1, cleanup.policy=delete", nt.Name, nt.Configs)
+		}
+		return
+	}
+	t.Fatal("no repartition topic in the creation plan")
+}

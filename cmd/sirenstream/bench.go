@@ -50,7 +50,7 @@ and 1M SIRENs. By default the embedded broker runs as a child process
 	workDir := fs.String("work-dir", "", "directory for the temporary Badger stores (default: the system temp dir)")
 	logLevel := fs.String("log-level", "error", "log level of the processor")
 	fs.String("config", "", "YAML config file; keys are these flag names")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	log, err := newLogger("console", *logLevel, stderr)

@@ -18,7 +18,7 @@ kafka-go) can connect. Not for production: use Apache Kafka there.`, stdout)
 	partitions := fs.Int("partitions", 6, "default partition count of auto-created topics")
 	dataDir := fs.String("data-dir", "", "keep the broker's log in this directory across restarts (default: in memory)")
 	fs.String("config", "", "YAML config file; keys are these flag names")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	host, portStr, err := net.SplitHostPort(*listen)

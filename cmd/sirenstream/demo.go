@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -35,7 +36,8 @@ companies per segment, examples with their reasons and offers, events/s.`, stdou
 	badRate := fs.Float64("bad-rate", 0.001, "fraction of deliberately bad records (they go to the dead-letter topic)")
 	stateDir := fs.String("state-dir", "", "Badger directory (default: a temporary directory, removed at exit)")
 	logLevel := fs.String("log-level", "warn", "log level of the processor")
-	if err := parseFlags(fs, args); err != nil {
+	outcomes := fs.Int("outcome-sirens", 3000, "companies of the planted-effects cohort written before the history (offer responses and contract events, see generate --outcomes); 0: none")
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	log, err := newLogger("console", *logLevel, stderr)
@@ -68,6 +70,15 @@ companies per segment, examples with their reasons and offers, events/s.`, stdou
 	if err := gcfg.Validate(); err != nil {
 		return usageErr("%v", err)
 	}
+	if *outcomes < 0 {
+		return usageErr("--outcome-sirens must be ≥ 0")
+	}
+	if *outcomes > 0 {
+		// The processor's defaults: holdout, windows, lateness.
+		c := gen.Cohort(*outcomes, *sirens, gcfg.Start.UnixMilli(), engine.DefaultConversionWindowMs, engine.DefaultChurnWindowMs,
+			engine.DefaultAllowedLatenessMs, engine.Holdout{}, *seed)
+		gcfg.Outcomes = &c
+	}
 	pst, err := load.Produce(ctx, w, gcfg, nil, 0)
 	if cerr := w.Close(); err == nil {
 		err = cerr
@@ -77,6 +88,9 @@ companies per segment, examples with their reasons and offers, events/s.`, stdou
 	}
 	say("▶ produced %d events for %d companies over %d days in %s (%d deliberately bad)",
 		pst.Records, *sirens, *days, pst.Elapsed.Round(time.Millisecond), pst.Bad)
+	if *outcomes > 0 {
+		say("  and, before them, %d companies with offer responses and contract events whose effects are planted", *outcomes)
+	}
 
 	codec, err := schemas.NewCodec(schemas.Config{Logger: log})
 	if err != nil {
@@ -136,6 +150,9 @@ wait:
 		}
 	}
 	elapsed := time.Since(start)
+	if *outcomes > 0 {
+		awaitUplift(ctx, p)
+	}
 	stop()
 	if err := <-errc; err != nil {
 		return err
@@ -158,7 +175,67 @@ wait:
 		}
 	}
 	printSummary(stdout, msgs, latest, *sirens)
+	if *outcomes > 0 {
+		printUplift(stdout, p.Uplift(), gen.DefaultEffects())
+	}
 	return nil
+}
+
+// awaitUplift waits (at most 10 s) until the uplift aggregators have
+// published rows and they stopped changing: they fold the repartition
+// topic behind the tasks.
+func awaitUplift(ctx context.Context, p *processor.Processor) {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+	var last []schemas.UpliftRow
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline:
+			return
+		case <-tick.C:
+			rows := p.Uplift()
+			if len(rows) > 0 && reflect.DeepEqual(rows, last) {
+				return
+			}
+			last = rows
+		}
+	}
+}
+
+// printUplift prints the uplift table (GET /v1/uplift) beside the planted
+// effects it should find.
+func printUplift(w io.Writer, rows []schemas.UpliftRow, planted []gen.Effect) {
+	fmt.Fprintf(w, "\nMeasured uplift (offer outcomes of the planted cohort; every eligible company counts, contacted or not):\n")
+	if len(rows) == 0 {
+		fmt.Fprintf(w, "  no outcome has closed yet\n")
+		return
+	}
+	plantedLift := map[string]float64{}
+	for _, e := range planted {
+		plantedLift[e.Offer] = e.Lift()
+	}
+	pct := func(k, n int64) float64 {
+		if n == 0 {
+			return 0
+		}
+		return 100 * float64(k) / float64(n)
+	}
+	fmt.Fprintf(w, "  %-19s %-21s %-21s %-30s %-8s %s\n", "offer", "treatment conv/elig", "control conv/elig", "conversion lift (95 % CI)", "planted", "control_share")
+	for _, r := range rows {
+		p := "-"
+		if l, ok := plantedLift[r.Offer]; ok {
+			p = fmt.Sprintf("%+.1f", 100*l)
+		}
+		fmt.Fprintf(w, "  %-19s %-21s %-21s %-30s %-8s %.3f\n", r.Offer,
+			fmt.Sprintf("%d/%d (%.1f%%)", r.TreatmentConverted, r.TreatmentEligible, pct(r.TreatmentConverted, r.TreatmentEligible)),
+			fmt.Sprintf("%d/%d (%.1f%%)", r.ControlConverted, r.ControlEligible, pct(r.ControlConverted, r.ControlEligible)),
+			fmt.Sprintf("%+.1f pts [%+.1f, %+.1f]", 100*r.ConversionLift, 100*r.ConversionLiftLow, 100*r.ConversionLiftHigh), p, r.ControlShare)
+	}
+	fmt.Fprintf(w, "  (lift = treatment rate − control rate; an interval that excludes 0 is a measured effect.\n"+
+		"  The history's own eligibilities close after the windows: 90-day conversion, 180-day churn.)\n")
 }
 
 func printSummary(w io.Writer, msgs []kafka.Message, latest map[string]*schemas.SegmentChange, total int) {

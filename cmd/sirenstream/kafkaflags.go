@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"flag"
-	"fmt"
 	"os"
 	"strings"
 
@@ -58,11 +57,11 @@ func (k *kafkaFlags) build() (processor.Kafka, error) {
 		if k.tlsCA != "" {
 			pem, err := os.ReadFile(k.tlsCA)
 			if err != nil {
-				return out, fmt.Errorf("--tls-ca: %w", err)
+				return out, usageErr("--tls-ca: %v", err)
 			}
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
-				return out, fmt.Errorf("--tls-ca %s: no PEM certificate found", k.tlsCA)
+				return out, usageErr("--tls-ca %s: no PEM certificate found", k.tlsCA)
 			}
 			cfg.RootCAs = pool
 		}
@@ -72,7 +71,7 @@ func (k *kafkaFlags) build() (processor.Kafka, error) {
 		if k.tlsCert != "" {
 			cert, err := tls.LoadX509KeyPair(k.tlsCert, k.tlsKey)
 			if err != nil {
-				return out, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+				return out, usageErr("--tls-cert/--tls-key: %v", err)
 			}
 			cfg.Certificates = []tls.Certificate{cert}
 		}
@@ -83,7 +82,7 @@ func (k *kafkaFlags) build() (processor.Kafka, error) {
 		if k.saslPassFile != "" {
 			b, err := os.ReadFile(k.saslPassFile)
 			if err != nil {
-				return out, fmt.Errorf("--sasl-password-file: %w", err)
+				return out, usageErr("--sasl-password-file: %v", err)
 			}
 			pass = strings.TrimRight(string(b), "\r\n")
 		}

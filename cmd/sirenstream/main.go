@@ -20,13 +20,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"sort"
 	"strings"
 	"syscall"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-	"gopkg.in/yaml.v3"
 )
 
 type command struct {
@@ -43,6 +41,7 @@ func commands() []command {
 		{"generate", "produce realistic synthetic events to Kafka", runGenerate},
 		{"broker", "start the embedded Kafka-protocol dev broker (kfake)", runBroker},
 		{"bench", "measure throughput vs raw consumption, latency and scale (see BENCHMARKS.md)", runBench},
+		{"version", "print the version, commit and Go version", runVersion},
 	}
 }
 
@@ -69,6 +68,9 @@ func main() {
 }
 
 func realMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		args = append([]string{"version"}, args[1:]...)
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stdout)
 		if len(args) == 0 {
@@ -89,15 +91,18 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		case errors.Is(err, flag.ErrHelp):
 			return 0
 		case errors.Is(err, errUsage):
-			fmt.Fprintf(stderr, "sirenstream %s: %v\n", c.name, err)
+			fmt.Fprintf(stderr, "sirenstream %s: %v\nrun 'sirenstream %s --help' for its flags\n", c.name, strings.TrimPrefix(err.Error(), "usage: "), c.name)
 			return 2
 		default:
 			fmt.Fprintf(stderr, "sirenstream %s: error: %v\n", c.name, err)
 			return 1
 		}
 	}
-	fmt.Fprintf(stderr, "sirenstream: unknown command %q\n\n", args[0])
-	usage(stderr)
+	var names []string
+	for _, c := range commands() {
+		names = append(names, c.name)
+	}
+	fmt.Fprintf(stderr, "sirenstream: unknown command %q%s\nrun 'sirenstream --help' for the commands\n", args[0], didYouMean(args[0], names, ""))
 	return 2
 }
 
@@ -105,6 +110,15 @@ var errUsage = errors.New("usage")
 
 func usageErr(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))
+}
+
+// prefixOnce wraps err with "prefix: " unless its text already starts so
+// (no "state: state: ..." when a package prefixes its own errors).
+func prefixOnce(prefix string, err error) error {
+	if strings.HasPrefix(err.Error(), prefix+":") {
+		return err
+	}
+	return fmt.Errorf("%s: %w", prefix, err)
 }
 
 // newFlagSet builds a FlagSet whose --help prints the command's description,
@@ -117,79 +131,6 @@ func newFlagSet(name, desc string, out io.Writer) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
-}
-
-// parseFlags parses args, then fills every flag not given on the command line
-// from SIRENSTREAM_* variables and then from the --config YAML file (if the
-// FlagSet has a "config" flag).
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return usageErr("unexpected arguments %q", fs.Args())
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var names []string
-	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
-	sort.Strings(names)
-	for _, name := range names {
-		if set[name] {
-			continue
-		}
-		env := "SIRENSTREAM_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
-		if v, ok := os.LookupEnv(env); ok {
-			if err := fs.Set(name, v); err != nil {
-				return usageErr("%s=%q: %v", env, v, err)
-			}
-			set[name] = true
-		}
-	}
-	cf := fs.Lookup("config")
-	if cf == nil || cf.Value.String() == "" {
-		return nil
-	}
-	path := cf.Value.String()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("config file: %w", err)
-	}
-	var m map[string]any
-	if err := yaml.Unmarshal(b, &m); err != nil {
-		return fmt.Errorf("config file %s: %w", path, err)
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if fs.Lookup(k) == nil {
-			return fmt.Errorf("config file %s: unknown key %q (keys are the flag names of 'sirenstream %s')", path, k, fs.Name())
-		}
-		if set[k] {
-			continue
-		}
-		var v string
-		switch x := m[k].(type) {
-		case []any:
-			parts := make([]string, len(x))
-			for i, e := range x {
-				parts[i] = fmt.Sprint(e)
-			}
-			v = strings.Join(parts, ",")
-		default:
-			v = fmt.Sprint(x)
-		}
-		if err := fs.Set(k, v); err != nil {
-			return fmt.Errorf("config file %s: %s: %v", path, k, err)
-		}
-	}
-	return nil
 }
 
 // newLogger builds zap: JSON for production, a console encoder for humans.
@@ -206,7 +147,9 @@ func newLogger(format, level string, w io.Writer) (*zap.Logger, error) {
 		enc = zapcore.NewJSONEncoder(ec)
 	case "console":
 		ec := zap.NewDevelopmentEncoderConfig()
-		ec.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
+		// Dates, not only clock times: stream times and days are logged
+		// with this encoder too.
+		ec.EncodeTime = zapcore.TimeEncoderOfLayout("2006-01-02T15:04:05.000Z07:00")
 		enc = zapcore.NewConsoleEncoder(ec)
 	default:
 		return nil, usageErr("log format %q: want json or console", format)

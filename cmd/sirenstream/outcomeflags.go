@@ -19,6 +19,7 @@ type outcomeFlags struct {
 	holdoutStart string
 	conversion   dayDuration
 	churn        dayDuration
+	sirenDaily   bool
 }
 
 func (f *outcomeFlags) register(fs *flag.FlagSet) {
@@ -30,6 +31,7 @@ func (f *outcomeFlags) register(fs *flag.FlagSet) {
 	f.churn = dayDuration(engine.DefaultChurnWindowMs)
 	fs.Var(&f.conversion, "conversion-window", "a contract event to the offer's product within this after eligibility is a conversion (e.g. 90d, 2160h)")
 	fs.Var(&f.churn, "churn-window", "a TERMINATION within this after eligibility is churn (e.g. 180d)")
+	fs.BoolVar(&f.sirenDaily, "siren-daily", true, "write the siren-daily snapshot (one record per SIREN per stream day); --siren-daily=false turns it off")
 }
 
 func (f *outcomeFlags) startMs() (int64, error) {

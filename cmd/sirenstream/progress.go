@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -36,6 +37,9 @@ func parseProgressMode(s string) (progressMode, error) {
 // CI logs are not (only /dev/null itself is a character device, and drawing
 // a bar into it is harmless).
 func isTerminal(w io.Writer) bool {
+	if lw, ok := w.(*lineWriter); ok {
+		w = lw.w
+	}
 	f, ok := w.(*os.File)
 	if !ok {
 		return false
@@ -76,16 +80,57 @@ func sumProgress(tps []processor.TaskProgress) progress {
 type progressReporter struct {
 	source   func() []processor.TaskProgress
 	mode     progressMode // resolved: bar, log or off
-	w        io.Writer    // the bar's terminal
+	w        *lineWriter  // the bar's terminal, shared with the logger
 	log      *zap.Logger
 	logEvery time.Duration
 	label    string
 
-	start    time.Time
-	rate     float64 // records/s, smoothed
-	lastN    int64
-	lastT    time.Time
-	lastLine int
+	start time.Time
+	rate  float64 // records/s, smoothed
+	lastN int64
+	lastT time.Time
+}
+
+// lineWriter shares one terminal between a progress bar redrawn in place
+// and log lines: a log line first erases the bar, which is drawn again
+// below it, so neither overwrites the other. Give the same lineWriter to
+// the logger and the progress reporter.
+type lineWriter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	bar string // the bar on the current line; "" when none
+}
+
+func newLineWriter(w io.Writer) *lineWriter {
+	if lw, ok := w.(*lineWriter); ok {
+		return lw
+	}
+	return &lineWriter{w: w}
+}
+
+// Write writes log lines.
+func (l *lineWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.bar == "" {
+		return l.w.Write(p)
+	}
+	_, _ = io.WriteString(l.w, "\r\033[K")
+	n, err := l.w.Write(p)
+	_, _ = io.WriteString(l.w, "\r"+l.bar+"\033[K")
+	return n, err
+}
+
+// drawBar draws line over the current bar; final ends its line.
+func (l *lineWriter) drawBar(line string, final bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, _ = io.WriteString(l.w, "\r"+line+"\033[K")
+	l.bar = line
+	if final {
+		_, _ = io.WriteString(l.w, "\n")
+		l.bar = ""
+	}
 }
 
 func newProgressReporter(mode progressMode, w io.Writer, log *zap.Logger, logEvery time.Duration, label string, source func() []processor.TaskProgress) *progressReporter {
@@ -98,7 +143,7 @@ func newProgressReporter(mode progressMode, w io.Writer, log *zap.Logger, logEve
 	if logEvery <= 0 {
 		logEvery = 5 * time.Second
 	}
-	return &progressReporter{source: source, mode: mode, w: w, log: log, logEvery: logEvery, label: label}
+	return &progressReporter{source: source, mode: mode, w: newLineWriter(w), log: log, logEvery: logEvery, label: label}
 }
 
 // Run shows progress until ctx ends, then draws the last state once more
@@ -152,16 +197,7 @@ func (r *progressReporter) show(final bool) {
 	}
 	switch r.mode {
 	case progressBar:
-		line := r.barLine(s, rate, eta)
-		pad := ""
-		if n := r.lastLine - len(line); n > 0 {
-			pad = strings.Repeat(" ", n)
-		}
-		r.lastLine = len(line)
-		fmt.Fprintf(r.w, "\r%s%s", line, pad)
-		if final {
-			fmt.Fprintln(r.w)
-		}
+		r.w.drawBar(r.barLine(s, rate, eta), final)
 	case progressLog:
 		if s.partitions == 0 {
 			return // not started (connecting to the brokers): nothing to say yet

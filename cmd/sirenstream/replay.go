@@ -45,14 +45,18 @@ changes to --output-topic (never the live topics) and exits.
 
 What-if (--diff): replays the history twice, under --current-rules (default
 the built-in rules) and under --rules, each into a temporary state directory,
-writes nothing to any topic and prints who enters and leaves each segment and
-which offers are gained or lost (--diff-json for machines).`, stdout)
+writes nothing to any topic and prints who enters and leaves each segment,
+which offers are gained or lost, and per segment the entries, exits and flaps
+(re-entries within 7 days of leaving) under each rule set (--diff-json for
+machines). The built-in rules are default-2; a file holding only
+"version: default-1" is the rules of before (keys left out keep their v1
+meaning).`, stdout)
 	var f procFlags
 	f.register(fs, "console")
 	output := fs.String("output-topic", "", "topic receiving the replayed segment changes (required without --diff)")
 	from := fs.String("from", "", "only events with event_time >= this time, RFC3339 or a date (UTC midnight); others are skipped and counted: windows start cold")
 	to := fs.String("to", "", "only events with event_time < this time, RFC3339 or a date (UTC midnight); others are skipped and counted")
-	emitFrom := fs.String("emit-from", "", "read all history (warm windows) but write only segment changes and dead letters with event_time >= this time, RFC3339 or a date (UTC midnight), with the seq/event_id of a full replay")
+	emitFrom := fs.String("emit-from", "", "read all history (warm windows) but write only segment changes, dead letters, offer outcomes and siren-daily records with event_time (day-change time) >= this time (the uplift still counts every outcome), RFC3339 or a date (UTC midnight), with the seq/event_id of a full replay")
 	churn := fs.String("churn-topic", "", "also write churn alerts to this topic (default: none)")
 	diff := fs.Bool("diff", false, "what-if: compare --rules with --current-rules over the history; writes no topic, needs no --state-dir or --output-topic")
 	diffJSON := fs.Bool("diff-json", false, "like --diff, printing the comparison as JSON on stdout")
@@ -61,13 +65,14 @@ which offers are gained or lost (--diff-json for machines).`, stdout)
 	progressFlag := fs.String("progress", "auto", "progress display: auto (bar on a terminal, log lines otherwise), bar, log or off")
 	progressEvery := fs.Duration("progress-interval", 5*time.Second, "time between progress log lines")
 	timeout := fs.Duration("timeout", 0, "give up (exit 1, incomplete) when not complete after this long (0: no limit)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	mode, err := parseProgressMode(*progressFlag)
 	if err != nil {
 		return err
 	}
+	stderr = newLineWriter(stderr) // the logger's and the progress bar's: neither overwrites the other
 	*diff = *diff || *diffJSON
 	var ro processor.ReplayOptions
 	ro.OutputTopic, ro.ChurnTopic = *output, *churn
@@ -132,7 +137,7 @@ which offers are gained or lost (--diff-json for machines).`, stdout)
 		if *currentRules != "" {
 			b, err := os.ReadFile(*currentRules)
 			if err != nil {
-				return fmt.Errorf("--current-rules: rules: %w", err)
+				return fmt.Errorf("--current-rules: %w", err)
 			}
 			if cur, err = engine.ParseRules(bytes.NewReader(b)); err != nil {
 				return fmt.Errorf("--current-rules: %s: %w", *currentRules, err)
@@ -174,19 +179,6 @@ which offers are gained or lost (--diff-json for machines).`, stdout)
 	}
 	fmt.Fprintln(stdout)
 	return nil
-}
-
-// parseTimeFlag parses an RFC3339 time or a date (2026-03-01: UTC
-// midnight).
-func parseTimeFlag(v string) (time.Time, error) {
-	if t, err := time.Parse(time.DateOnly, v); err == nil {
-		return t, nil
-	}
-	t, err := time.Parse(time.RFC3339, v)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("want RFC3339 (2026-03-01T00:00:00Z) or a date (2026-03-01): %w", err)
-	}
-	return t, nil
 }
 
 func dlqTopic(ro processor.ReplayOptions) string {

@@ -33,7 +33,7 @@ func TestRunRefusesSameRulesVersionWithOtherThresholds(t *testing.T) {
 	if err := os.WriteFile(rules, []byte("version: v2\nrecovery_exposed: {enter: 3, exit: 2}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	other := engine.DefaultRules()
+	other := engine.RulesV1() // a file without the keys of default-2: their v1 meaning
 	other.Version, other.RecoveryExposed.Enter = "v2", 3
 	var out, errb bytes.Buffer
 	args := []string{"run", "--brokers", brokers[0], "--state-dir", dir, "--group", testkit.Group, "--rules", rules, "--log-format", "console"}
@@ -77,7 +77,7 @@ func TestReplayEmitFromAndRefusalCommand(t *testing.T) {
 	code, _, errs = replay("--state-dir", dir, "--output-topic", "other")
 	for _, want := range []string{
 		"holds the state of another replay",
-		"stored: output-topic=warm churn-topic=- dlq-topic=warm-dlq from=- to=- emit-from=2026-01-20T00:00:00Z rules=default-1",
+		"stored: output-topic=warm churn-topic=- dlq-topic=warm-dlq from=- to=- emit-from=2026-01-20T00:00:00Z rules=" + engine.DefaultRulesVersion,
 		"now:    output-topic=other ",
 		"use a fresh --state-dir for this replay, or run the stored one's flags and rules again to resume it",
 	} {

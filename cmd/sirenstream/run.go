@@ -23,6 +23,11 @@ import (
 
 // procFlags are the flags shared by run and replay.
 type procFlags struct {
+	// beforeStore, when set, runs before a new state directory is created,
+	// after an existing one is opened (run waits for the brokers there: an
+	// unreachable cluster leaves no state directory behind).
+	beforeStore func(*zap.Logger, processor.Kafka) error
+
 	kafka          kafkaFlags
 	config         string
 	stateDir       string
@@ -75,6 +80,10 @@ type components struct {
 	codec *schemas.Codec
 	store *state.Store
 	cfg   processor.Config
+
+	// status (run only) logs caught-up partitions, the status line and
+	// dead-letter spikes.
+	status *processor.Status
 }
 
 func (c *components) Close() error {
@@ -109,10 +118,10 @@ func (f *procFlags) build(stderr io.Writer) (*components, error) {
 	if f.rules != "" {
 		b, err := os.ReadFile(f.rules)
 		if err != nil {
-			return nil, fmt.Errorf("--rules: rules: %w", err)
+			return nil, usageErr("--rules: %v", err)
 		}
 		if c.rules, err = engine.ParseRules(bytes.NewReader(b)); err != nil {
-			return nil, fmt.Errorf("--rules: %s: %w", f.rules, err)
+			return nil, usageErr("--rules %s: %v", f.rules, err)
 		}
 	}
 	c.codec, err = schemas.NewCodec(schemas.Config{
@@ -122,11 +131,20 @@ func (f *procFlags) build(stderr io.Writer) (*components, error) {
 		Logger:            log,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("codec: %w", err)
+		return nil, prefixOnce("codec", err)
+	}
+	// An existing state directory is opened first (a locked or damaged one
+	// fails at once); a new one only after beforeStore succeeded.
+	_, statErr := os.Stat(f.stateDir)
+	if err := f.runBeforeStore(statErr != nil, log, k); err != nil {
+		return nil, err
 	}
 	c.store, err = processor.OpenStore(state.Options{Dir: f.stateDir, Logger: log})
 	if err != nil {
-		return nil, fmt.Errorf("state: %w", err)
+		return nil, prefixOnce("state", err)
+	}
+	if err := f.runBeforeStore(statErr == nil, log, k); err != nil {
+		return nil, errors.Join(err, c.store.Close())
 	}
 	c.cfg = processor.Config{
 		Kafka:                 k,
@@ -139,11 +157,19 @@ func (f *procFlags) build(stderr io.Writer) (*components, error) {
 		CatchUpCommitInterval: f.catchUpCommit,
 		CatchUpCommitRecords:  f.catchUpRecords,
 		CacheSIRENs:           f.cacheSIRENs,
+		NoSirenDaily:          !f.outcomes.sirenDaily,
 		Logger:                log,
 		Codec:                 c.codec,
 		Store:                 c.store,
 	}
 	return c, nil
+}
+
+func (f *procFlags) runBeforeStore(now bool, log *zap.Logger, k processor.Kafka) error {
+	if !now || f.beforeStore == nil {
+		return nil
+	}
+	return f.beforeStore(log, k)
 }
 
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
@@ -162,16 +188,36 @@ state (the group's offsets are committed too, for lag tools).`, stdout)
 	tickLag := fs.Duration("idle-tick-lag", processor.DefaultIdleTickLag, "how far behind this instance's most advanced partition a quiet partition is ticked to (stream time)")
 	maxIdle := fs.Duration("max-task-idle", processor.DefaultMaxTaskIdle, "how long a partition holds a day change for an input that has nothing buffered and has not reached that day (a lagging feed) before it lets stream time pass it; negative: never hold. Records that arrive after a day change they belong before are repaired either way (see README, ordering contract)")
 	repairDir := fs.String("repair-dir", "", "directory for the scratch store of a repair (re-processing a partition in event-time order; needs about the space of that partition's state); default: the system's temporary directory")
+	statusEvery := fs.Duration("status-interval", processor.DefaultStatusEvery, "time between status log lines (records/s, lag, dead letters/s, partitions caught up; 0: none)")
 	var hf httpFlags
 	hf.register(fs)
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
+	}
+	f.beforeStore = func(log *zap.Logger, k processor.Kafka) error {
+		bi := readBuildInfo()
+		log.Info("sirenstream run starting", zap.String("version", bi.Version), zap.String("commit", bi.Commit), zap.String("go", bi.GoVersion))
+		deadline := *faultDeadline
+		if deadline == 0 {
+			deadline = -1 // forever
+		}
+		if err := processor.WaitForBrokers(ctx, k, deadline, log); err != nil {
+			if errors.Is(err, processor.ErrFaultDeadline) {
+				err = fmt.Errorf("%w (--fault-deadline sets how long faults are retried; 0 retries forever)", err)
+			}
+			return err
+		}
+		return nil
 	}
 	c, err := f.build(stderr)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, c.Close()) }()
+	if *statusEvery == 0 {
+		*statusEvery = -1 // processor.StatusConfig: negative is "none"
+	}
+	c.status = processor.NewStatus(processor.StatusConfig{Logger: c.log, Every: *statusEvery, Registry: f.registry != ""})
 	c.cfg.Group = *group
 	c.cfg.SessionTimeout = *session
 	if c.cfg.FaultDeadline = *faultDeadline; *faultDeadline == 0 {
@@ -194,9 +240,13 @@ func runLive(ctx context.Context, c *components, hf httpFlags) error {
 	var metrics *ops.Metrics
 	if ln != nil {
 		defer ln.Close() // already closed by the server when it ran
-		metrics = ops.NewMetrics(ops.MetricsConfig{StateSize: c.store.Size})
+		bi := readBuildInfo()
+		metrics = ops.NewMetrics(ops.MetricsConfig{StateSize: c.store.Size, Version: bi.Version, Commit: bi.Commit})
 		c.cfg.Metrics = metrics
 		c.cfg.HTTPAdvertise = advertise
+	}
+	if c.status != nil {
+		c.cfg.Metrics = c.status.Metrics(c.cfg.Metrics)
 	}
 	p, err := processor.New(c.cfg)
 	if err != nil {
@@ -226,6 +276,9 @@ func runLive(ctx context.Context, c *components, hf httpFlags) error {
 		}
 		return err
 	})
+	if c.status != nil {
+		g.Go(func() error { return c.status.Run(gctx, p) })
+	}
 	if srv != nil {
 		c.log.Info("ops http server", zap.String("addr", ln.Addr().String()), zap.String("advertise", advertise), zap.Bool("token", token != ""))
 		g.Go(func() error { return srv.Run(gctx) })

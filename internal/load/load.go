@@ -54,7 +54,7 @@ const (
 
 // ByTopicOrder is the order in which Options.ByTopic loads the topics (gen's
 // names): the way platform teams load history, the big feed first.
-var ByTopicOrder = [...]string{gen.TopicUsage, gen.TopicProfiles, gen.TopicOutages, gen.TopicClaims}
+var ByTopicOrder = [...]string{gen.TopicUsage, gen.TopicProfiles, gen.TopicOutages, gen.TopicClaims, gen.TopicOfferResponses, gen.TopicContractEvents}
 
 // Options tune ProduceWith. The zero value produces everything as fast as
 // the broker acknowledges it, interleaved in event-time order.

@@ -38,17 +38,82 @@ import (
 const collectTopic = "sirenstream-whatif"
 
 // Collector is a processor.MessageWriter that keeps, per SIREN, the latest
-// segment change (highest seq) and counts dead letters. Safe for the
-// concurrent partition tasks of a replay.
+// segment change (highest seq), counts entries, exits and flaps per segment
+// (Stability) and counts dead letters. Safe for the concurrent partition
+// tasks of a replay.
 type Collector struct {
-	mu     sync.Mutex
-	latest map[string]*schemas.SegmentChange
-	dead   int64
+	mu        sync.Mutex
+	latest    map[string]*schemas.SegmentChange
+	dead      int64
+	flaps     *engine.Flaps
+	stability map[string]*Stability
+	flapping  map[string]map[string]bool // segment → SIRENs that flapped
 }
 
 // NewCollector returns an empty Collector.
 func NewCollector() *Collector {
-	return &Collector{latest: map[string]*schemas.SegmentChange{}}
+	return &Collector{latest: map[string]*schemas.SegmentChange{}, flaps: engine.NewFlapsUnordered(),
+		stability: map[string]*Stability{}, flapping: map[string]map[string]bool{}}
+}
+
+// Stability counts, for one segment over a replay, the entries and exits
+// of its SIRENs and the flaps: entries within 7 days (event time) of the
+// same SIREN leaving it (sirenstream_segment_flaps_total), and the SIRENs
+// with at least one flap.
+type Stability struct {
+	Entries        int `json:"entries"`
+	Exits          int `json:"exits"`
+	Flaps          int `json:"flaps"`
+	FlappingSIRENs int `json:"flapping_sirens"`
+}
+
+// observe counts sc's entries, exits and flaps (c.mu held). The changes of
+// one SIREN arrive in seq order (one partition task emits them).
+func (c *Collector) observe(sc *schemas.SegmentChange) {
+	var added, removed engine.Segments
+	for _, name := range sc.Added {
+		s, _ := engine.ParseSegment(name)
+		added |= s
+		c.stat(name).Entries++
+	}
+	for _, name := range sc.Removed {
+		s, _ := engine.ParseSegment(name)
+		removed |= s
+		c.stat(name).Exits++
+	}
+	for _, name := range c.flaps.Observe(sc.SIREN, sc.EventTime, added, removed).Names() {
+		c.stat(name).Flaps++
+		if c.flapping[name] == nil {
+			c.flapping[name] = map[string]bool{}
+		}
+		c.flapping[name][sc.SIREN] = true
+	}
+}
+
+func (c *Collector) stat(segment string) *Stability {
+	s, ok := c.stability[segment]
+	if !ok {
+		s = &Stability{}
+		c.stability[segment] = s
+	}
+	return s
+}
+
+// Stability returns the counts of every segment (every label, zero when
+// none changed).
+func (c *Collector) Stability() map[string]Stability {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]Stability{}
+	for _, name := range engine.AllSegments.Names() {
+		var s Stability
+		if p := c.stability[name]; p != nil {
+			s = *p
+		}
+		s.FlappingSIRENs = len(c.flapping[name])
+		out[name] = s
+	}
+	return out
 }
 
 // WriteMessages decodes segment changes and keeps the latest per SIREN; any
@@ -66,6 +131,7 @@ func (c *Collector) WriteMessages(_ context.Context, msgs ...kafka.Message) erro
 		if err != nil {
 			return fmt.Errorf("what-if: segment change for %s: %w", m.Key, err)
 		}
+		c.observe(sc)
 		if cur, ok := c.latest[sc.SIREN]; !ok || sc.Seq > cur.Seq {
 			c.latest[sc.SIREN] = sc
 		}
@@ -162,6 +228,16 @@ type Comparison struct {
 	opt        Options
 	mu         sync.Mutex
 	processors []*processor.Processor
+	finals     [2]map[string]Final
+}
+
+// Finals returns where every SIREN holding a segment or an offer ends up
+// under the current (0) and the proposed (1) rules, after a successful Run
+// (nil before).
+func (c *Comparison) Finals() [2]map[string]Final {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.finals
 }
 
 // New validates opt.
@@ -254,10 +330,14 @@ func (c *Comparison) Run(ctx context.Context) (*Report, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	c.mu.Lock()
+	c.finals = finals
+	c.mu.Unlock()
 	r := Compare(finals[0], finals[1], c.opt.Examples)
 	r.CurrentVersion, r.ProposedVersion = c.opt.Current.Version, c.opt.Proposed.Version
 	r.Records = records[0]
 	r.DeadLettered = cols[0].DeadLettered()
+	r.setStability(cols[0].Stability(), cols[1].Stability())
 	return r, nil
 }
 
@@ -276,6 +356,24 @@ type Report struct {
 	Segments []SegmentDiff `json:"segments"`
 	Offers   []OfferDiff   `json:"offers"`
 	Examples []SIRENChange `json:"examples"`
+	// Stability is how often each segment is entered, left and re-entered
+	// within 7 days under each rule set, in label order.
+	Stability []StabilityDiff `json:"stability"`
+}
+
+// StabilityDiff is the Stability of one segment under both rule sets.
+type StabilityDiff struct {
+	Segment  string    `json:"segment"`
+	Current  Stability `json:"current"`
+	Proposed Stability `json:"proposed"`
+}
+
+// setStability fills r.Stability from both replays' counts.
+func (r *Report) setStability(current, proposed map[string]Stability) {
+	r.Stability = []StabilityDiff{}
+	for _, name := range engine.AllSegments.Names() {
+		r.Stability = append(r.Stability, StabilityDiff{Segment: name, Current: current[name], Proposed: proposed[name]})
+	}
 }
 
 // SegmentDiff is one segment under both rule sets.
@@ -485,6 +583,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		r.CurrentVersion, r.ProposedVersion, r.Records)
 	if r.Empty() {
 		fmt.Fprintf(&b, "no change: all %d SIRENs holding a segment end with the same segments and offers\n", r.SIRENs)
+		r.writeStability(&b)
 		_, err := io.WriteString(w, b.String())
 		return err
 	}
@@ -505,6 +604,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	for _, d := range r.Offers {
 		fmt.Fprintf(&b, "%-19s %8d %9d %+7d %6d\n", d.Offer, d.Current, d.Proposed, d.Gained, -d.Lost)
 	}
+	r.writeStability(&b)
 	if len(r.Examples) > 0 {
 		fmt.Fprintf(&b, "\nexamples:\n")
 		for _, e := range r.Examples {
@@ -514,6 +614,23 @@ func (r *Report) WriteText(w io.Writer) error {
 	_, err := io.WriteString(w, b.String())
 	return err
 }
+
+// writeStability prints entries, exits and flaps per segment under both
+// rule sets (nothing when the report has none: a Compare of finals alone).
+func (r *Report) writeStability(b *strings.Builder) {
+	if len(r.Stability) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "\nstability (flaps: entries within 7 days of leaving; current → proposed)\n")
+	fmt.Fprintf(b, "%-17s %13s %13s %13s %17s\n", "segment", "entries", "exits", "flaps", "flapping SIRENs")
+	for _, d := range r.Stability {
+		fmt.Fprintf(b, "%-17s %13s %13s %13s %17s\n", d.Segment,
+			arrow(d.Current.Entries, d.Proposed.Entries), arrow(d.Current.Exits, d.Proposed.Exits),
+			arrow(d.Current.Flaps, d.Proposed.Flaps), arrow(d.Current.FlappingSIRENs, d.Proposed.FlappingSIRENs))
+	}
+}
+
+func arrow(a, b int) string { return fmt.Sprintf("%d → %d", a, b) }
 
 // WriteJSON prints the report as one indented JSON document.
 func (r *Report) WriteJSON(w io.Writer) error {
