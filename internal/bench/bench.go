@@ -204,8 +204,8 @@ type meter struct {
 	t0        time.Time
 	cpu0, b0  time.Duration
 	anon      atomic.Int64
-	heapAt    int64 // anon RSS at the last heap profile (heapAtPeak)
 	done      chan struct{}
+	exited    chan struct{} // closed when the sampling goroutine returned
 }
 
 func (m *meter) start() {
@@ -214,19 +214,22 @@ func (m *meter) start() {
 	m.rss.Reset()
 	m.cpu0, m.b0 = cpuTime(), pidCPU(m.brokerPID)
 	m.t0 = time.Now()
-	m.done = make(chan struct{})
+	done, exited := make(chan struct{}), make(chan struct{})
+	m.done, m.exited = done, exited
 	m.anon.Store(procKB("/proc/self/status", "RssAnon:"))
 	go func() {
+		defer close(exited)
 		t := time.NewTicker(50 * time.Millisecond)
 		defer t.Stop()
+		var heapAt int64 // anon RSS at the last heap profile (heapAtPeak)
 		for {
 			select {
-			case <-m.done:
+			case <-done:
 				return
 			case <-t.C:
 				if v := procKB("/proc/self/status", "RssAnon:"); v > m.anon.Load() {
-					if heapAtPeak != "" && v > m.heapAt*11/10 {
-						m.heapAt = v
+					if heapAtPeak != "" && v > heapAt*11/10 {
+						heapAt = v
 						writeHeapProfile(heapAtPeak)
 					}
 					m.anon.Store(v)
@@ -239,6 +242,7 @@ func (m *meter) start() {
 func (m *meter) stop(name string, records int64) StageResult {
 	el := time.Since(m.t0)
 	close(m.done)
+	<-m.exited
 	cpu := cpuTime() - m.cpu0
 	bcpu := pidCPU(m.brokerPID) - m.b0
 	r := StageResult{Name: name, Records: records, Seconds: el.Seconds(), PeakRSSBytes: m.rss.Peak(), PeakAnonBytes: m.anon.Load()}
