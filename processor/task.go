@@ -313,6 +313,9 @@ func (t *task) run(ctx context.Context, client *kafka.Client) (err error) {
 			return nil
 		case <-t.in.wake.C():
 		case <-ticker.C:
+			// Idle: no read snapshot held while nothing reads (it would
+			// keep Badger from discarding newer versions).
+			t.cache.DropSnapshot()
 			if t.com.due() {
 				if err := t.commit(ctx, false); err != nil {
 					t.in.wake.Sleeping(false)

@@ -313,8 +313,7 @@ func (c *Cache[V]) CommitEncoded(puts []KV, cp Checkpoint) error {
 	if err := c.store.Commit(c.p, puts, cp); err != nil {
 		return err
 	}
-	c.snap.Close()
-	c.snap = nil
+	c.DropSnapshot()
 	c.settleCommitted()
 	return nil
 }
@@ -489,6 +488,15 @@ func (c *Cache[V]) pushFront(e *cacheEntry[V]) {
 func (c *Cache[V]) unlink(e *cacheEntry[V]) {
 	e.prev.next, e.next.prev = e.next, e.prev
 	e.prev, e.next = nil, nil
+}
+
+// DropSnapshot closes the read snapshot that serves misses; the next miss
+// opens a new one. An open snapshot keeps Badger from discarding versions
+// written after it was opened (by any partition), so an owner that goes
+// idle drops it instead of holding it for hours.
+func (c *Cache[V]) DropSnapshot() {
+	c.snap.Close()
+	c.snap = nil
 }
 
 // SetMaxBytes bounds the clean entries by the sum of their encoded sizes too
