@@ -3,6 +3,8 @@ package processor
 import (
 	"testing"
 	"time"
+
+	"github.com/segmentio/kafka-go"
 )
 
 // TestCommitCadenceFollowsTheBacklog: a caught-up task commits every
@@ -55,5 +57,39 @@ func TestCatchUpCommitIntervalDefaults(t *testing.T) {
 	c.setDefaults()
 	if c.CatchUpCommitInterval != 5*time.Second {
 		t.Fatalf("CatchUpCommitInterval below CommitInterval: %s", c.CatchUpCommitInterval)
+	}
+}
+
+// TestEagerCommitWritesOutputsOfACaughtUpTask: a task with nothing left to
+// process commits at once when its batch holds outputs and no batch is being
+// written (output latency), but not while it is behind (catch-up batches
+// stay large), not in a replay, not without outputs, and not while a flush
+// is in flight.
+func TestEagerCommitWritesOutputsOfACaughtUpTask(t *testing.T) {
+	done := make(chan struct{})
+	close(done)
+	for _, tc := range []struct {
+		name     string
+		outputs  int
+		hwm      int64
+		inflight *batch
+		replay   bool
+		eager    bool
+	}{
+		{name: "caught up with outputs", outputs: 1, eager: true},
+		{name: "no outputs", outputs: 0},
+		{name: "behind", outputs: 1, hwm: 50_000},
+		{name: "flush in flight", outputs: 1, inflight: &batch{done: make(chan struct{})}},
+		{name: "flush finished", outputs: 1, inflight: &batch{done: done}, eager: true},
+		{name: "replay", outputs: 1, replay: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := &inputs{hwm: [numInputs]int64{0, 0, 0, tc.hwm}}
+			c := &committer{cad: cadence{records: 20_000}, backlog: in.backlog, inflight: tc.inflight, live: !tc.replay}
+			c.outputs = make([]kafka.Message, tc.outputs)
+			if got := c.eager(); got != tc.eager {
+				t.Fatalf("eager() = %v, want %v", got, tc.eager)
+			}
+		})
 	}
 }

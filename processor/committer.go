@@ -65,6 +65,12 @@ type committer struct {
 	// task goroutine after a batch became durable (progress).
 	onCommit  func(d time.Duration, states int)
 	onDurable func()
+	// onFlushed runs on the flush goroutine when a background flush ended
+	// (the task wakes to write outputs that waited for it: eager).
+	onFlushed func()
+	// live: outputs are written as soon as the task is caught up (eager);
+	// a bounded replay batches by interval and records only.
+	live bool
 
 	// The open batch.
 	outputs     []kafka.Message
@@ -110,6 +116,27 @@ func (c *committer) due() bool {
 		return false
 	}
 	return since >= c.cad.catchUpInterval || c.backlog() < int64(c.cad.records)
+}
+
+// eager reports whether the open batch should be committed now that the
+// task has nothing to process: it holds outputs, the task is caught up (not
+// behind by records or more) and no batch is being written. Outputs then
+// leave as soon as they exist instead of at the next interval (latency);
+// a task that is behind, or a replay, keeps batching by interval and
+// records (a replay's readers often trail its task for a moment: eager
+// commits would cut its batches small for no one waiting).
+func (c *committer) eager() bool {
+	if !c.live || len(c.outputs) == 0 || c.backlog() >= int64(c.cad.records) {
+		return false
+	}
+	if b := c.inflight; b != nil {
+		select {
+		case <-b.done:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // recordsFull reports whether the open batch holds as many records as one
@@ -181,8 +208,11 @@ func (c *committer) commit(ctx context.Context, force bool, next [numInputs]int6
 		fctx = c.flushCtx
 	}
 	go func() {
-		defer close(b.done)
 		b.err = c.flush(fctx, b)
+		close(b.done)
+		if c.onFlushed != nil {
+			c.onFlushed()
+		}
 	}()
 	if force {
 		if err := c.awaitInflight(); err != nil {

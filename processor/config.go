@@ -92,6 +92,11 @@ type Config struct {
 	// CacheSIRENs bounds decoded SIREN states kept in memory per partition
 	// (default 50000).
 	CacheSIRENs int
+	// CacheBytes also bounds them per partition, by encoded size (decoded
+	// states take about twice that in memory): a count alone lets a few
+	// large states (event-id filters) or a million companies take the heap
+	// (default DefaultCacheBytes; negative: no byte bound).
+	CacheBytes int64
 	// NoSirenDaily turns off the siren-daily output (one record per SIREN
 	// per stream day: as many records a day as the population; the topic is
 	// still created). Outcomes and uplift do not depend on it.
@@ -160,6 +165,7 @@ const (
 	DefaultSessionTimeout        = 10 * time.Second
 	DefaultFaultDeadline         = 10 * time.Minute
 	DefaultCacheSIRENs           = 50000
+	DefaultCacheBytes            = 32 << 20
 	DefaultMaxTaskIdle           = time.Second
 	DefaultIdleTickInterval      = time.Minute
 	DefaultIdleTickLag           = 6 * time.Hour
@@ -223,6 +229,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.CacheSIRENs == 0 {
 		c.CacheSIRENs = DefaultCacheSIRENs
+	}
+	if c.CacheBytes == 0 {
+		c.CacheBytes = DefaultCacheBytes
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()

@@ -86,6 +86,7 @@ func newTask(cfg *Config, opt taskOptions, writer MessageWriter) *task {
 		eng:       engine.NewTask(cfg.Rules, cfg.engineConfig(opt.repairs)),
 	}
 	t.in = inputs{names: cfg.Topics.Inputs(), bounded: opt.bounded, maxIdle: cfg.MaxTaskIdle}
+	t.in.wake = handoff.NewWakeup()
 	for i := range t.in.latest {
 		t.in.latest[i] = noTime
 	}
@@ -100,6 +101,7 @@ func newTask(cfg *Config, opt taskOptions, writer MessageWriter) *task {
 	}
 	t.cache = state.NewCache[*engine.State](cfg.Store, p, stateCodec{}, cfg.CacheSIRENs)
 	t.cache.SetEncodeFull(t.changelog != nil) // the changelog carries whole states
+	t.cache.SetMaxBytes(cfg.CacheBytes)
 	t.com = committer{
 		partition: p,
 		inputs:    t.in.names,
@@ -120,6 +122,8 @@ func newTask(cfg *Config, opt taskOptions, writer MessageWriter) *task {
 		backlog:     t.in.backlog,
 		onCommit:    func(d time.Duration, n int) { cfg.Metrics.Commit(p, d, n) },
 		onDurable:   t.updateProgress,
+		onFlushed:   t.in.wake.Signal,
+		live:        !opt.bounded,
 	}
 	t.out = &observed{
 		next:      &collector{routes: opt.routes, partition: p, batch: &t.com, maxBytes: opt.limits.output},
@@ -294,12 +298,24 @@ func (t *task) run(ctx context.Context, client *kafka.Client) (err error) {
 			t.in.wake.Sleeping(false)
 			continue
 		}
+		// Caught up with outputs waiting: write them now instead of at
+		// the next tick (output latency). The flush's end wakes us.
+		if t.com.eager() {
+			t.in.wake.Sleeping(false)
+			if err := t.commit(ctx, false); err != nil {
+				return t.stopErr(ctx, err)
+			}
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			t.in.wake.Sleeping(false)
 			return nil
 		case <-t.in.wake.C():
 		case <-ticker.C:
+			// Idle: no read snapshot held while nothing reads (it would
+			// keep Badger from discarding newer versions).
+			t.cache.DropSnapshot()
 			if t.com.due() {
 				if err := t.commit(ctx, false); err != nil {
 					t.in.wake.Sleeping(false)
@@ -331,7 +347,6 @@ func outliving(ctx context.Context, grace time.Duration) (context.Context, func(
 // startReaders starts a reader goroutine per input with records to read;
 // cancel stops them, wg waits for them.
 func (t *task) startReaders(ctx context.Context) (*sync.WaitGroup, context.CancelFunc) {
-	t.in.wake = handoff.NewWakeup()
 	rctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for i := range t.in.names {

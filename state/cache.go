@@ -40,6 +40,9 @@ type Cache[V any] struct {
 	codec    Codec[V]
 	hcodec   HeaderCodec[V] // nil: PutHeader writes whole states
 	maxClean int
+	// maxCleanBytes bounds the encoded bytes of clean entries (0: no
+	// bound); cleanBytes is their sum (SetMaxBytes).
+	maxCleanBytes, cleanBytes int64
 	// encodeFull: Encode also sets KV.Full of header puts (SetEncodeFull).
 	encodeFull bool
 
@@ -66,6 +69,13 @@ type Cache[V any] struct {
 	keysNew  []string
 	keysGone int
 	keysOK   bool
+
+	// snap serves Get misses (Store.Snapshot: no wait for a commit in
+	// flight); nil until the first miss. It must see every commit of this
+	// cache that an evicted or dropped entry relied on, so it is replaced
+	// whenever entries become clean: by next, which CommitPending opens
+	// right after its commit, or lazily after a synchronous commit.
+	snap, next *Snapshot
 }
 
 type cacheEntry[V any] struct {
@@ -74,6 +84,7 @@ type cacheEntry[V any] struct {
 	gen        uint64 // bumped by every Put/Delete: detects a change between Encode and commit
 	size       int64  // last known encoded size, -1 if unknown
 	dirtyCost  int64  // what this entry added to dirtyBytes
+	cleanCost  int64  // what this entry added to cleanBytes while clean
 	dirty      bool
 	deleted    bool // dirty tombstone
 	transient  bool // PutTransient: dropped, not kept clean, once committed
@@ -118,7 +129,10 @@ func (c *Cache[V]) Get(siren string) (v V, found bool, err error) {
 	if c.complete {
 		return v, false, nil
 	}
-	b, err := c.store.Get(c.p, siren)
+	if c.snap == nil {
+		c.snap = c.store.Snapshot()
+	}
+	b, err := c.snap.Get(c.p, siren)
 	if err != nil || b == nil {
 		return v, false, err
 	}
@@ -131,7 +145,7 @@ func (c *Cache[V]) Get(siren string) (v V, found bool, err error) {
 	c.m[siren] = e
 	c.keyAdded(siren)
 	c.pushFront(e)
-	c.clean++
+	c.addClean(e)
 	c.evict()
 	return v, true, nil
 }
@@ -199,7 +213,7 @@ func (c *Cache[V]) touch(siren string) *cacheEntry[V] {
 		c.keyAdded(siren)
 	} else if !e.dirty {
 		c.unlink(e)
-		c.clean--
+		c.dropClean(e)
 	}
 	e.gen++
 	if !e.dirty {
@@ -299,6 +313,7 @@ func (c *Cache[V]) CommitEncoded(puts []KV, cp Checkpoint) error {
 	if err := c.store.Commit(c.p, puts, cp); err != nil {
 		return err
 	}
+	c.DropSnapshot()
 	c.settleCommitted()
 	return nil
 }
@@ -343,7 +358,7 @@ func (c *Cache[V]) settleCommitted() {
 			continue
 		}
 		c.pushFront(e)
-		c.clean++
+		c.addClean(e)
 	}
 	c.pending = c.pending[:0]
 	kept := c.dirty[:0]
@@ -449,7 +464,7 @@ func (c *Cache[V]) Reset() {
 	c.dirty = c.dirty[:0]
 	c.dirtyBytes = 0
 	c.lru.prev, c.lru.next = &c.lru, &c.lru
-	c.clean = 0
+	c.clean, c.cleanBytes = 0, 0
 	if c.avgSize == 0 {
 		c.avgSize = initialAvgSize
 	}
@@ -457,6 +472,9 @@ func (c *Cache[V]) Reset() {
 	c.pending = c.pending[:0]
 	c.complete = false
 	c.dropKeys()
+	c.snap.Close()
+	c.next.Close()
+	c.snap, c.next = nil, nil
 }
 
 func (c *Cache[V]) observeSize(n int64) { c.avgSize += (n - c.avgSize) / 8 }
@@ -472,14 +490,55 @@ func (c *Cache[V]) unlink(e *cacheEntry[V]) {
 	e.prev, e.next = nil, nil
 }
 
-// evict drops least recently used clean entries beyond maxClean. Dirty entries are not in the
-// clean ring, so they can never be evicted.
+// DropSnapshot closes the read snapshot that serves misses; the next miss
+// opens a new one. An open snapshot keeps Badger from discarding versions
+// written after it was opened (by any partition), so an owner that goes
+// idle drops it instead of holding it for hours.
+func (c *Cache[V]) DropSnapshot() {
+	c.snap.Close()
+	c.snap = nil
+}
+
+// SetMaxBytes bounds the clean entries by the sum of their encoded sizes too
+// (besides the count given to NewCache): states vary from a few hundred bytes
+// to hundreds of KiB, so a count alone does not bound memory. Decoded states
+// take about twice their encoded size in memory. 0 (default): no byte bound.
+func (c *Cache[V]) SetMaxBytes(n int64) {
+	c.maxCleanBytes = max(n, 0)
+	c.evict()
+}
+
+// overBudget reports whether the clean entries exceed a bound.
+func (c *Cache[V]) overBudget() bool {
+	return c.clean > c.maxClean || (c.maxCleanBytes > 0 && c.cleanBytes > c.maxCleanBytes)
+}
+
+// addClean counts a new clean entry: its encoded size (the size average
+// when unknown) against the byte bound.
+func (c *Cache[V]) addClean(e *cacheEntry[V]) {
+	c.clean++
+	e.cleanCost = e.size
+	if e.size < 0 {
+		e.cleanCost = c.avgSize
+	}
+	c.cleanBytes += e.cleanCost
+}
+
+func (c *Cache[V]) dropClean(e *cacheEntry[V]) {
+	c.clean--
+	c.cleanBytes -= e.cleanCost
+	e.cleanCost = 0
+}
+
+// evict drops least recently used clean entries beyond maxClean (and
+// maxCleanBytes). Dirty entries are not in the clean ring, so they can never
+// be evicted.
 func (c *Cache[V]) evict() {
-	for c.clean > c.maxClean {
+	for c.clean > 0 && c.overBudget() {
 		e := c.lru.prev
 		c.unlink(e)
 		delete(c.m, e.siren)
-		c.clean--
+		c.dropClean(e)
 		c.complete = false
 		c.dropKeys()
 	}

@@ -6,8 +6,18 @@ package state
 // as the owner calls neither Encode nor MarkCommitted until it returns. This
 // is what lets a task process the next batch while the previous one is being
 // written. The owner then calls MarkCommitted(puts).
+//
+// After the commit it opens the snapshot that the cache's reads use from
+// MarkCommitted on (Store.Snapshot): opening it here, off the owner's
+// goroutine, keeps the owner from waiting for other partitions' commits in
+// flight.
 func (c *Cache[V]) CommitPending(puts []KV, cp Checkpoint) error {
-	return c.store.Commit(c.p, puts, cp)
+	if err := c.store.Commit(c.p, puts, cp); err != nil {
+		return err
+	}
+	c.next.Close() // a snapshot no MarkCommitted took (not expected)
+	c.next = c.store.Snapshot()
+	return nil
 }
 
 // MarkCommitted marks the entries of puts (the result of the last Encode,
@@ -17,6 +27,8 @@ func (c *Cache[V]) MarkCommitted(puts []KV) error {
 	if err := c.checkPending("MarkCommitted", puts); err != nil {
 		return err
 	}
+	c.snap.Close()
+	c.snap, c.next = c.next, nil
 	c.settleCommitted()
 	return nil
 }

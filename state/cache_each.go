@@ -73,12 +73,12 @@ func (c *Cache[V]) Each(after string, fn func(siren string, v V) error) error {
 		// Keep the size average honest: a Put of a value not cached is
 		// estimated with it (DirtyBytesEstimate bounds commits).
 		c.observeSize(int64(len(val)))
-		if fill && c.m[siren] == nil && c.clean < c.maxClean {
+		if fill && c.m[siren] == nil && c.clean < c.maxClean && (c.maxCleanBytes == 0 || c.cleanBytes+int64(len(val)) <= c.maxCleanBytes) {
 			e := &cacheEntry[V]{siren: siren, v: v, size: int64(len(val))}
 			c.m[siren] = e
 			c.keyAdded(siren)
 			c.pushFront(e)
-			c.clean++
+			c.addClean(e)
 		} else {
 			all = false
 		}

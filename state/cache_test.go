@@ -262,3 +262,32 @@ func TestCacheRandomOpsMatchModel(t *testing.T) {
 		t.Fatalf("store has %d SIRENs, model %d", n, len(model))
 	}
 }
+
+// TestCacheEvictsByBytes: with a byte bound, clean entries are evicted
+// (least recently used first) once their encoded sizes pass it, whatever
+// the count bound allows; dirty entries are never evicted.
+func TestCacheEvictsByBytes(t *testing.T) {
+	_, c := newCacheT(t, 1000)
+	sirens := []string{"732829320", "542051180", "356000000", "552100554"}
+	for i, s := range sirens {
+		c.Put(s, &counter{N: int64(i)})
+	}
+	if _, err := c.Flush(Checkpoint{Offsets: map[string]int64{"usage": 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if c.Len() != 4 {
+		t.Fatalf("Len = %d, want 4 before the byte bound", c.Len())
+	}
+	size := c.cleanBytes / 4
+	c.Put(sirens[0], &counter{N: 9}) // dirty: not evictable
+	c.SetMaxBytes(2 * size)
+	if c.Len() != 3 || c.cleanBytes > 2*size {
+		t.Fatalf("after SetMaxBytes: Len %d, clean bytes %d; want 3 entries (1 dirty + 2 clean) within %d", c.Len(), c.cleanBytes, 2*size)
+	}
+	if _, found, _ := c.Get(sirens[1]); !found {
+		t.Fatal("evicted SIREN not read back from the store")
+	}
+	if c.clean != 2 || c.cleanBytes != 2*size {
+		t.Fatalf("clean %d (%d bytes) after a miss, want 2 (%d bytes)", c.clean, c.cleanBytes, 2*size)
+	}
+}

@@ -454,36 +454,45 @@ func (s *Store) Get(p int32, siren string) ([]byte, error) {
 	if err := checkPartition(p); err != nil {
 		return nil, err
 	}
-	var kbuf [64]byte
-	key := stateKey(kbuf[:0], p, siren)
-	headers := s.mayHaveHeaders(p)
 	var out []byte
 	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(key)
-		if err != nil {
+		var err error
+		out, err = s.getIn(txn, p, siren)
+		return err
+	})
+	return s.getResult(out, err, p, siren)
+}
+
+// getIn reads the state of siren in txn, merged with its header key.
+func (s *Store) getIn(txn *badger.Txn, p int32, siren string) (out []byte, err error) {
+	var kbuf [64]byte
+	key := stateKey(kbuf[:0], p, siren)
+	item, err := txn.Get(key)
+	if err != nil {
+		return nil, err
+	}
+	if !s.mayHaveHeaders(p) {
+		return item.ValueCopy(nil)
+	}
+	// Its own buffer: Badger's item keeps a reference to the key it was read with.
+	var hbuf [64]byte
+	hitem, err := txn.Get(headerKey(hbuf[:0], p, siren))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return item.ValueCopy(nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	err = item.Value(func(base []byte) error {
+		return hitem.Value(func(h []byte) error {
+			out, err = s.merge(nil, p, siren, base, h)
 			return err
-		}
-		if !headers {
-			out, err = item.ValueCopy(nil)
-			return err
-		}
-		// Its own buffer: Badger's item keeps a reference to the key it was read with.
-		var hbuf [64]byte
-		hitem, err := txn.Get(headerKey(hbuf[:0], p, siren))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			out, err = item.ValueCopy(nil)
-			return err
-		}
-		if err != nil {
-			return err
-		}
-		return item.Value(func(base []byte) error {
-			return hitem.Value(func(h []byte) error {
-				out, err = s.merge(nil, p, siren, base, h)
-				return err
-			})
 		})
 	})
+	return out, err
+}
+
+func (s *Store) getResult(out []byte, err error, p int32, siren string) ([]byte, error) {
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, nil
 	}
@@ -491,6 +500,44 @@ func (s *Store) Get(p int32, siren string) ([]byte, error) {
 		return nil, fmt.Errorf("state: get %q partition %d SIREN %s: %w", s.opts.Dir, p, siren, err)
 	}
 	return out, nil
+}
+
+// Snapshot is a read view of the store as of its creation. Gets on it cost
+// what Store.Get costs minus one wait: every new Badger read transaction
+// first waits until each commit that started before it is applied (its
+// read timestamp), so a Store.Get issued while another goroutine's commit
+// is being written blocks for the rest of that commit — a task reading
+// cache misses while its previous batch is written in the background would
+// wait on every read. A Snapshot waits once, when it is created.
+//
+// It does not see commits made after it was created: a reader that needs
+// them (the cache, after each of its commits) opens a new one. Not safe for
+// concurrent use; Close releases it.
+type Snapshot struct {
+	s   *Store
+	txn *badger.Txn
+}
+
+// Snapshot opens a read view of the store as of now.
+func (s *Store) Snapshot() *Snapshot {
+	return &Snapshot{s: s, txn: s.db.NewTransaction(false)}
+}
+
+// Get is Store.Get as of the snapshot.
+func (sn *Snapshot) Get(p int32, siren string) ([]byte, error) {
+	if err := checkPartition(p); err != nil {
+		return nil, err
+	}
+	out, err := sn.s.getIn(sn.txn, p, siren)
+	return sn.s.getResult(out, err, p, siren)
+}
+
+// Close releases the snapshot (idempotent, nil-safe).
+func (sn *Snapshot) Close() {
+	if sn != nil && sn.txn != nil {
+		sn.txn.Discard()
+		sn.txn = nil
+	}
 }
 
 // Commit writes puts and the checkpoint of p in ONE Badger transaction: after a crash either all

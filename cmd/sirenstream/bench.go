@@ -40,6 +40,8 @@ and 1M SIRENs. By default the embedded broker runs as a child process
 	latency := fs.Duration("latency", 20*time.Second, "duration of the latency run (0 disables it)")
 	scale := fs.Bool("scale", false, "also run the scale test (takes minutes)")
 	scaleSizes := fs.String("scale-sizes", "10000,100000,1000000", "SIREN counts of the scale test")
+	warm := fs.Bool("warm", false, "also run the warm test: one day of traffic (1–5 records per SIREN, all topics) into a store holding 90 days of state (takes minutes)")
+	warmSizes := fs.String("warm-sizes", "100000,1000000", "SIREN counts of the warm test")
 	broker := fs.String("broker", "child", "child: embedded broker in a child process; inproc: in this process; or host:port of a running broker")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (samples of each throughput stage carry the label stage=NAME: go tool pprof -tagfocus stage=full)")
@@ -64,13 +66,13 @@ and 1M SIRENs. By default the embedded broker runs as a child process
 	} else {
 		cfg.Stages = []string{}
 	}
-	var sizes []int
-	for _, s := range strings.Split(*scaleSizes, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n <= 0 {
-			return usageErr("--scale-sizes %q: want positive integers", *scaleSizes)
-		}
-		sizes = append(sizes, n)
+	sizes, err := parseSizes("--scale-sizes", *scaleSizes)
+	if err != nil {
+		return err
+	}
+	wsizes, err := parseSizes("--warm-sizes", *warmSizes)
+	if err != nil {
+		return err
 	}
 	if !*asJSON {
 		cfg.Progress = func(format string, a ...any) { fmt.Fprintf(stderr, "… "+format+"\n", a...) }
@@ -127,6 +129,11 @@ and 1M SIRENs. By default the embedded broker runs as a child process
 	}
 	if *scale {
 		if res.Scale, err = bench.RunScale(ctx, cfg, sizes); err != nil {
+			return err
+		}
+	}
+	if *warm {
+		if res.Warm, err = bench.RunWarm(ctx, cfg, wsizes); err != nil {
 			return err
 		}
 	}
@@ -189,4 +196,17 @@ func startChildBroker(partitions int) (addr string, pid int, stop func(), err er
 		stop()
 		return "", 0, nil, errors.New("child broker did not report its address within 15s")
 	}
+}
+
+// parseSizes parses a comma list of positive SIREN counts.
+func parseSizes(flag, list string) ([]int, error) {
+	var sizes []int
+	for _, s := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 || n > 1_000_000 {
+			return nil, usageErr("%s %q: want positive integers up to 1,000,000", flag, list)
+		}
+		sizes = append(sizes, n)
+	}
+	return sizes, nil
 }

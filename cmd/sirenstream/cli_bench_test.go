@@ -9,7 +9,7 @@ import (
 )
 
 // TestBenchSmoke runs `sirenstream bench` at tiny sizes (in-process broker,
-// every stage, a 1 s latency run and a tiny scale point) and checks that the
+// every stage, a 1 s latency run and a tiny scale and warm point) and checks that the
 // JSON report holds every stage with sane, non-zero figures. It never checks
 // speed.
 func TestBenchSmoke(t *testing.T) {
@@ -18,7 +18,7 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	var out, errb bytes.Buffer
 	code := realMain([]string{"bench", "--broker", "inproc", "--json", "--events", "3000", "--sirens", "200",
-		"--partitions", "2", "--rounds", "2", "--latency", "1s", "--rate", "1000", "--scale", "--scale-sizes", "300",
+		"--partitions", "2", "--rounds", "2", "--latency", "1s", "--rate", "1000", "--scale", "--scale-sizes", "300", "--warm", "--warm-sizes", "300",
 		"--work-dir", t.TempDir()}, &out, &errb)
 	if code != 0 {
 		t.Fatalf("bench exited %d: %s", code, errb.String())
@@ -55,6 +55,11 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	if l := r.Latency; l == nil || l.Probes == 0 || l.Observed == 0 || l.P99Ms <= 0 || l.P50Ms > l.P99Ms {
 		t.Errorf("latency = %+v", r.Latency)
+	}
+	if len(r.Warm) != 1 || r.Warm[0].SIRENs != 300 || r.Warm[0].Records < 300 || r.Warm[0].Full.Records <= r.Warm[0].Records ||
+		r.Warm[0].Full.RatioToRaw <= 0 || r.Warm[0].Raw.RecordsPerSec <= 0 || r.Warm[0].RawAfter.RecordsPerSec <= 0 ||
+		r.Warm[0].DaySweep.Day != 2 || r.Warm[0].DaySweep.Seconds <= 0 || r.Warm[0].FirstSnapshot.Changes == 0 || r.Warm[0].DiskBytes <= 0 {
+		t.Errorf("warm = %+v", r.Warm)
 	}
 	if len(r.Scale) != 1 || r.Scale[0].SIRENs != 300 || len(r.Scale[0].Sweeps) != 3 || r.Scale[0].DiskBytes <= 0 ||
 		r.Scale[0].Sweeps[0].Seconds <= 0 || r.Scale[0].Sweeps[0].Changes == 0 ||

@@ -150,6 +150,7 @@ type Result struct {
 	Rounds  [][]StageResult `json:"rounds,omitempty"`
 	Latency *Latency        `json:"latency,omitempty"`
 	Scale   []ScalePoint    `json:"scale,omitempty"`
+	Warm    []WarmPoint     `json:"warm,omitempty"`
 	// RSSResettable: peak RSS figures are per stage (VmHWM reset); false: they
 	// are process-lifetime maxima (stages run in ascending memory order).
 	RSSResettable bool `json:"rss_per_stage"`
@@ -204,6 +205,7 @@ type meter struct {
 	cpu0, b0  time.Duration
 	anon      atomic.Int64
 	done      chan struct{}
+	exited    chan struct{} // closed when the sampling goroutine returned
 }
 
 func (m *meter) start() {
@@ -212,17 +214,24 @@ func (m *meter) start() {
 	m.rss.Reset()
 	m.cpu0, m.b0 = cpuTime(), pidCPU(m.brokerPID)
 	m.t0 = time.Now()
-	m.done = make(chan struct{})
+	done, exited := make(chan struct{}), make(chan struct{})
+	m.done, m.exited = done, exited
 	m.anon.Store(procKB("/proc/self/status", "RssAnon:"))
 	go func() {
+		defer close(exited)
 		t := time.NewTicker(50 * time.Millisecond)
 		defer t.Stop()
+		var heapAt int64 // anon RSS at the last heap profile (heapAtPeak)
 		for {
 			select {
-			case <-m.done:
+			case <-done:
 				return
 			case <-t.C:
 				if v := procKB("/proc/self/status", "RssAnon:"); v > m.anon.Load() {
+					if heapAtPeak != "" && v > heapAt*11/10 {
+						heapAt = v
+						writeHeapProfile(heapAtPeak)
+					}
 					m.anon.Store(v)
 				}
 			}
@@ -233,6 +242,7 @@ func (m *meter) start() {
 func (m *meter) stop(name string, records int64) StageResult {
 	el := time.Since(m.t0)
 	close(m.done)
+	<-m.exited
 	cpu := cpuTime() - m.cpu0
 	bcpu := pidCPU(m.brokerPID) - m.b0
 	r := StageResult{Name: name, Records: records, Seconds: el.Seconds(), PeakRSSBytes: m.rss.Peak(), PeakAnonBytes: m.anon.Load()}

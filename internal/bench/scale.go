@@ -4,21 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
-	"sync"
 	"time"
-
-	"github.com/segmentio/kafka-go"
 
 	"github.com/sirenstream/sirenstream/engine"
 	"github.com/sirenstream/sirenstream/gen"
-	"github.com/sirenstream/sirenstream/internal/load"
 	"github.com/sirenstream/sirenstream/processor"
-	"github.com/sirenstream/sirenstream/schemas"
 	"github.com/sirenstream/sirenstream/state"
 )
 
@@ -105,124 +99,27 @@ func RunScale(ctx context.Context, cfg Config, sizes []int) ([]ScalePoint, error
 
 func runScalePoint(ctx context.Context, cfg Config, n int) (ScalePoint, error) {
 	sp := ScalePoint{SIRENs: n}
-	prefix := cfg.Prefix + "scale" + strconv.Itoa(n) + "-"
-	topics := topicsFor(prefix)
-	k := processor.Kafka{Brokers: cfg.Brokers, ClientID: "sirenstream-bench"}
-	ro := processor.ReplayOptions{OutputTopic: prefix + "out", DLQTopic: prefix + "out-dlq"}
-	parts, err := processor.EnsureTopics(ctx, k, topics, cfg.Partitions, 1, cfg.Logger, ro.OutputTopic, ro.DLQTopic)
+	r, err := newRig(ctx, cfg, cfg.Prefix+"scale"+strconv.Itoa(n)+"-", n)
 	if err != nil {
 		return sp, err
 	}
-	dir, err := os.MkdirTemp(cfg.WorkDir, "sirenstream-bench-scale-")
-	if err != nil {
-		return sp, err
-	}
-	defer os.RemoveAll(dir)
-	store, err := processor.OpenStore(state.Options{Dir: dir, Logger: cfg.Logger})
-	if err != nil {
-		return sp, err
-	}
-	closed := false
-	defer func() {
-		if !closed {
-			store.Close()
-		}
-	}()
-	codec, err := schemas.NewCodec(schemas.Config{})
-	if err != nil {
-		return sp, err
-	}
-	w := load.Writer(cfg.Brokers, processor.Transport(k))
-	defer w.Close()
-
-	// One ticker SIREN per partition (index range far from the states').
-	bal := &kafka.Murmur2Balancer{}
-	ids := make([]int, parts)
-	for i := range ids {
-		ids[i] = i
-	}
-	partOf := func(s string) int { return bal.Balance(kafka.Message{Key: []byte(s)}, ids...) }
-	tickers := make([]string, parts)
-	found := 0
-	for j := 0; found < parts; j++ {
-		s := gen.SIREN(60_000_000 + j)
-		if p := partOf(s); tickers[p] == "" {
-			tickers[p] = s
-			found++
-		}
-	}
-	tick := func(day int) error {
-		t := scaleDay.AddDate(0, 0, day).Add(time.Second)
-		var msgs []kafka.Message
-		for _, s := range tickers {
-			ev := engine.Event{Kind: engine.KindUsage, EventID: "tick-" + strconv.Itoa(day), SIREN: s, EventTime: t.UnixMilli(),
-				SiteID: "t", PostalCode: "75001", BytesUp: 1, BytesDown: 1}
-			val, err := codec.EncodeEvent(nil, &ev)
-			if err != nil {
-				return err
-			}
-			msgs = append(msgs, kafka.Message{Topic: topics.Usage, Key: []byte(s), Value: val, Time: t})
-		}
-		return w.WriteMessages(ctx, msgs...)
-	}
-	var (
-		dcMu sync.Mutex
-		dcs  []processor.DayChange
-	)
-	onDay := func(dc processor.DayChange) {
-		dcMu.Lock()
-		dcs = append(dcs, dc)
-		dcMu.Unlock()
-	}
-	replay := func() (int64, error) {
-		// Rules default-1: the sweeps of BENCHMARKS.md were measured under
-		// them (default-2's 30-day percentile warm-up would leave these
-		// short runs without DATA_HUNGRY changes).
-		p, err := processor.New(processor.Config{Kafka: k, Topics: topics, Logger: cfg.Logger, Codec: codec, Store: store, OnDayChange: onDay,
-			Rules: engine.RulesV1()})
-		if err != nil {
-			return 0, err
-		}
-		err = p.Replay(ctx, ro)
-		var changes int64
-		for _, tp := range p.Progress() {
-			changes += tp.Changes
-		}
-		return changes, err
-	}
+	defer r.close()
 	// Stream time D in every partition's checkpoint.
-	if err := tick(0); err != nil {
+	if err := r.tick(ctx, 0); err != nil {
 		return sp, err
 	}
-	if _, err := replay(); err != nil {
+	if _, _, err := r.replay(ctx); err != nil {
 		return sp, err
 	}
-
-	start := time.Now()
-	pidx := make([]uint8, n)
-	for i := range pidx {
-		pidx[i] = uint8(partOf(gen.SIREN(i)))
-	}
-	workers := min(runtime.GOMAXPROCS(0), parts)
-	var wg sync.WaitGroup
-	errs := make([]error, workers)
-	for wk := 0; wk < workers; wk++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[wk] = buildPartitions(store, n, pidx, func(p int) bool { return p%workers == wk }, parts)
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	built, err := r.build()
+	if err != nil {
 		return sp, err
 	}
-	sp.BuildSeconds = time.Since(start).Seconds()
-	pidx = nil
+	sp.BuildSeconds = built.Seconds()
 	// The build writes the whole store in minutes; compaction of those
 	// writes is not part of any day change, so it finishes first (a real
 	// backfill takes hours over the same writes).
-	settle, err := settleCompaction(ctx, store)
+	settle, err := settleCompaction(ctx, r.store)
 	if err != nil {
 		return sp, err
 	}
@@ -238,13 +135,11 @@ func runScalePoint(ctx context.Context, cfg Config, n int) (ScalePoint, error) {
 	// task kept since D+2, pass 2 reads the store).
 	for _, days := range [][]int{{1}, {2, 3}} {
 		for _, day := range days {
-			if err := tick(day); err != nil {
+			if err := r.tick(ctx, day); err != nil {
 				return sp, err
 			}
 		}
-		dcMu.Lock()
-		dcs = dcs[:0]
-		dcMu.Unlock()
+		r.dayChanges()
 		m := meter{brokerPID: cfg.BrokerPID}
 		m.start()
 		cpu0 := cpuTime()
@@ -252,52 +147,34 @@ func runScalePoint(ctx context.Context, cfg Config, n int) (ScalePoint, error) {
 		// run unlabelled: they started with the store).
 		var changes int64
 		var err error
-		pprof.Do(ctx, pprof.Labels("scale", fmt.Sprintf("D+%d", days[0])), func(context.Context) {
-			changes, err = replay()
+		pprof.Do(ctx, pprof.Labels("scale", fmt.Sprintf("D+%d", days[0])), func(ctx context.Context) {
+			changes, _, err = r.replay(ctx)
 		})
 		if err != nil {
 			return sp, err
 		}
 		st := m.stop("sweep", 1)
 		cpu := (cpuTime() - cpu0).Seconds()
-		after, err := settleCompaction(ctx, store)
+		after, err := settleCompaction(ctx, r.store)
 		if err != nil {
 			return sp, err
 		}
-		headers := 0
-		for p := int32(0); p < int32(parts); p++ {
-			h, err := store.Headers(p)
-			if err != nil {
-				return sp, err
-			}
-			headers += h
+		headers, err := r.headerKeys()
+		if err != nil {
+			return sp, err
 		}
+		dcs := r.dayChanges()
 		for _, day := range days {
 			sw := Sweep{Day: day, Seconds: st.Seconds, Changes: changes, CPUSeconds: cpu, PeakRSSBytes: st.PeakRSSBytes, PeakAnonBytes: st.PeakAnonBytes,
 				CompactionAfterSeconds: after.Seconds(), HeaderKeys: headers}
 			if len(days) > 1 {
 				// Wall time of the day's sweep: from the first partition's
 				// start to the last one's end.
-				want := scaleDay.AddDate(0, 0, day)
-				var first, last time.Time
-				sw.Changes, sw.Pass1 = 0, ""
-				for _, dc := range dcs {
-					if !dc.Day.Equal(want) {
-						continue
-					}
-					if first.IsZero() || dc.Start.Before(first) {
-						first = dc.Start
-					}
-					if end := dc.Start.Add(dc.Duration); end.After(last) {
-						last = end
-					}
-					sw.Changes += dc.Changes
-					sw.Pass1 = mergePass1(sw.Pass1, dc.Pass1)
-				}
-				if first.IsZero() {
+				one, ok := sweepOf(dcs, day)
+				if !ok {
 					return sp, fmt.Errorf("no day change to D+%d observed", day)
 				}
-				sw.Seconds = last.Sub(first).Seconds()
+				sw.Seconds, sw.Changes, sw.Pass1 = one.Seconds, one.Changes, one.Pass1
 			} else {
 				for _, dc := range dcs {
 					sw.Pass1 = mergePass1(sw.Pass1, dc.Pass1)
@@ -307,13 +184,35 @@ func runScalePoint(ctx context.Context, cfg Config, n int) (ScalePoint, error) {
 			cfg.Progress("scale %d: sweep day D+%d over %d SIRENs (pass 1 from %s): %.2fs, %d changes, peak RSS %d MiB (anon %d MiB); compaction ran %.1fs after the replay; %d header keys", n, day, n, sw.Pass1, sw.Seconds, sw.Changes, sw.PeakRSSBytes>>20, sw.PeakAnonBytes>>20, sw.CompactionAfterSeconds, sw.HeaderKeys)
 		}
 	}
-	closed = true
-	if err := store.Close(); err != nil {
+	if sp.DiskBytes, err = r.closeStore(); err != nil {
 		return sp, err
 	}
-	sp.DiskBytes, _ = diskUsage(dir)
 	sp.BytesPerSIREN = float64(sp.DiskBytes) / float64(n)
 	return sp, nil
+}
+
+// sweepOf sums the day changes of every partition to day D+day: wall time
+// from the first partition's start to the last one's end, changes, and
+// where pass 1 took its intensities.
+func sweepOf(dcs []processor.DayChange, day int) (Sweep, bool) {
+	want := scaleDay.AddDate(0, 0, day)
+	sw := Sweep{Day: day}
+	var first, last time.Time
+	for _, dc := range dcs {
+		if !dc.Day.Equal(want) {
+			continue
+		}
+		if first.IsZero() || dc.Start.Before(first) {
+			first = dc.Start
+		}
+		if end := dc.Start.Add(dc.Duration); end.After(last) {
+			last = end
+		}
+		sw.Changes += dc.Changes
+		sw.Pass1 = mergePass1(sw.Pass1, dc.Pass1)
+	}
+	sw.Seconds = last.Sub(first).Seconds()
+	return sw, !first.IsZero()
 }
 
 // buildPartitions builds the states of SIRENs 0..n-1 whose partition is

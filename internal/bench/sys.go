@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -152,4 +153,18 @@ func diskUsage(dir string) (allocated, apparent int64) {
 		return nil
 	})
 	return allocated, apparent
+}
+
+// heapAtPeak (env SIRENSTREAM_BENCH_HEAP_AT_PEAK=file): a heap profile is
+// written to file whenever a stage's anonymous RSS grows by 10 % over its
+// previous peak, so the file holds the heap of the last big peak.
+var heapAtPeak = os.Getenv("SIRENSTREAM_BENCH_HEAP_AT_PEAK")
+
+func writeHeapProfile(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_ = pprof.WriteHeapProfile(f)
 }

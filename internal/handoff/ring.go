@@ -119,6 +119,10 @@ func (w *Wakeup) Sleeping(v bool) { w.sleeping.Store(v) }
 // C is what a sleeping task waits on.
 func (w *Wakeup) C() <-chan struct{} { return w.c }
 
+// Signal wakes the task if it announced it would sleep (for events other
+// than records, such as a background write that finished).
+func (w *Wakeup) Signal() { w.signal() }
+
 func (w *Wakeup) signal() {
 	if w.sleeping.Load() {
 		select {
