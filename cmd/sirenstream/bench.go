@@ -40,6 +40,7 @@ and 1M SIRENs. By default the embedded broker runs as a child process
 	latency := fs.Duration("latency", 20*time.Second, "duration of the latency run (0 disables it)")
 	scale := fs.Bool("scale", false, "also run the scale test (takes minutes)")
 	scaleSizes := fs.String("scale-sizes", "10000,100000,1000000", "SIREN counts of the scale test")
+	sirenDaily := fs.Bool("siren-daily", true, "the full stage writes siren-daily, as run does by default (one record per SIREN per day change); false measures without it")
 	warm := fs.Bool("warm", false, "also run the warm test: one day of traffic (1–5 records per SIREN, all topics) into a store holding 90 days of state (takes minutes)")
 	warmSizes := fs.String("warm-sizes", "100000,1000000", "SIREN counts of the warm test")
 	broker := fs.String("broker", "child", "child: embedded broker in a child process; inproc: in this process; or host:port of a running broker")
@@ -60,7 +61,7 @@ and 1M SIRENs. By default the embedded broker runs as a child process
 	if *rounds < 1 {
 		return usageErr("--rounds %d: want at least 1", *rounds)
 	}
-	cfg := bench.Config{Events: *events, SIRENs: *sirens, Partitions: *partitions, Seed: *seed, WorkDir: *workDir, Logger: log, Rounds: *rounds}
+	cfg := bench.Config{Events: *events, SIRENs: *sirens, Partitions: *partitions, Seed: *seed, WorkDir: *workDir, Logger: log, Rounds: *rounds, NoSirenDaily: !*sirenDaily}
 	if *stages != "none" && *stages != "" {
 		cfg.Stages = strings.Split(*stages, ",")
 	} else {

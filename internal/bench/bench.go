@@ -81,6 +81,9 @@ type Config struct {
 	Logger *zap.Logger
 	// Progress, when set, receives one human line per step.
 	Progress func(format string, a ...any)
+	// NoSirenDaily runs the full stage without the siren-daily output (one
+	// record per SIREN per day change), as `run --siren-daily=false`.
+	NoSirenDaily bool
 }
 
 func (c *Config) setDefaults() {

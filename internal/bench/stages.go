@@ -295,7 +295,7 @@ func replayOnce(ctx context.Context, cfg Config, topics processor.Topics, dir st
 	}
 	p, err := processor.New(processor.Config{
 		Kafka:  processor.Kafka{Brokers: cfg.Brokers, ClientID: "sirenstream-bench"},
-		Topics: topics, Logger: cfg.Logger, Codec: codec, Store: store,
+		Topics: topics, Logger: cfg.Logger, Codec: codec, Store: store, NoSirenDaily: cfg.NoSirenDaily,
 	})
 	if err != nil {
 		return StageResult{}, errors.Join(err, store.Close())
