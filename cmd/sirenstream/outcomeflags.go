@@ -1,10 +1,10 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/sirenstream/sirenstream/engine"
@@ -84,17 +84,12 @@ func (d *dayDuration) String() string {
 const dayDurationMs = engine.DayMs
 
 func (d *dayDuration) Set(s string) error {
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		v, err := strconv.ParseInt(n, 10, 64)
-		if err != nil {
-			return err
-		}
-		*d = dayDuration(v * dayDurationMs)
-		return nil
-	}
-	v, err := time.ParseDuration(s)
+	v, err := parseDuration(s) // 90d, 1d12h, 2160h…
 	if err != nil {
 		return err
+	}
+	if v <= 0 {
+		return errors.New("must be positive: " + durationForms)
 	}
 	*d = dayDuration(v.Milliseconds())
 	return nil

@@ -48,19 +48,7 @@ func TestGenerateWithSchemaRegistry(t *testing.T) {
 	if id := binary.BigEndian.Uint32(usage[0].Value[1:5]); id <= 4 {
 		t.Fatalf("usage framed with id %d; want the registry's id (> 7)", id)
 	}
-	var total int64
-	for _, topic := range []string{"usage", "outages", "claims", "profiles", "offer-responses", "contract-events"} {
-		total += int64(len(testkit.ReadAll(t, brokers, topic)))
-	}
-
-	cfg := testkit.Config(t, brokers, t.TempDir())
-	codec, err := schemas.NewCodec(schemas.Config{RegistryURL: reg.URL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Codec = codec
-	h := testkit.Start(t, cfg)
-	h.WaitConsumed(t, total, parts, 60*time.Second)
+	h, total := startWithRegistry(t, brokers, parts, reg.URL())
 	consumed, processed, dead := testkit.Sum(h.P.Progress())
 	h.Stop(t)
 	if consumed != total || processed != total || dead != 0 {
@@ -88,18 +76,7 @@ func TestOutputsAreRegisteredAndReadBack(t *testing.T) {
 	if code := realMain([]string{"generate", "--brokers", brokers[0], "--sirens", "60", "--days", "40", "--partitions", "2", "--outcome-sirens", "200", "--schema-registry", reg.URL()}, &out, &errb); code != 0 {
 		t.Fatalf("generate: exit %d: %s", code, errb.String())
 	}
-	var total int64
-	for _, topic := range []string{"usage", "outages", "claims", "profiles", "offer-responses", "contract-events"} {
-		total += int64(len(testkit.ReadAll(t, brokers, topic)))
-	}
-	cfg := testkit.Config(t, brokers, t.TempDir())
-	codec, err := schemas.NewCodec(schemas.Config{RegistryURL: reg.URL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Codec = codec
-	h := testkit.Start(t, cfg)
-	h.WaitConsumed(t, total, parts, 90*time.Second)
+	h, _ := startWithRegistry(t, brokers, parts, reg.URL())
 	h.Stop(t)
 
 	cl, err := sr.NewClient(sr.URLs(reg.URL()))
@@ -179,4 +156,24 @@ func TestRegistryRefusalIsAClearStartupError(t *testing.T) {
 	if !errors.Is(err, schemas.ErrRegistryRefused) || !strings.Contains(err.Error(), "segment-changes-value") || !strings.Contains(err.Error(), "incompatible") {
 		t.Fatalf("Run = %v; want the registry's refusal naming the subject", err)
 	}
+}
+
+// startWithRegistry starts a processor decoding through the registry at
+// url and waits until it consumed every input record; it returns the
+// harness and that count.
+func startWithRegistry(t *testing.T, brokers []string, parts int, url string) (*testkit.Harness, int64) {
+	t.Helper()
+	var total int64
+	for _, topic := range []string{"usage", "outages", "claims", "profiles", "offer-responses", "contract-events"} {
+		total += int64(len(testkit.ReadAll(t, brokers, topic)))
+	}
+	cfg := testkit.Config(t, brokers, t.TempDir())
+	codec, err := schemas.NewCodec(schemas.Config{RegistryURL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Codec = codec
+	h := testkit.Start(t, cfg)
+	h.WaitConsumed(t, total, parts, 90*time.Second)
+	return h, total
 }

@@ -224,6 +224,11 @@ function renderChanges(d) {
     const ch = el("td");
     c.added.forEach((s) => ch.appendChild(chip("+" + s, "added")));
     c.removed.forEach((s) => ch.appendChild(chip("−" + s, "removed")));
+    // Offer-only changes are events too (spec §8): show them, and what
+    // caused the event (an input of which topic, a day change, a timer…).
+    (c.offers_added || []).forEach((o) => ch.appendChild(chip("+" + o, "added offer")));
+    (c.offers_removed || []).forEach((o) => ch.appendChild(chip("−" + o, "removed offer")));
+    if (c.trigger) ch.appendChild(el("div", "small muted", c.trigger.toLowerCase().replace(/_/g, " ") + (c.trigger_topic ? " · " + c.trigger_topic : "")));
     tr.appendChild(ch);
     const now = el("td");
     if (!c.segments.length) now.appendChild(el("span", "muted", "none"));
