@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -193,4 +194,32 @@ func (r *rig) headerKeys() (int, error) {
 		headers += h
 	}
 	return headers, nil
+}
+
+// buildSettled puts stream time D in every partition's checkpoint (a replay
+// of one event per partition), builds the 90-day states and waits for
+// Badger's compaction of them: the build writes the whole store in minutes
+// and that compaction belongs to no day change (a real backfill spreads the
+// same writes over hours). It returns the build and settle times and the
+// RSS after a GC, and reports them under label.
+func (r *rig) buildSettled(ctx context.Context, cfg Config, label string) (build, settle float64, rss int64, err error) {
+	if err = r.tick(ctx, 0); err != nil {
+		return
+	}
+	if _, _, err = r.replay(ctx); err != nil {
+		return
+	}
+	b, err := r.build()
+	if err != nil {
+		return
+	}
+	s, err := settleCompaction(ctx, r.store)
+	if err != nil {
+		return
+	}
+	runtime.GC()
+	debug.FreeOSMemory()
+	rss = currentRSS()
+	cfg.Progress("%s %d: states built in %.1fs, compaction settled %.1fs later, RSS %d MiB", label, r.n, b.Seconds(), s.Seconds(), rss>>20)
+	return b.Seconds(), s.Seconds(), rss, nil
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"time"
@@ -86,13 +84,19 @@ func RunScale(ctx context.Context, cfg Config, sizes []int) ([]ScalePoint, error
 	if len(sizes) == 0 {
 		sizes = DefaultScaleSizes
 	}
-	var out []ScalePoint
+	return eachSize(sizes, "scale", func(n int) (ScalePoint, error) { return runScalePoint(ctx, cfg, n) })
+}
+
+// eachSize runs one point per SIREN count, stopping at the first error
+// (returned with the points done, named by label and count).
+func eachSize[P any](sizes []int, label string, run func(n int) (P, error)) ([]P, error) {
+	var out []P
 	for _, n := range sizes {
-		sp, err := runScalePoint(ctx, cfg, n)
+		p, err := run(n)
 		if err != nil {
-			return out, fmt.Errorf("scale %d SIRENs: %w", n, err)
+			return out, fmt.Errorf("%s %d SIRENs: %w", label, n, err)
 		}
-		out = append(out, sp)
+		out = append(out, p)
 	}
 	return out, nil
 }
@@ -104,30 +108,9 @@ func runScalePoint(ctx context.Context, cfg Config, n int) (ScalePoint, error) {
 		return sp, err
 	}
 	defer r.close()
-	// Stream time D in every partition's checkpoint.
-	if err := r.tick(ctx, 0); err != nil {
+	if sp.BuildSeconds, sp.SettleSeconds, sp.RSSAfterBuild, err = r.buildSettled(ctx, cfg, "scale"); err != nil {
 		return sp, err
 	}
-	if _, _, err := r.replay(ctx); err != nil {
-		return sp, err
-	}
-	built, err := r.build()
-	if err != nil {
-		return sp, err
-	}
-	sp.BuildSeconds = built.Seconds()
-	// The build writes the whole store in minutes; compaction of those
-	// writes is not part of any day change, so it finishes first (a real
-	// backfill takes hours over the same writes).
-	settle, err := settleCompaction(ctx, r.store)
-	if err != nil {
-		return sp, err
-	}
-	sp.SettleSeconds = settle.Seconds()
-	runtime.GC()
-	debug.FreeOSMemory()
-	sp.RSSAfterBuild = currentRSS()
-	cfg.Progress("scale %d: states built in %.1fs, compaction settled %.1fs later, RSS %d MiB", n, sp.BuildSeconds, sp.SettleSeconds, sp.RSSAfterBuild>>20)
 
 	// D+1: a task that just started (pass 1 scans the store); the first
 	// snapshot, so many changes. D+2 then D+3 in ONE replay: D+2 is again a

@@ -2,9 +2,6 @@ package bench
 
 import (
 	"context"
-	"fmt"
-	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"time"
@@ -68,15 +65,7 @@ func RunWarm(ctx context.Context, cfg Config, sizes []int) ([]WarmPoint, error) 
 	if len(sizes) == 0 {
 		sizes = DefaultWarmSizes
 	}
-	var out []WarmPoint
-	for _, n := range sizes {
-		wp, err := runWarmPoint(ctx, cfg, n)
-		if err != nil {
-			return out, fmt.Errorf("warm %d SIRENs: %w", n, err)
-		}
-		out = append(out, wp)
-	}
-	return out, nil
+	return eachSize(sizes, "warm", func(n int) (WarmPoint, error) { return runWarmPoint(ctx, cfg, n) })
 }
 
 func runWarmPoint(ctx context.Context, cfg Config, n int) (WarmPoint, error) {
@@ -86,26 +75,9 @@ func runWarmPoint(ctx context.Context, cfg Config, n int) (WarmPoint, error) {
 		return wp, err
 	}
 	defer r.close()
-	if err := r.tick(ctx, 0); err != nil {
+	if wp.BuildSeconds, wp.SettleSeconds, wp.RSSAfterBuild, err = r.buildSettled(ctx, cfg, "warm"); err != nil {
 		return wp, err
 	}
-	if _, _, err := r.replay(ctx); err != nil {
-		return wp, err
-	}
-	built, err := r.build()
-	if err != nil {
-		return wp, err
-	}
-	wp.BuildSeconds = built.Seconds()
-	settle, err := settleCompaction(ctx, r.store)
-	if err != nil {
-		return wp, err
-	}
-	wp.SettleSeconds = settle.Seconds()
-	runtime.GC()
-	debug.FreeOSMemory()
-	wp.RSSAfterBuild = currentRSS()
-	cfg.Progress("warm %d: states built in %.1fs, compaction settled %.1fs later, RSS %d MiB", n, wp.BuildSeconds, wp.SettleSeconds, wp.RSSAfterBuild>>20)
 
 	// The first snapshot (day D+1), so that the measured day is a steady one.
 	if err := r.tick(ctx, 1); err != nil {
