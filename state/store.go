@@ -36,13 +36,11 @@
 package state
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -50,7 +48,6 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/skl"
-	"github.com/dgraph-io/badger/v4/table"
 	"go.uber.org/zap"
 )
 
@@ -126,18 +123,6 @@ type KV struct {
 	Full []byte
 }
 
-// Checkpoint is what a task needs to resume a partition, committed atomically with its states.
-type Checkpoint struct {
-	// Offsets maps input topic → next offset to read in this partition.
-	Offsets map[string]int64
-	// Meta is opaque task metadata (engine stream time, percentile snapshot, sweep cursor).
-	Meta []byte
-	// Group is the consumer group that wrote it ("" = not recorded: encoded as version 1,
-	// readable by builds that predate groups). A changelog's checkpoint records carry it so
-	// that a task refuses to restore another group's state.
-	Group string
-}
-
 // Open opens (creating if needed) the store in o.Dir. It takes an exclusive flock on Dir/LOCK
 // (shared when ReadOnly); if another store holds it, the error wraps ErrLocked. Errors that look
 // like damaged files wrap ErrCorrupt. Besides Badger's own compactors and flushers, Open starts
@@ -182,68 +167,6 @@ func Open(o Options) (*Store, error) {
 		go releaseLoop(s.db, s.mapped, s.stopBg, s.bgDone)
 	}
 	return s, nil
-}
-
-// stopReleaseLoop ends releaseLoop and waits for it (idempotent; not
-// concurrent-safe: Close and tests call it).
-func (s *Store) stopReleaseLoop() {
-	if s.stopBg != nil {
-		close(s.stopBg)
-		<-s.bgDone
-		s.stopBg = nil
-	}
-}
-
-// releaseLoop releases the table pages once a second while the set of
-// tables changes (compactions and flushes write new tables through mmap, so
-// their pages are resident in this process until released). A tick whose
-// release was throttled (a commit or scan released just before) is retried
-// on the next one.
-func releaseLoop(db *badger.DB, m *mappedReleaser, stop <-chan struct{}, done chan<- struct{}) {
-	defer close(done)
-	t := time.NewTicker(releaseEvery)
-	defer t.Stop()
-	var released uint64 // fingerprint of the table set at the last release
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-		}
-		var fp uint64
-		for _, ti := range db.Tables() {
-			fp = fp*31 + ti.ID + 1
-		}
-		if fp != released && m.maybe(releaseEvery/2) {
-			released = fp
-		}
-	}
-}
-
-// pinTables keeps the store's tables mapped until done is called, and tells which they are.
-// A Badger iterator holds a reference on every table of the LSM tree when it is created, and a
-// referenced table is never closed (unmapped). A table present both before and after the
-// iterator was created was present when it was created (a table ID is never reused), so it is
-// pinned; tables added meanwhile are left alone.
-func (s *Store) pinTables() (keep func(name string) bool, done func()) {
-	before := s.db.Tables()
-	txn := s.db.NewTransaction(false)
-	it := txn.NewIterator(badger.IteratorOptions{})
-	after := s.db.Tables()
-	was := make(map[uint64]bool, len(before))
-	for _, t := range before {
-		was[t.ID] = true
-	}
-	pinned := make(map[string]bool, len(after))
-	for _, t := range after {
-		if was[t.ID] {
-			pinned[table.IDToFilename(t.ID)] = true
-		}
-	}
-	return func(name string) bool { return pinned[name] }, func() {
-		it.Close()
-		txn.Discard()
-	}
 }
 
 func badgerMaxBatchSize(memTableSize int64) int64 { return 15 * memTableSize / 100 }
@@ -336,95 +259,6 @@ func stateKey(dst []byte, p int32, siren string) []byte {
 }
 
 func statePrefix(p int32) []byte { return sirenKey(nil, prefixState, p, "") }
-
-func headerKey(dst []byte, p int32, siren string) []byte {
-	return sirenKey(dst, prefixHeader, p, siren)
-}
-
-func headerPrefix(p int32) []byte { return sirenKey(nil, prefixHeader, p, "") }
-
-// findHeaderPartitions returns the partitions that hold at least one header key: one seek per
-// such partition.
-func findHeaderPartitions(db *badger.DB) (map[int32]bool, error) {
-	parts := map[int32]bool{}
-	err := db.View(func(txn *badger.Txn) error {
-		io := badger.DefaultIteratorOptions
-		io.Prefix = []byte{prefixHeader}
-		io.PrefetchValues = false
-		it := txn.NewIterator(io)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); {
-			k := it.Item().Key()
-			if len(k) < 1+partitionLen {
-				return fmt.Errorf("header key %x: %w", k, ErrCorrupt)
-			}
-			p := binary.BigEndian.Uint32(k[1:])
-			parts[int32(p)] = true
-			if p == 1<<32-1 {
-				break
-			}
-			it.Seek(headerPrefix(int32(p + 1)))
-		}
-		return nil
-	})
-	return parts, err
-}
-
-// mayHaveHeaders reports whether partition p may hold header keys.
-func (s *Store) mayHaveHeaders(p int32) bool {
-	s.hdrMu.RLock()
-	defer s.hdrMu.RUnlock()
-	return s.hdrParts[p]
-}
-
-func (s *Store) setHeaders(p int32, on bool) {
-	s.hdrMu.Lock()
-	defer s.hdrMu.Unlock()
-	if on {
-		s.hdrParts[p] = true
-	} else {
-		delete(s.hdrParts, p)
-	}
-}
-
-// merge returns base with header merged in (Options.MergeHeader), appended to dst.
-func (s *Store) merge(dst []byte, p int32, siren string, base, header []byte) ([]byte, error) {
-	if s.opts.MergeHeader == nil {
-		return nil, fmt.Errorf("state: partition %d SIREN %s has a header key but Options.MergeHeader is nil", p, siren)
-	}
-	out, err := s.opts.MergeHeader(dst, base, header)
-	if err != nil {
-		return nil, fmt.Errorf("state: partition %d SIREN %s: merge header: %w", p, siren, err)
-	}
-	return out, nil
-}
-
-// Headers returns the number of header keys of partition p (diagnostics, tests).
-func (s *Store) Headers(p int32) (int, error) {
-	if err := checkPartition(p); err != nil {
-		return 0, err
-	}
-	n := 0
-	err := s.db.View(func(txn *badger.Txn) error {
-		io := badger.DefaultIteratorOptions
-		io.Prefix = headerPrefix(p)
-		io.PrefetchValues = false
-		it := txn.NewIterator(io)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			n++
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, s.wrap("count headers of", p, err)
-	}
-	return n, nil
-}
-
-func checkpointKey(p int32) []byte {
-	return binary.BigEndian.AppendUint32([]byte{prefixCheckpoint}, uint32(p))
-}
 
 func checkPartition(p int32) error {
 	if p < 0 {
@@ -633,19 +467,6 @@ func (s *Store) Commit(p int32, puts []KV, cp Checkpoint) error {
 	return nil
 }
 
-// deleteStaleHeader deletes header key hk in txn if it exists (one point read, answered by bloom
-// filters when it does not), counting the deletion against the cleanup budget.
-func deleteStaleHeader(txn *badger.Txn, hk []byte, n *int, b *int64) error {
-	if _, err := txn.Get(hk); errors.Is(err, badger.ErrKeyNotFound) {
-		return nil
-	} else if err != nil {
-		return err
-	}
-	*n--
-	*b -= int64(len(hk)) + putOverhead
-	return txn.Delete(hk)
-}
-
 // checkFreeSpace refuses a write when the directory's filesystem has less than minFree bytes
 // available. Badger writes its WAL (.mem) and value log (.vlog) through memory-mapped, sparsely
 // preallocated files: on a full disk the write is not an error but a SIGBUS that kills the
@@ -667,178 +488,6 @@ func (s *Store) checkFreeSpace() error {
 // minFree is what one write may claim on disk in the worst case: the rest of the current and
 // the next memtable WAL file and a new value log file.
 func (s *Store) minFree() int64 { return 2*s.opts.MemTableSize + s.opts.ValueLogFileSize }
-
-// Checkpoint returns the last committed checkpoint of p; false when p has none (never committed,
-// dropped, or a restore that did not finish).
-func (s *Store) Checkpoint(p int32) (Checkpoint, bool, error) {
-	if err := checkPartition(p); err != nil {
-		return Checkpoint{}, false, err
-	}
-	var cp Checkpoint
-	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(checkpointKey(p))
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error {
-			var derr error
-			cp, derr = decodeCheckpoint(v)
-			return derr
-		})
-	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return Checkpoint{}, false, nil
-	}
-	if err != nil {
-		return Checkpoint{}, false, s.wrap("read checkpoint from", p, err)
-	}
-	return cp, true, nil
-}
-
-// Scan calls fn for every SIREN of partition p in ascending SIREN (byte) order, from one
-// consistent snapshot. val is valid only during fn: copy it to keep it. fn must not call
-// methods of the same Store that write (Commit, DropPartition, Bulk) — reads are fine — because
-// a long-lived snapshot delays Badger's cleanup; an error from fn stops the scan and is returned.
-func (s *Store) Scan(p int32, fn func(siren string, val []byte) error) error {
-	return s.scan(p, "", false, fn)
-}
-
-// ScanFrom is Scan restricted to SIRENs strictly greater than after (to resume a sweep).
-func (s *Store) ScanFrom(p int32, after string, fn func(siren string, val []byte) error) error {
-	return s.scan(p, after, true, fn)
-}
-
-func (s *Store) scan(p int32, after string, useAfter bool, fn func(string, []byte) error) error {
-	if err := checkPartition(p); err != nil {
-		return err
-	}
-	prefix := statePrefix(p)
-	var fnErr error
-	err := s.db.View(func(txn *badger.Txn) error {
-		io := badger.DefaultIteratorOptions
-		io.Prefix = prefix
-		io.PrefetchValues = false // values are inline (< ValueThreshold): prefetch only copies
-		it := txn.NewIterator(io)
-		defer it.Close()
-		// Not an unconditional release at the end: a sweep over a partition
-		// bigger than the cache scans once per commit chunk (hundreds of
-		// short scans), and a release advises every table (~500 at 1M
-		// SIRENs): 6 of the 18 CPU s of a 1M first-snapshot sweep. What a
-		// scan leaves resident is bounded by releaseScanBytes until the next
-		// release.
-		defer s.mapped.maybe(releaseEvery)
-		seek := prefix
-		if useAfter {
-			seek = stateKey(nil, p, after)
-		}
-		// Header keys (same SIREN order, their own prefix) are merged in by a
-		// second iterator that walks alongside.
-		var hs *headerScan
-		if s.mayHaveHeaders(p) {
-			hio := io
-			hio.Prefix = headerPrefix(p)
-			hs = &headerScan{it: txn.NewIterator(hio), plen: len(hio.Prefix)}
-			defer hs.it.Close()
-			hseek := hio.Prefix
-			if useAfter {
-				hseek = headerKey(nil, p, after)
-			}
-			hs.it.Seek(hseek)
-		}
-		var merged []byte
-		for it.Seek(seek); it.ValidForPrefix(prefix); it.Next() {
-			item := it.Item()
-			k := item.Key()
-			if useAfter && bytes.Equal(k, seek) {
-				continue
-			}
-			siren := string(k[len(prefix):])
-			s.mapped.scanned(int64(len(k)) + item.ValueSize())
-			hitem := hs.find(k[len(prefix):])
-			if err := item.Value(func(v []byte) error {
-				if hitem != nil {
-					if err := hitem.Value(func(h []byte) error {
-						var err error
-						merged, err = s.merge(merged[:0], p, siren, v, h)
-						return err
-					}); err != nil {
-						return err
-					}
-					v = merged
-				}
-				fnErr = fn(siren, v)
-				return fnErr
-			}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if fnErr != nil {
-		return fnErr
-	}
-	if err != nil {
-		return s.wrap("scan", p, err)
-	}
-	return nil
-}
-
-// headerScan walks a partition's header keys alongside a scan of its states.
-type headerScan struct {
-	it   *badger.Iterator
-	plen int
-}
-
-// find returns the header item of siren, or nil; sirens must come in ascending order.
-func (h *headerScan) find(siren []byte) *badger.Item {
-	if h == nil {
-		return nil
-	}
-	for ; h.it.Valid(); h.it.Next() {
-		switch c := bytes.Compare(h.it.Item().Key()[h.plen:], siren); {
-		case c == 0:
-			return h.it.Item()
-		case c > 0:
-			return nil
-		}
-	}
-	return nil
-}
-
-// Count returns the number of SIRENs stored for p. Cost: a key-only iteration of the partition.
-func (s *Store) Count(p int32) (int, error) { return s.CountUpTo(p, -1) }
-
-// CountUpTo is Count that stops once it has counted more than limit SIRENs (limit < 0: no
-// limit), returning limit+1: enough to learn whether a partition fits in a cache, without
-// walking all of a big one.
-func (s *Store) CountUpTo(p int32, limit int) (int, error) {
-	if err := checkPartition(p); err != nil {
-		return 0, err
-	}
-	n := 0
-	prefix := statePrefix(p)
-	err := s.db.View(func(txn *badger.Txn) error {
-		io := badger.DefaultIteratorOptions
-		io.Prefix = prefix
-		io.PrefetchValues = false
-		it := txn.NewIterator(io)
-		defer it.Close()
-		defer s.mapped.maybe(releaseEvery)
-		for it.Rewind(); it.Valid(); it.Next() {
-			n++
-			if limit >= 0 && n > limit {
-				return nil
-			}
-			// A key-only walk still reads every block (keys and values are interleaved).
-			s.mapped.scanned(it.Item().EstimatedSize())
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, s.wrap("count", p, err)
-	}
-	return n, nil
-}
 
 // DropPartition deletes every key of p: its checkpoint first (in its own transaction, so an
 // interrupted drop never leaves a checkpoint that disagrees with the states), then its states in
@@ -885,30 +534,6 @@ func (s *Store) DropPartition(p int32) error {
 	}
 	s.setHeaders(p, false)
 	return nil
-}
-
-// Partitions returns, in ascending order, the partitions that have a checkpoint.
-func (s *Store) Partitions() ([]int32, error) {
-	var ps []int32
-	err := s.db.View(func(txn *badger.Txn) error {
-		io := badger.DefaultIteratorOptions
-		io.Prefix = []byte{prefixCheckpoint}
-		io.PrefetchValues = false
-		it := txn.NewIterator(io)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			k := it.Item().Key()
-			if len(k) != 1+partitionLen {
-				return fmt.Errorf("checkpoint key %x: %w", k, ErrCorrupt)
-			}
-			ps = append(ps, int32(binary.BigEndian.Uint32(k[1:])))
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("state: list partitions %q: %w", s.opts.Dir, err)
-	}
-	return ps, nil
 }
 
 // RunGC runs Badger's value-log garbage collection (discard ratio 0.5) every interval until ctx
@@ -959,74 +584,3 @@ func (s *Store) MaxCommitEntries() int { return s.maxCount }
 func PutCost(siren string, val []byte) int64 { return int64(len(siren) + len(val)) }
 
 // --- checkpoint encoding ---
-
-func encodeCheckpoint(dst []byte, cp Checkpoint) []byte {
-	topics := make([]string, 0, len(cp.Offsets))
-	for t := range cp.Offsets {
-		topics = append(topics, t)
-	}
-	sort.Strings(topics)
-	if cp.Group == "" {
-		dst = append(dst, checkpointVersion)
-	} else {
-		dst = append(dst, checkpointGroupVersion)
-		dst = binary.AppendUvarint(dst, uint64(len(cp.Group)))
-		dst = append(dst, cp.Group...)
-	}
-	dst = binary.AppendUvarint(dst, uint64(len(topics)))
-	for _, t := range topics {
-		dst = binary.AppendUvarint(dst, uint64(len(t)))
-		dst = append(dst, t...)
-		dst = binary.AppendVarint(dst, cp.Offsets[t])
-	}
-	dst = binary.AppendUvarint(dst, uint64(len(cp.Meta)))
-	return append(dst, cp.Meta...)
-}
-
-func decodeCheckpoint(b []byte) (Checkpoint, error) {
-	bad := func(what string) (Checkpoint, error) {
-		return Checkpoint{}, fmt.Errorf("checkpoint record: %s: %w", what, ErrCorrupt)
-	}
-	if len(b) == 0 || (b[0] != checkpointVersion && b[0] != checkpointGroupVersion) {
-		return bad("unknown version")
-	}
-	version := b[0]
-	b = b[1:]
-	var group string
-	if version == checkpointGroupVersion {
-		l, k := binary.Uvarint(b)
-		if k <= 0 || l == 0 || l > uint64(len(b)-k) {
-			return bad("group length")
-		}
-		group = string(b[k : k+int(l)])
-		b = b[k+int(l):]
-	}
-	n, k := binary.Uvarint(b)
-	if k <= 0 || n > uint64(len(b)) {
-		return bad("topic count")
-	}
-	b = b[k:]
-	cp := Checkpoint{Offsets: make(map[string]int64, n), Group: group}
-	for i := uint64(0); i < n; i++ {
-		l, k := binary.Uvarint(b)
-		if k <= 0 || l > uint64(len(b)-k) {
-			return bad("topic length")
-		}
-		t := string(b[k : k+int(l)])
-		b = b[k+int(l):]
-		off, k2 := binary.Varint(b)
-		if k2 <= 0 {
-			return bad("offset")
-		}
-		b = b[k2:]
-		cp.Offsets[t] = off
-	}
-	l, k := binary.Uvarint(b)
-	if k <= 0 || l != uint64(len(b)-k) {
-		return bad("meta length")
-	}
-	if l > 0 {
-		cp.Meta = append([]byte(nil), b[k:]...)
-	}
-	return cp, nil
-}
