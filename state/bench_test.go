@@ -116,14 +116,14 @@ func BenchmarkSweepChunk(b *testing.B) {
 					} else {
 						puts[j] = KV{SIREN: k, Value: []byte{seq, 'b'}, Header: true}
 					}
-					written += PutCost(k, puts[j].Value)
+					written += s.PutCost(k, puts[j].Value)
 				}
 				// In commits of at most half the transaction limit, as the
 				// processor's chunks (whole states: ~800 per commit).
 				for rest := puts; len(rest) > 0; {
 					k, size := 0, int64(0)
 					for k < len(rest) && size < s.MaxCommitBytes()/2 {
-						size += PutCost(rest[k].SIREN, rest[k].Value)
+						size += s.PutCost(rest[k].SIREN, rest[k].Value)
 						k++
 					}
 					if err := s.Commit(0, rest[:k], Checkpoint{}); err != nil {

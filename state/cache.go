@@ -188,7 +188,7 @@ func (c *Cache[V]) PutHeader(siren string, v V) {
 		e.headerOnly = true
 		// A header costs its key and a few bytes, not the state's size.
 		c.dirtyBytes -= e.dirtyCost
-		e.dirtyCost = PutCost(siren, nil) + headerEstimate
+		e.dirtyCost = c.store.PutCost(siren, nil) + headerEstimate
 		c.dirtyBytes += e.dirtyCost
 	}
 }
@@ -274,7 +274,7 @@ func (c *Cache[V]) Encode() []KV {
 			arena = c.hcodec.MarshalHeader(arena, e.v)
 			val := arena[start:len(arena):len(arena)]
 			puts[i].Value, puts[i].Header = val, true
-			e.dirtyCost = PutCost(e.siren, val)
+			e.dirtyCost = c.store.PutCost(e.siren, val)
 			exact += e.dirtyCost
 			if c.encodeFull {
 				puts[i].Full = c.codec.Marshal(nil, e.v)
@@ -290,7 +290,7 @@ func (c *Cache[V]) Encode() []KV {
 		puts[i].Value = val
 		e.size = int64(len(val))
 		c.observeSize(e.size)
-		e.dirtyCost = PutCost(e.siren, val)
+		e.dirtyCost = c.store.PutCost(e.siren, val)
 		exact += e.dirtyCost
 	}
 	c.dirtyBytes = exact

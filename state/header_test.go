@@ -350,7 +350,8 @@ func TestCachePutHeader(t *testing.T) {
 // store's transaction limits leaves the header keys its whole writes
 // superseded (no room to delete them); reads ignore them all the same.
 func TestStaleHeadersBeyondTheCleanupBudgetAreIgnored(t *testing.T) {
-	s, err := Open(Options{Dir: t.TempDir(), MergeHeader: vmerge, MemTableSize: 1 << 20})
+	// Values inline (a value in the value log costs a commit only its pointer).
+	s, err := Open(Options{Dir: t.TempDir(), MergeHeader: vmerge, MemTableSize: 1 << 20, ValueThreshold: 100 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}

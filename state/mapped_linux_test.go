@@ -49,7 +49,8 @@ func residentTableKB(t *testing.T, dir string) int64 {
 func filledStore(t *testing.T, n int) (dir string, s *Store, val []byte) {
 	t.Helper()
 	dir = t.TempDir()
-	s, err := Open(Options{Dir: dir, MemTableSize: 8 << 20})
+	// States inline in the tables (the default puts them in the value log, vlog_linux_test.go).
+	s, err := Open(Options{Dir: dir, MemTableSize: 8 << 20, ValueThreshold: 1 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +184,7 @@ func TestPinTablesKeepsThemMapped(t *testing.T) {
 	if dir, err = filepath.EvalSymlinks(dir); err != nil {
 		t.Fatal(err)
 	}
-	s, err := Open(Options{Dir: dir, MemTableSize: 4 << 20})
+	s, err := Open(Options{Dir: dir, MemTableSize: 4 << 20, ValueThreshold: 1 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -20,8 +21,11 @@ const (
 	// DefaultNumMemtables: one active plus one being flushed is enough for a single writer per
 	// partition; each extra memtable costs MemTableSize of RAM.
 	DefaultNumMemtables = 2
-	// DefaultNumLevelZeroTables: compact L0 early so reads touch few tables and memory stays low.
-	DefaultNumLevelZeroTables = 2
+	// DefaultNumLevelZeroTables: compact each flushed memtable at once. With the states in the
+	// value log the LSM tree is small (~50 B per SIREN), so this is cheap, and it is what turns
+	// superseded states into discard statistics, without which the value-log GC finds nothing
+	// to collect (2 let the value log grow to twice as much garbage between compactions).
+	DefaultNumLevelZeroTables = 1
 	// DefaultNumLevelZeroTablesStall: stall writes only well after compaction starts, so commit
 	// latency does not spike on a burst.
 	DefaultNumLevelZeroTablesStall = 8
@@ -34,7 +38,7 @@ const (
 	DefaultNumCompactors = 2
 	// DefaultValueThreshold: SIREN states are a few hundred bytes, so they stay inline in the LSM
 	// tree (one read, no value-log GC work); only unusually large states go to the value log.
-	DefaultValueThreshold int64 = 1 << 10
+	DefaultValueThreshold int64 = 64
 	// DefaultValueLogFileSize: 64 MiB files let RunValueLogGC reclaim space in small steps.
 	DefaultValueLogFileSize int64 = 64 << 20
 )
@@ -93,6 +97,9 @@ type Options struct {
 	ValueThreshold int64
 	// ValueLogFileSize, default DefaultValueLogFileSize.
 	ValueLogFileSize int64
+	// GCInterval is how often the store runs the value-log GC (vlog.go), default
+	// DefaultGCInterval.
+	GCInterval time.Duration
 
 	// ReadOnly opens the directory for reading (inspection tools, tests). It takes a shared
 	// flock, so several read-only Stores may coexist but none with a writer. Commit, Bulk and
@@ -131,6 +138,7 @@ func (o *Options) Validate() error {
 		{"NumCompactors", int64(o.NumCompactors)},
 		{"ValueThreshold", o.ValueThreshold},
 		{"ValueLogFileSize", o.ValueLogFileSize},
+		{"GCInterval", int64(o.GCInterval)},
 	} {
 		if f.v < 0 {
 			return fmt.Errorf("state: Options.%s must not be negative, got %d", f.name, f.v)
@@ -189,6 +197,9 @@ func (o *Options) setDefaults() {
 	if o.ValueLogFileSize == 0 {
 		o.ValueLogFileSize = DefaultValueLogFileSize
 	}
+	if o.GCInterval == 0 {
+		o.GCInterval = DefaultGCInterval
+	}
 }
 
 // badgerOptions maps defaulted Options onto Badger's. Choices not exposed as fields:
@@ -213,6 +224,7 @@ func (o *Options) badgerOptions() badger.Options {
 		WithBaseTableSize(o.BaseTableSize).
 		WithIndexCacheSize(o.IndexCacheSize).
 		WithNumCompactors(o.NumCompactors).
+		WithMaxLevels(2).
 		WithValueThreshold(o.ValueThreshold).
 		WithValueLogFileSize(o.ValueLogFileSize).
 		WithDetectConflicts(false).

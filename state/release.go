@@ -17,12 +17,13 @@ func (s *Store) stopReleaseLoop() {
 	}
 }
 
-// releaseLoop releases the table pages once a second while the set of
-// tables changes (compactions and flushes write new tables through mmap, so
-// their pages are resident in this process until released). A tick whose
-// release was throttled (a commit or scan released just before) is retried
-// on the next one.
-func releaseLoop(db *badger.DB, m *mappedReleaser, stop <-chan struct{}, done chan<- struct{}) {
+// releaseLoop releases the table and value-log pages once a second while
+// the set of tables or of value-log files changes (compactions and flushes
+// write new tables through mmap, commits append to the value log through
+// mmap, so their pages are resident in this process until released). A tick
+// whose release was throttled (a commit or scan released just before) is
+// retried on the next one.
+func releaseLoop(db *badger.DB, dir string, m *mappedReleaser, stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	t := time.NewTicker(releaseEvery)
 	defer t.Stop()
@@ -37,17 +38,23 @@ func releaseLoop(db *badger.DB, m *mappedReleaser, stop <-chan struct{}, done ch
 		for _, ti := range db.Tables() {
 			fp = fp*31 + ti.ID + 1
 		}
+		if fids, err := vlogFiles(dir); err == nil {
+			for fid := range fids {
+				fp += uint64(fid) * 0x9e3779b97f4a7c15 // order-free: a map
+			}
+		}
 		if fp != released && m.maybe(releaseEvery/2) {
 			released = fp
 		}
 	}
 }
 
-// pinTables keeps the store's tables mapped until done is called, and tells which they are.
-// A Badger iterator holds a reference on every table of the LSM tree when it is created, and a
-// referenced table is never closed (unmapped). A table present both before and after the
-// iterator was created was present when it was created (a table ID is never reused), so it is
-// pinned; tables added meanwhile are left alone.
+// pinTables keeps the store's tables and value-log files mapped until done is called, and tells
+// which they are. A Badger iterator holds a reference on every table of the LSM tree when it is
+// created, and a referenced table is never closed (unmapped). A table present both before and
+// after the iterator was created was present when it was created (a table ID is never reused),
+// so it is pinned; tables added meanwhile are left alone. Value-log files are pinned by the GC
+// lock (vlog.go): taken if free, else they are left alone this time.
 func (s *Store) pinTables() (keep func(name string) bool, done func()) {
 	before := s.db.Tables()
 	txn := s.db.NewTransaction(false)
@@ -63,8 +70,17 @@ func (s *Store) pinTables() (keep func(name string) bool, done func()) {
 			pinned[table.IDToFilename(t.ID)] = true
 		}
 	}
-	return func(name string) bool { return pinned[name] }, func() {
-		it.Close()
-		txn.Discard()
-	}
+	vlog := s.vlogRelease.Load() && s.gcMu.TryLock()
+	return func(name string) bool {
+			if _, ok := vlogFid(name); ok {
+				return vlog
+			}
+			return pinned[name]
+		}, func() {
+			if vlog {
+				s.gcMu.Unlock()
+			}
+			it.Close()
+			txn.Discard()
+		}
 }

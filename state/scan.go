@@ -27,10 +27,12 @@ func (s *Store) scan(p int32, after string, useAfter bool, fn func(string, []byt
 	}
 	prefix := statePrefix(p)
 	var fnErr error
+	s.scans.Add(1) // the value-log GC waits for scans to end (vlog.go)
+	defer s.scans.Add(-1)
 	err := s.db.View(func(txn *badger.Txn) error {
 		io := badger.DefaultIteratorOptions
 		io.Prefix = prefix
-		io.PrefetchValues = false // values are inline (< ValueThreshold): prefetch only copies
+		io.PrefetchValues = false // fn reads each value in place (inline or through the value-log mmap): prefetch only copies
 		it := txn.NewIterator(io)
 		defer it.Close()
 		// Not an unconditional release at the end: a sweep over a partition

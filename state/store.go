@@ -36,15 +36,14 @@
 package state
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/skl"
@@ -79,6 +78,8 @@ const (
 	// putOverhead is what Badger counts per entry beyond key and value bytes (metas, version),
 	// plus our 5-byte key prefix.
 	putOverhead = 2 + 10 + 1 + partitionLen
+	// vptrLen is what Badger counts for a value stored in the value log (its pointer).
+	vptrLen = 12
 	// checkpointVersion is the first byte of an encoded Checkpoint without a group;
 	// checkpointGroupVersion of one with a group.
 	checkpointVersion      byte = 1
@@ -109,6 +110,17 @@ type Store struct {
 	// header lookup.
 	hdrMu    sync.RWMutex
 	hdrParts map[int32]bool
+
+	// gcMu is held by the value-log GC and by releases of value-log pages (vlog.go).
+	gcMu sync.Mutex
+	// vlogRelease: value-log pages may be released (off when a GC could not see its file
+	// deleted in time, vlog.go).
+	vlogRelease atomic.Bool
+	// scans counts scans running: a value-log GC started during one would have to wait for
+	// it to end before its file is deleted (vlog.go).
+	scans  atomic.Int32
+	stopGC chan struct{}
+	gcDone chan struct{}
 }
 
 // KV is one state write. A nil Value deletes the SIREN.
@@ -164,7 +176,12 @@ func Open(o Options) (*Store, error) {
 	s.mapped = newMappedReleaser(o.Dir, o.KeepTablePages, s.pinTables)
 	if s.mapped != nil {
 		s.stopBg, s.bgDone = make(chan struct{}), make(chan struct{})
-		go releaseLoop(s.db, s.mapped, s.stopBg, s.bgDone)
+		go releaseLoop(s.db, o.Dir, s.mapped, s.stopBg, s.bgDone)
+	}
+	s.vlogRelease.Store(true)
+	if !o.ReadOnly {
+		s.stopGC, s.gcDone = make(chan struct{}), make(chan struct{})
+		go s.gcLoop(o.GCInterval, s.stopGC, s.gcDone)
 	}
 	return s, nil
 }
@@ -228,6 +245,10 @@ func (s *Store) CompactionPending() int {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.stopReleaseLoop()
+		if s.stopGC != nil {
+			close(s.stopGC)
+			<-s.gcDone
+		}
 		var errs []error
 		if err := s.checkFreeSpace(); err != nil && !s.opts.ReadOnly {
 			// Closing flushes the memtables into new table files through mmap: on a full disk
@@ -304,6 +325,11 @@ func (s *Store) getIn(txn *badger.Txn, p int32, siren string) (out []byte, err e
 	item, err := txn.Get(key)
 	if err != nil {
 		return nil, err
+	}
+	if item.ValueSize() >= s.opts.ValueThreshold {
+		// A value-log read maps not only its page but, by the kernel's fault-around, up to
+		// 64 KiB around it: count that against the release budget of scans (mapped.go).
+		s.mapped.scanned(faultAroundBytes)
 	}
 	if !s.mayHaveHeaders(p) {
 		return item.ValueCopy(nil)
@@ -424,7 +450,7 @@ func (s *Store) Commit(p int32, puts []KV, cp Checkpoint) error {
 	if hadHeaders {
 		cleanN, cleanB = s.maxCount-len(puts)-2, s.maxBytes-int64(len(cpVal))-2*putOverhead
 		for i := range puts {
-			cleanB -= PutCost(puts[i].SIREN, puts[i].Value) + putOverhead
+			cleanB -= s.PutCost(puts[i].SIREN, puts[i].Value) + putOverhead
 		}
 	}
 	err := s.db.Update(func(txn *badger.Txn) error {
@@ -536,40 +562,7 @@ func (s *Store) DropPartition(p int32) error {
 	return nil
 }
 
-// RunGC runs Badger's value-log garbage collection (discard ratio 0.5) every interval until ctx
-// ends, then returns nil. Each round repeats while GC rewrites files. GC failures are logged as
-// warnings and retried next round: they never corrupt data, and real I/O failures also surface
-// in Commit, which is where processing stops.
-func (s *Store) RunGC(ctx context.Context, every time.Duration) error {
-	if every <= 0 {
-		return fmt.Errorf("state: RunGC interval must be positive, got %v", every)
-	}
-	if s.opts.ReadOnly {
-		<-ctx.Done()
-		return nil
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		for ctx.Err() == nil {
-			err := s.db.RunValueLogGC(0.5)
-			if err == nil {
-				continue // rewrote a file; try the next one
-			}
-			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
-				s.log.Warn("state: value log GC failed", zap.String("dir", s.opts.Dir), zap.Error(err))
-			}
-			break
-		}
-	}
-}
-
-// MaxCommitBytes is a safe upper bound on the sum of len(SIREN)+len(Value) over the puts of one
+// MaxCommitBytes is a safe upper bound on the sum of PutCost over the puts of one
 // Commit (10 % of MemTableSize; Badger's limit is 15 % counted with per-entry overheads). With
 // the defaults: 1.6 MiB.
 func (s *Store) MaxCommitBytes() int64 { return s.maxBytes }
@@ -579,8 +572,15 @@ func (s *Store) MaxCommitBytes() int64 { return s.maxBytes }
 // defaults: about 17,000.
 func (s *Store) MaxCommitEntries() int { return s.maxCount }
 
-// PutCost is what one put counts against MaxCommitBytes: SIREN and value bytes. The bound
+// PutCost is what one put counts against MaxCommitBytes: what Badger counts of it in a
+// transaction — the SIREN and the value, or, for a value of ValueThreshold bytes or more (a
+// state with history, stored in the value log), the SIREN and a value pointer. The bound
 // reserves room for Badger's per-entry overheads of up to MaxCommitEntries puts.
-func PutCost(siren string, val []byte) int64 { return int64(len(siren) + len(val)) }
+func (s *Store) PutCost(siren string, val []byte) int64 {
+	if int64(len(val)) >= s.opts.ValueThreshold {
+		return int64(len(siren)) + vptrLen
+	}
+	return int64(len(siren) + len(val))
+}
 
 // --- checkpoint encoding ---

@@ -264,7 +264,7 @@ func TestCommitTooBigFailsWhole(t *testing.T) {
 	val := bytes.Repeat([]byte{'x'}, 300)
 	for i := 0; total < 2*s.MaxCommitBytes(); i++ {
 		puts = append(puts, KV{SIREN: siren(i), Value: val})
-		total += PutCost(siren(i), val)
+		total += s.PutCost(siren(i), val)
 	}
 	err := s.Commit(0, puts, Checkpoint{Offsets: map[string]int64{"usage": 2}})
 	if !errors.Is(err, ErrTxnTooBig) || !errors.Is(err, badger.ErrTxnTooBig) {
@@ -282,7 +282,7 @@ func TestCommitTooBigFailsWhole(t *testing.T) {
 		puts = puts[:0]
 		total = 0
 		for i := 0; len(puts) < s.MaxCommitEntries(); i++ {
-			c := PutCost(siren(i), val)
+			c := s.PutCost(siren(i), val)
 			if total+c > s.MaxCommitBytes() {
 				break
 			}

@@ -263,10 +263,6 @@ func runLive(ctx context.Context, c *components, hf httpFlags) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		_ = c.store.RunGC(gctx, 5*time.Minute)
-		return nil
-	})
-	g.Go(func() error {
 		err := p.Run(gctx)
 		if err == nil {
 			c.log.Info("processor stopped cleanly")

@@ -1,0 +1,293 @@
+//go:build linux
+
+package state
+
+import (
+	"bufio"
+	"bytes"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// residentVlogKB sums the resident kB of this process's mappings of .vlog files under dir, and
+// returns the newest file's part apart.
+func residentVlogKB(t *testing.T, dir string) (total, newest int64) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Skipf("no /proc/self/smaps: %v", err)
+	}
+	files, err := vlogFiles(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var top uint32
+	for fid := range files {
+		top = max(top, fid)
+	}
+	var in, isTop bool
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 {
+			continue
+		}
+		if strings.Contains(f[0], "-") && len(f) >= 5 {
+			in = len(f) >= 6 && strings.HasPrefix(f[5], dir+"/") && strings.HasSuffix(f[5], ".vlog")
+			if in {
+				fid, _ := vlogFid(f[5])
+				isTop = fid == top
+			}
+			continue
+		}
+		if in && f[0] == "Rss:" && len(f) >= 2 {
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			total += v
+			if isTop {
+				newest += v
+			}
+		}
+	}
+	return total, newest
+}
+
+// vlogStore opens a store whose states go to small value-log files, in a directory whose path
+// is the one /proc/self/maps shows.
+func vlogStore(t *testing.T, o Options) (string, *Store) {
+	t.Helper()
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Dir = dir
+	s, err := Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return dir, s
+}
+
+// writeRound commits n states of ~800 B to partition 0, each prefixed with "round:i:".
+func writeRound(t *testing.T, s *Store, n, round int, val []byte) {
+	t.Helper()
+	for i := 0; i < n; i += 500 {
+		puts := make([]KV, 0, 500)
+		for j := i; j < min(i+500, n); j++ {
+			puts = append(puts, KV{SIREN: siren(j), Value: append([]byte(strconv.Itoa(round)+":"+strconv.Itoa(j)+":"), val...)})
+		}
+		if err := s.Commit(0, puts, Checkpoint{Offsets: map[string]int64{"usage": int64(round*n + i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// checkRound reads every state back and wants round's values.
+func checkRound(t *testing.T, s *Store, n, round int, val []byte) {
+	t.Helper()
+	count := 0
+	if err := s.Scan(0, func(sr string, v []byte) error {
+		want := strconv.Itoa(round) + ":" + strconv.Itoa(count) + ":"
+		if !bytes.HasPrefix(v, []byte(want)) || len(v) != len(want)+len(val) {
+			t.Fatalf("state %s: %q… (%d bytes), want %q…", sr, v[:min(len(v), 16)], len(v), want)
+		}
+		count++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if count != n {
+		t.Fatalf("scanned %d states, want %d", count, n)
+	}
+}
+
+// TestStatesGoToTheValueLog: with the default options a SIREN-sized state is stored in the value
+// log, not in the LSM tree (what keeps compaction from rewriting states).
+func TestStatesGoToTheValueLog(t *testing.T) {
+	_, s := vlogStore(t, Options{})
+	val := bytes.Repeat([]byte("0123456789abcdef"), 50)
+	writeRound(t, s, 20_000, 0, val)
+	lsm, vlog := s.Size()
+	t.Logf("20,000 states of ~810 B: LSM %d kB, value log %d kB", lsm>>10, vlog>>10)
+	if vlog < 20_000*800 {
+		t.Fatalf("value log holds %d bytes, want the states (≥ %d)", vlog, 20_000*800)
+	}
+	checkRound(t, s, 20_000, 0, val)
+}
+
+// TestValueLogGCBoundsGarbage: every write of a state leaves its previous version in the value
+// log; the store's GC rewrites files that are half garbage and deletes them, so rewriting the
+// same states over and over keeps the value log within a few times the live states, and every
+// state reads back as last written.
+func TestValueLogGCBoundsGarbage(t *testing.T) {
+	const n, rounds = 5_000, 24
+	_, s := vlogStore(t, Options{MemTableSize: 1 << 20, ValueLogFileSize: 1 << 20, GCInterval: time.Hour})
+	val := bytes.Repeat([]byte("0123456789abcdef"), 50)
+	collected, peak := 0, int64(0)
+	for r := 0; r < rounds; r++ {
+		writeRound(t, s, n, r, val)
+		k, err := s.GCValueLog()
+		if err != nil {
+			t.Fatal(err)
+		}
+		collected += k
+		_, vlog := s.Size()
+		if r >= rounds/2 { // past the first compactions, which only move tables down
+			peak = max(peak, vlog)
+		}
+		t.Logf("round %d: vlog %d kB, collected %d", r, vlog>>10, k)
+	}
+	live := int64(n * (len(val) + 12))
+	_, vlog := s.Size()
+	t.Logf("%d rounds of %d states (%d kB live, %d kB written): value log %d kB at the end, %d kB at most in the second half; %d files collected",
+		rounds, n, live>>10, int64(rounds)*live>>10, vlog>>10, peak>>10, collected)
+	if collected == 0 {
+		t.Fatal("the GC collected no file")
+	}
+	if peak > 6*live {
+		t.Fatalf("value log reached %d kB for %d kB of live states: the GC does not keep up", peak>>10, live>>10)
+	}
+	checkRound(t, s, n, rounds-1, val)
+}
+
+// TestGCHoldsItsLockUntilTheFileIsDeleted: while an iterator is open (a day-change sweep),
+// Badger defers deleting a collected value-log file to the last iterator's close. The GC keeps
+// gcMu (which releases of value-log pages need) until then, so no value-log file can be
+// unmapped while a release advises its pages.
+func TestGCHoldsItsLockUntilTheFileIsDeleted(t *testing.T) {
+	const n = 5_000
+	_, s := vlogStore(t, Options{MemTableSize: 1 << 20, ValueLogFileSize: 1 << 20, GCInterval: time.Hour})
+	val := bytes.Repeat([]byte("0123456789abcdef"), 50)
+	for r := 0; r < 8; r++ {
+		writeRound(t, s, n, r, val)
+	}
+	time.Sleep(200 * time.Millisecond) // let the last compactions report their discards
+	txn := s.db.NewTransaction(false)
+	it := txn.NewIterator(badgerIteratorOptions())
+	done := make(chan int, 1)
+	go func() {
+		k, err := s.GCValueLog()
+		if err != nil {
+			t.Error(err)
+		}
+		done <- k
+	}()
+	select {
+	case k := <-done:
+		it.Close()
+		txn.Discard()
+		if k > 0 {
+			t.Fatalf("the GC collected %d files and returned while an iterator deferred their deletion", k)
+		}
+		t.Skip("nothing to collect: cannot tell")
+	case <-time.After(500 * time.Millisecond):
+	}
+	if keep, release := s.pinTables(); keep("000001.vlog") {
+		release()
+		t.Fatal("a release may advise value-log pages while a collected file awaits deletion")
+	} else {
+		release()
+	}
+	it.Close()
+	txn.Discard()
+	select {
+	case k := <-done:
+		t.Logf("the GC returned after the iterator closed, %d files collected", k)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the GC did not return after the iterator closed")
+	}
+	if keep, release := s.pinTables(); !keep("000001.vlog") {
+		release()
+		t.Fatal("value-log pages are not released once the GC is done")
+	} else {
+		release()
+	}
+	checkRound(t, s, n, 7, val)
+}
+
+// TestReleaseDropsValueLogPages: reading states faults their value-log pages into the process
+// (Badger reads the value log through mmaps); a release drops all of them but the newest
+// file's, and the states read back intact through the released mappings.
+func TestReleaseDropsValueLogPages(t *testing.T) {
+	const n = 60_000 // ~50 MB of states, ~13 files
+	dir, s := vlogStore(t, Options{ValueLogFileSize: 4 << 20, GCInterval: time.Hour})
+	if s.mapped == nil {
+		t.Skip("release disabled")
+	}
+	val := bytes.Repeat([]byte("0123456789abcdef"), 50)
+	s.stopReleaseLoop()
+	m := s.mapped
+	s.mapped = nil // no release during the writes and the first read
+	writeRound(t, s, n, 0, val)
+	checkRound(t, s, n, 0, val)
+	without, _ := residentVlogKB(t, dir)
+	if without < 20<<10 {
+		t.Skipf("only %d kB of the value log resident after a full read: cannot tell", without)
+	}
+	s.mapped = m
+	if !m.maybe(0) {
+		t.Fatal("no release ran")
+	}
+	if m.off.Load() {
+		t.Skip("kernel refuses MADV_DONTNEED")
+	}
+	with, newest := residentVlogKB(t, dir)
+	t.Logf("resident value-log pages: %d kB before the release, %d kB after (%d kB of them the newest file)", without, with, newest)
+	if with-newest > 256 {
+		t.Fatalf("%d kB of older value-log files still resident after a release", with-newest)
+	}
+	checkRound(t, s, n, 0, val)
+}
+
+func badgerIteratorOptions() badger.IteratorOptions { return badger.IteratorOptions{} }
+
+// TestPointReadsReleaseValueLogPages: a random read of a state in the value log makes up to
+// 64 KiB resident (the kernel's fault-around maps the cached pages around the one read), so
+// cache misses at 1M SIRENs made gigabytes of the value log resident between releases. Point
+// reads count against the release budget of scans: resident value-log pages stay near
+// releaseScanBytes however many reads there are.
+func TestPointReadsReleaseValueLogPages(t *testing.T) {
+	const n, gets = 100_000, 30_000
+	dir, s := vlogStore(t, Options{ValueLogFileSize: 16 << 20, GCInterval: time.Hour})
+	if s.mapped == nil {
+		t.Skip("release disabled")
+	}
+	val := bytes.Repeat([]byte("0123456789abcdef"), 50)
+	writeRound(t, s, n, 0, val)
+	writeRound(t, s, n, 1, val) // ~170 MB of value log
+	s.mapped.maybe(0)
+	sn := s.Snapshot()
+	defer sn.Close()
+	r := rand.New(rand.NewSource(1))
+	peak := int64(0)
+	for i := 0; i < gets; i++ {
+		j := r.Intn(n)
+		v, err := sn.Get(0, siren(j))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "1:" + strconv.Itoa(j) + ":"; !bytes.HasPrefix(v, []byte(want)) {
+			t.Fatalf("state %d: %q…, want %q…", j, v[:min(len(v), 16)], want)
+		}
+		if i%5000 == 4999 {
+			all, newest := residentVlogKB(t, dir)
+			peak = max(peak, all-newest)
+		}
+	}
+	if s.mapped.off.Load() {
+		t.Skip("kernel refuses MADV_DONTNEED")
+	}
+	_, vlog := s.Size()
+	t.Logf("%d random reads over %d MB of value log: at most %d kB of older value-log files resident (%d releases)",
+		gets, vlog>>20, peak, s.mapped.n.Load())
+	if peak > (releaseScanBytes+16<<20)>>10 {
+		t.Fatalf("%d kB of value-log pages resident after point reads, want about %d kB at most", peak, releaseScanBytes>>10)
+	}
+}
