@@ -82,7 +82,7 @@ func (s *Store) Headers(p int32) (int, error) {
 		io.Prefix = headerPrefix(p)
 		io.PrefetchValues = false
 		it := txn.NewIterator(io)
-		defer it.Close()
+		defer s.closeIter(it)
 		for it.Rewind(); it.Valid(); it.Next() {
 			n++
 		}

@@ -39,8 +39,10 @@ const (
 	// DefaultValueThreshold: SIREN states are a few hundred bytes, so they stay inline in the LSM
 	// tree (one read, no value-log GC work); only unusually large states go to the value log.
 	DefaultValueThreshold int64 = 64
-	// DefaultValueLogFileSize: 64 MiB files let RunValueLogGC reclaim space in small steps.
-	DefaultValueLogFileSize int64 = 64 << 20
+	// DefaultValueLogFileSize: the value-log GC rewrites one file at a time and holds the lock
+	// that releases of value-log pages need while it does (vlog.go); 16 MiB files keep that
+	// short (tens of ms), and let it reclaim space in small steps.
+	DefaultValueLogFileSize int64 = 16 << 20
 )
 
 // Options configures a Store. The zero value of every field but Dir selects the default.

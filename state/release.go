@@ -53,8 +53,8 @@ func releaseLoop(db *badger.DB, dir string, m *mappedReleaser, stop <-chan struc
 // which they are. A Badger iterator holds a reference on every table of the LSM tree when it is
 // created, and a referenced table is never closed (unmapped). A table present both before and
 // after the iterator was created was present when it was created (a table ID is never reused),
-// so it is pinned; tables added meanwhile are left alone. Value-log files are pinned by the GC
-// lock (vlog.go): taken if free, else they are left alone this time.
+// so it is pinned; tables added meanwhile are left alone. Value-log files are pinned by delMu
+// (vlog.go): taken if free, else they are left alone this time.
 func (s *Store) pinTables() (keep func(name string) bool, done func()) {
 	before := s.db.Tables()
 	txn := s.db.NewTransaction(false)
@@ -70,7 +70,7 @@ func (s *Store) pinTables() (keep func(name string) bool, done func()) {
 			pinned[table.IDToFilename(t.ID)] = true
 		}
 	}
-	vlog := s.vlogRelease.Load() && s.gcMu.TryLock()
+	vlog := s.delMu.TryLock()
 	return func(name string) bool {
 			if _, ok := vlogFid(name); ok {
 				return vlog
@@ -78,9 +78,9 @@ func (s *Store) pinTables() (keep func(name string) bool, done func()) {
 			return pinned[name]
 		}, func() {
 			if vlog {
-				s.gcMu.Unlock()
+				s.delMu.Unlock()
 			}
-			it.Close()
+			s.closeIter(it)
 			txn.Discard()
 		}
 }

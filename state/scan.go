@@ -27,14 +27,12 @@ func (s *Store) scan(p int32, after string, useAfter bool, fn func(string, []byt
 	}
 	prefix := statePrefix(p)
 	var fnErr error
-	s.scans.Add(1) // the value-log GC waits for scans to end (vlog.go)
-	defer s.scans.Add(-1)
 	err := s.db.View(func(txn *badger.Txn) error {
 		io := badger.DefaultIteratorOptions
 		io.Prefix = prefix
 		io.PrefetchValues = false // fn reads each value in place (inline or through the value-log mmap): prefetch only copies
 		it := txn.NewIterator(io)
-		defer it.Close()
+		defer s.closeIter(it)
 		// Not an unconditional release at the end: a sweep over a partition
 		// bigger than the cache scans once per commit chunk (hundreds of
 		// short scans), and a release advises every table (~500 at 1M
@@ -53,7 +51,7 @@ func (s *Store) scan(p int32, after string, useAfter bool, fn func(string, []byt
 			hio := io
 			hio.Prefix = headerPrefix(p)
 			hs = &headerScan{it: txn.NewIterator(hio), plen: len(hio.Prefix)}
-			defer hs.it.Close()
+			defer s.closeIter(hs.it)
 			hseek := hio.Prefix
 			if useAfter {
 				hseek = headerKey(nil, p, after)
@@ -115,7 +113,7 @@ func (s *Store) CountUpTo(p int32, limit int) (int, error) {
 		io.Prefix = prefix
 		io.PrefetchValues = false
 		it := txn.NewIterator(io)
-		defer it.Close()
+		defer s.closeIter(it)
 		defer s.mapped.maybe(releaseEvery)
 		for it.Rewind(); it.Valid(); it.Next() {
 			n++
@@ -141,7 +139,7 @@ func (s *Store) Partitions() ([]int32, error) {
 		io.Prefix = []byte{prefixCheckpoint}
 		io.PrefetchValues = false
 		it := txn.NewIterator(io)
-		defer it.Close()
+		defer s.closeIter(it)
 		for it.Rewind(); it.Valid(); it.Next() {
 			k := it.Item().Key()
 			if len(k) != 1+partitionLen {

@@ -42,7 +42,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 
 	"github.com/dgraph-io/badger/v4"
@@ -111,14 +110,9 @@ type Store struct {
 	hdrMu    sync.RWMutex
 	hdrParts map[int32]bool
 
-	// gcMu is held by the value-log GC and by releases of value-log pages (vlog.go).
-	gcMu sync.Mutex
-	// vlogRelease: value-log pages may be released (off when a GC could not see its file
-	// deleted in time, vlog.go).
-	vlogRelease atomic.Bool
-	// scans counts scans running: a value-log GC started during one would have to wait for
-	// it to end before its file is deleted (vlog.go).
-	scans  atomic.Int32
+	// delMu: iterators close under its read lock (closeIter), releases of value-log pages
+	// hold it exclusively (vlog.go).
+	delMu  sync.RWMutex
 	stopGC chan struct{}
 	gcDone chan struct{}
 }
@@ -178,7 +172,6 @@ func Open(o Options) (*Store, error) {
 		s.stopBg, s.bgDone = make(chan struct{}), make(chan struct{})
 		go releaseLoop(s.db, o.Dir, s.mapped, s.stopBg, s.bgDone)
 	}
-	s.vlogRelease.Store(true)
 	if !o.ReadOnly {
 		s.stopGC, s.gcDone = make(chan struct{}), make(chan struct{})
 		go s.gcLoop(o.GCInterval, s.stopGC, s.gcDone)
@@ -544,11 +537,11 @@ func (s *Store) DropPartition(p int32) error {
 			it := txn.NewIterator(io)
 			for it.Rewind(); it.Valid(); it.Next() {
 				if err := wb.Delete(it.Item().KeyCopy(nil)); err != nil {
-					it.Close()
+					s.closeIter(it)
 					return err
 				}
 			}
-			it.Close()
+			s.closeIter(it)
 		}
 		return nil
 	})

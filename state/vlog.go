@@ -23,15 +23,17 @@ import (
 // run, replay and what-if alike.
 //
 // Badger writes and reads value-log files through MAP_SHARED mmaps, so they are resident in
-// the process like tables are (mapped.go) — at 1M SIRENs, gigabytes. The releaser drops them
-// too, under two rules that keep a madvise from ever touching a range Badger unmapped and the
-// Go runtime reused (MADV_DONTNEED zeroes anonymous memory):
+// the process like tables are (mapped.go) — at 1M SIRENs, gigabytes: a random read of one state
+// maps up to 64 KiB around it (the kernel's fault-around). The releaser drops them too, under
+// rules that keep a madvise from ever touching a range Badger unmapped and the Go runtime
+// reused (MADV_DONTNEED zeroes anonymous memory):
 //   - the newest file (the one being written) is never advised: only it is ever remapped
 //     (Badger grows or truncates it while writing, and rotation truncates it);
-//   - an older file is unmapped only when it is deleted, and only a GC deletes one: at once,
-//     or, while an iterator is open, when the last iterator closes. gcMu is held by the GC
-//     until the file it rewrote is gone from the directory, and by the release while it
-//     reads /proc/self/maps and advises; so no value-log file disappears during a release.
+//   - an older file is unmapped only when it is deleted, after a GC rewrote it: inside
+//     RunValueLogGC when no iterator is open, else inside the Close of the last open
+//     iterator. The store runs RunValueLogGC only while it holds an iterator open (guard), and
+//     closes every iterator under delMu.RLock (closeIter); a release of value-log pages holds
+//     delMu exclusively. So no value-log file is unmapped while a release advises its pages.
 
 // DefaultGCInterval is how often the store looks for value-log files to collect.
 const DefaultGCInterval = 10 * time.Second
@@ -39,11 +41,6 @@ const DefaultGCInterval = 10 * time.Second
 // gcDiscardRatio: a value-log file is rewritten when at least this share of it is garbage. At
 // steady state the value log is then at most about twice the live states.
 const gcDiscardRatio = 0.5
-
-// gcDeleteWait bounds how long the GC waits for the file it rewrote to be deleted (Badger
-// defers the deletion while an iterator is open: a day-change sweep). Past it, the release of
-// value-log pages is switched off for good, since the deletion may then happen at any time.
-const gcDeleteWait = 10 * time.Minute
 
 // gcLoop runs the value-log GC every interval until stop is closed.
 func (s *Store) gcLoop(every time.Duration, stop <-chan struct{}, done chan<- struct{}) {
@@ -72,9 +69,7 @@ func (s *Store) GCValueLog() (int, error) {
 	return s.collect(nil)
 }
 
-// collect runs Badger's value-log GC while it rewrites files (or until stop closes). It holds
-// gcMu for one file at a time, until that file is deleted, so that releases of value-log pages
-// run between files.
+// collect runs Badger's value-log GC while it rewrites files (or until stop closes).
 func (s *Store) collect(stop <-chan struct{}) (int, error) {
 	n := 0
 	for {
@@ -89,9 +84,6 @@ func (s *Store) collect(stop <-chan struct{}) (int, error) {
 		more, err := s.collectOne()
 		if more {
 			n++
-			// Releases on the commit path only try the lock, and a busy GC holds it most of
-			// the time: release here, between files, where it is free.
-			s.mapped.maybe(0)
 		}
 		if !more || err != nil {
 			return n, err
@@ -99,58 +91,26 @@ func (s *Store) collect(stop <-chan struct{}) (int, error) {
 	}
 }
 
-// collectOne rewrites one value-log file if one is at least gcDiscardRatio garbage, and waits
-// until it is deleted.
+// collectOne rewrites one value-log file if one is at least gcDiscardRatio garbage. Its guard
+// iterator defers the deletion of that file to the close of the last open iterator (see above).
 func (s *Store) collectOne() (bool, error) {
-	if s.scans.Load() > 0 {
-		// Badger would defer the deletion to the end of the scan (a day-change sweep: seconds
-		// at 1M SIRENs), and no value-log page could be released meanwhile. Next time.
-		return false, nil
-	}
-	s.gcMu.Lock()
-	defer s.gcMu.Unlock()
-	before, err := vlogFiles(s.opts.Dir)
-	if err != nil {
-		return false, err
-	}
-	err = s.db.RunValueLogGC(gcDiscardRatio)
+	txn := s.db.NewTransaction(false)
+	defer txn.Discard()
+	guard := txn.NewIterator(badger.IteratorOptions{})
+	err := s.db.RunValueLogGC(gcDiscardRatio)
+	s.closeIter(guard)
 	if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
 		return false, nil
 	}
-	if err != nil {
-		return false, err
-	}
-	if !s.awaitVlogDeletion(before) {
-		s.vlogRelease.Store(false)
-		s.log.Warn("state: a collected value-log file was not deleted in time; value-log pages are no longer released",
-			zap.String("dir", s.opts.Dir), zap.Duration("waited", gcDeleteWait))
-		return true, errors.New("state: value-log GC: the collected file was not deleted")
-	}
-	return true, nil
+	return err == nil, err
 }
 
-// awaitVlogDeletion waits until one of the files of before is gone: the one the GC rewrote
-// (no other deletion can be pending, see above). Each round opens and closes an iterator, so
-// that a deletion deferred by iterators that have since closed runs now.
-func (s *Store) awaitVlogDeletion(before map[uint32]bool) bool {
-	deadline := time.Now().Add(gcDeleteWait)
-	for {
-		now, err := vlogFiles(s.opts.Dir)
-		if err == nil {
-			for fid := range before {
-				if !now[fid] {
-					return true
-				}
-			}
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		txn := s.db.NewTransaction(false)
-		txn.NewIterator(badger.IteratorOptions{}).Close()
-		txn.Discard()
-		time.Sleep(5 * time.Millisecond)
-	}
+// closeIter closes a Badger iterator. The close of the last open iterator deletes (unmaps) the
+// value-log files a GC rewrote meanwhile: never during a release of value-log pages.
+func (s *Store) closeIter(it *badger.Iterator) {
+	s.delMu.RLock()
+	defer s.delMu.RUnlock()
+	it.Close()
 }
 
 // vlogFiles lists the value-log file ids in dir.

@@ -142,7 +142,6 @@ func TestValueLogGCBoundsGarbage(t *testing.T) {
 		if r >= rounds/2 { // past the first compactions, which only move tables down
 			peak = max(peak, vlog)
 		}
-		t.Logf("round %d: vlog %d kB, collected %d", r, vlog>>10, k)
 	}
 	live := int64(n * (len(val) + 12))
 	_, vlog := s.Size()
@@ -157,59 +156,71 @@ func TestValueLogGCBoundsGarbage(t *testing.T) {
 	checkRound(t, s, n, rounds-1, val)
 }
 
-// TestGCHoldsItsLockUntilTheFileIsDeleted: while an iterator is open (a day-change sweep),
-// Badger defers deleting a collected value-log file to the last iterator's close. The GC keeps
-// gcMu (which releases of value-log pages need) until then, so no value-log file can be
-// unmapped while a release advises its pages.
-func TestGCHoldsItsLockUntilTheFileIsDeleted(t *testing.T) {
+// TestValueLogFilesGoOnlyAtAnIteratorClose: what makes MADV_DONTNEED on value-log pages safe.
+// A GC rewrites files but, its guard iterator being open, never deletes (unmaps) them itself:
+// the deletion waits for the close of the last open iterator (here a scan's), and that close
+// waits while a release holds delMu.
+func TestValueLogFilesGoOnlyAtAnIteratorClose(t *testing.T) {
 	const n = 5_000
-	_, s := vlogStore(t, Options{MemTableSize: 1 << 20, ValueLogFileSize: 1 << 20, GCInterval: time.Hour})
+	dir, s := vlogStore(t, Options{MemTableSize: 1 << 20, ValueLogFileSize: 1 << 20, GCInterval: time.Hour})
 	val := bytes.Repeat([]byte("0123456789abcdef"), 50)
-	for r := 0; r < 8; r++ {
+	for r := 0; r < 12; r++ {
 		writeRound(t, s, n, r, val)
 	}
 	time.Sleep(200 * time.Millisecond) // let the last compactions report their discards
-	txn := s.db.NewTransaction(false)
-	it := txn.NewIterator(badgerIteratorOptions())
-	done := make(chan int, 1)
-	go func() {
-		k, err := s.GCValueLog()
-		if err != nil {
-			t.Error(err)
+	before, err := vlogFiles(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	txn := s.db.NewTransaction(false) // a long scan
+	it := txn.NewIterator(badger.IteratorOptions{})
+	k, err := s.GCValueLog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k == 0 {
+		s.closeIter(it)
+		txn.Discard()
+		t.Skip("nothing to collect: cannot tell")
+	}
+	mid, _ := vlogFiles(dir)
+	for fid := range before {
+		if !mid[fid] {
+			t.Fatalf("value-log file %d deleted by the GC while an iterator was open", fid)
 		}
-		done <- k
+	}
+	s.delMu.Lock() // a release in progress
+	closed := make(chan struct{})
+	go func() {
+		s.closeIter(it)
+		txn.Discard()
+		close(closed)
 	}()
 	select {
-	case k := <-done:
-		it.Close()
-		txn.Discard()
-		if k > 0 {
-			t.Fatalf("the GC collected %d files and returned while an iterator deferred their deletion", k)
+	case <-closed:
+		t.Fatal("an iterator closed (and could delete value-log files) during a release")
+	case <-time.After(200 * time.Millisecond):
+	}
+	still, _ := vlogFiles(dir)
+	for fid := range before {
+		if !still[fid] {
+			t.Fatalf("value-log file %d deleted during a release", fid)
 		}
-		t.Skip("nothing to collect: cannot tell")
-	case <-time.After(500 * time.Millisecond):
 	}
-	if keep, release := s.pinTables(); keep("000001.vlog") {
-		release()
-		t.Fatal("a release may advise value-log pages while a collected file awaits deletion")
-	} else {
-		release()
+	s.delMu.Unlock()
+	<-closed
+	after, _ := vlogFiles(dir)
+	gone := 0
+	for fid := range before {
+		if !after[fid] {
+			gone++
+		}
 	}
-	it.Close()
-	txn.Discard()
-	select {
-	case k := <-done:
-		t.Logf("the GC returned after the iterator closed, %d files collected", k)
-	case <-time.After(10 * time.Second):
-		t.Fatal("the GC did not return after the iterator closed")
+	t.Logf("%d files collected; %d of the %d files deleted at the last iterator's close", k, gone, len(before))
+	if gone != k {
+		t.Fatalf("%d files deleted after the close, want the %d collected", gone, k)
 	}
-	if keep, release := s.pinTables(); !keep("000001.vlog") {
-		release()
-		t.Fatal("value-log pages are not released once the GC is done")
-	} else {
-		release()
-	}
-	checkRound(t, s, n, 7, val)
+	checkRound(t, s, n, 11, val)
 }
 
 // TestReleaseDropsValueLogPages: reading states faults their value-log pages into the process
