@@ -22,11 +22,17 @@ import (
 // pages to about this much.
 const releaseScanBytes = 64 << 20
 
-// faultAroundBytes is what one random read through a mapping may make resident: the kernel maps
-// the pages around a faulting one that are in its page cache, 64 KiB by default
-// (/sys/kernel/debug/fault_around_bytes; MADV_RANDOM does not turn it off). Measured: 32 KiB
-// per random read of a state in the value log.
-const faultAroundBytes = 64 << 10
+// A random read through a mapping makes more than its own page resident: the kernel maps the
+// pages around a faulting one that are in its page cache, 64 KiB by default
+// (/sys/kernel/debug/fault_around_bytes; MADV_RANDOM does not turn it off) — measured, 32 KiB
+// per random read of a state in the value log, where a scan in key order reads values in
+// write order, that is at random. So reads are not only counted: every residentCheckEvery of
+// them, the file-backed resident set of the process is read (/proc/self/statm, a few µs), and
+// above releaseResidentBytes the pages are released.
+const (
+	residentCheckEvery   = 64
+	releaseResidentBytes = 128 << 20
+)
 
 // releaseEvery throttles releases outside scans.
 const releaseEvery = time.Second
@@ -41,6 +47,7 @@ type mappedReleaser struct {
 	off   atomic.Bool  // the kernel refuses MADV_DONTNEED: stop trying
 	n     atomic.Int64 // releases done (tests)
 	read  atomic.Int64 // bytes scanned since the last release
+	reads atomic.Int64 // reads counted (residentCheckEvery)
 }
 
 func newMappedReleaser(dir string, keep bool, pin func() (func(string) bool, func())) *mappedReleaser {
@@ -56,13 +63,15 @@ func newMappedReleaser(dir string, keep bool, pin func() (func(string) bool, fun
 	return &mappedReleaser{dir: abs, pin: pin}
 }
 
-// scanned counts bytes a scan (or a point read: faultAroundBytes) read and releases once all
-// reads together reach releaseScanBytes.
+// scanned counts n bytes read through the mappings (a scan's, or a point read's) and releases
+// once all reads together reach releaseScanBytes, or the file-backed resident set exceeds
+// releaseResidentBytes.
 func (m *mappedReleaser) scanned(n int64) {
 	if m == nil {
 		return
 	}
-	if m.read.Add(n) >= releaseScanBytes {
+	if m.read.Add(n) >= releaseScanBytes ||
+		m.reads.Add(1)%residentCheckEvery == 0 && residentFileBytes() > releaseResidentBytes {
 		m.read.Store(0)
 		m.maybe(0)
 	}

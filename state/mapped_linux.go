@@ -95,3 +95,25 @@ func releaseMapped(dir string, keep func(name string) bool) error {
 	}
 	return nil
 }
+
+// residentFileBytes is the process's resident file-backed (and shared) memory, from
+// /proc/self/statm; 0 when it cannot be read.
+func residentFileBytes() int64 {
+	var buf [128]byte
+	f, err := os.Open("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	n, _ := f.Read(buf[:])
+	f.Close()
+	// size resident shared text lib data dt (pages)
+	fields := bytes.Fields(buf[:n])
+	if len(fields) < 3 {
+		return 0
+	}
+	pages, err := strconv.ParseInt(string(fields[2]), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return pages * int64(os.Getpagesize())
+}

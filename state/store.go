@@ -319,11 +319,8 @@ func (s *Store) getIn(txn *badger.Txn, p int32, siren string) (out []byte, err e
 	if err != nil {
 		return nil, err
 	}
-	if item.ValueSize() >= s.opts.ValueThreshold {
-		// A value-log read maps not only its page but, by the kernel's fault-around, up to
-		// 64 KiB around it: count that against the release budget of scans (mapped.go).
-		s.mapped.scanned(faultAroundBytes)
-	}
+	// A read through the value-log mapping makes its pages resident (mapped.go).
+	s.mapped.scanned(int64(len(key)) + item.ValueSize())
 	if !s.mayHaveHeaders(p) {
 		return item.ValueCopy(nil)
 	}
