@@ -121,7 +121,13 @@ func TestCacheEvictionNeverLosesDirty(t *testing.T) {
 }
 
 func TestCacheFailedCommitKeepsEntriesDirty(t *testing.T) {
-	s, c := newCacheT(t, 10)
+	// Values inline (in the value log, a put costs a commit its pointer only).
+	s, err := Open(Options{Dir: t.TempDir(), ValueThreshold: 1 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	c := NewCache[*counter](s, 7, counterCodec{}, 10)
 	big := bytes.Repeat([]byte{'p'}, 300)
 	n := int(2*s.MaxCommitBytes()/int64(len(big))) + 1
 	for i := range n {

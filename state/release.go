@@ -49,12 +49,11 @@ func releaseLoop(db *badger.DB, dir string, m *mappedReleaser, stop <-chan struc
 	}
 }
 
-// pinTables keeps the store's tables and value-log files mapped until done is called, and tells
-// which they are. A Badger iterator holds a reference on every table of the LSM tree when it is
-// created, and a referenced table is never closed (unmapped). A table present both before and
-// after the iterator was created was present when it was created (a table ID is never reused),
-// so it is pinned; tables added meanwhile are left alone. Value-log files are pinned by delMu
-// (vlog.go): taken if free, else they are left alone this time.
+// pinTables keeps the store's tables mapped until done is called, and tells which they are. A
+// Badger iterator holds a reference on every table of the LSM tree when it is created, and a
+// referenced table is never closed (unmapped). A table present both before and after the
+// iterator was created was present when it was created (a table ID is never reused), so it is
+// pinned; tables added meanwhile are left alone.
 func (s *Store) pinTables() (keep func(name string) bool, done func()) {
 	before := s.db.Tables()
 	txn := s.db.NewTransaction(false)
@@ -70,17 +69,27 @@ func (s *Store) pinTables() (keep func(name string) bool, done func()) {
 			pinned[table.IDToFilename(t.ID)] = true
 		}
 	}
+	return func(name string) bool { return pinned[name] }, func() {
+		s.closeIter(it)
+		txn.Discard()
+	}
+}
+
+// pinMapped is pinTables plus the value-log files, pinned by delMu (vlog.go): taken if free,
+// else they are left alone this time. done releases delMu before it closes the pin's iterator
+// (closeIter takes it for reading).
+func (s *Store) pinMapped() (keep func(name string) bool, done func()) {
+	keepTable, unpin := s.pinTables()
 	vlog := s.delMu.TryLock()
 	return func(name string) bool {
 			if _, ok := vlogFid(name); ok {
 				return vlog
 			}
-			return pinned[name]
+			return keepTable(name)
 		}, func() {
 			if vlog {
 				s.delMu.Unlock()
 			}
-			s.closeIter(it)
-			txn.Discard()
+			unpin()
 		}
 }

@@ -167,7 +167,7 @@ func Open(o Options) (*Store, error) {
 	if s.hdrParts, err = findHeaderPartitions(db); err != nil {
 		return nil, errors.Join(fmt.Errorf("state: open %q: list header keys: %w", o.Dir, err), db.Close(), unlockDir(lock))
 	}
-	s.mapped = newMappedReleaser(o.Dir, o.KeepTablePages, s.pinTables)
+	s.mapped = newMappedReleaser(o.Dir, o.KeepTablePages, s.pinMapped)
 	if s.mapped != nil {
 		s.stopBg, s.bgDone = make(chan struct{}), make(chan struct{})
 		go releaseLoop(s.db, o.Dir, s.mapped, s.stopBg, s.bgDone)

@@ -88,6 +88,11 @@ func Produce(t testing.TB, brokers []string, msgs ...kafka.Message) {
 			if err == nil {
 				break
 			}
+			if attempt < 5 && errors.Is(err, kafka.UnknownTopicOrPartition) {
+				// The whole request refused, not message by message.
+				time.Sleep(500 * time.Millisecond)
+				continue
+			}
 			var we kafka.WriteErrors
 			if attempt == 5 || !errors.As(err, &we) {
 				t.Fatalf("produce: %.2000s", err.Error())
