@@ -502,8 +502,9 @@ func (s *Store) checkFreeSpace() error {
 }
 
 // minFree is what one write may claim on disk in the worst case: the rest of the current and
-// the next memtable WAL file and a new value log file.
-func (s *Store) minFree() int64 { return 2*s.opts.MemTableSize + s.opts.ValueLogFileSize }
+// the next memtable WAL file and a new value log file (Badger creates one at twice
+// ValueLogFileSize, sparse, and truncates it when it rotates).
+func (s *Store) minFree() int64 { return 2*s.opts.MemTableSize + 2*s.opts.ValueLogFileSize }
 
 // DropPartition deletes every key of p: its checkpoint first (in its own transaction, so an
 // interrupted drop never leaves a checkpoint that disagrees with the states), then its states in
