@@ -196,7 +196,10 @@ func (c *committer) commit(ctx context.Context, force bool, next [numInputs]int6
 
 	// The next batch starts now; this one is written in the background
 	// while the task goes on processing (forced commits wait for it).
-	c.outputs = nil
+	// The next batch likely holds as many outputs as this one (a day
+	// change's siren-daily records): sized for them, it is not grown from
+	// empty record by record.
+	c.outputs = make([]kafka.Message, 0, min(len(b.outputs), maxOutputsHint))
 	c.uncommitted = 0
 	c.dirty = false
 	c.plan = c.plan[:0]
@@ -222,6 +225,10 @@ func (c *committer) commit(ctx context.Context, force bool, next [numInputs]int6
 	}
 	return nil
 }
+
+// maxOutputsHint bounds the capacity a new batch's outputs start with (a
+// kafka.Message is ~150 bytes).
+const maxOutputsHint = 1 << 14
 
 // batch is one commit of the protocol, written by flush in the background.
 type batch struct {

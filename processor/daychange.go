@@ -101,7 +101,11 @@ const sweepChunkStates = 2000
 // RULES_ROLLOUT.
 func (t *task) evaluateDay(ctx context.Context) error {
 	start, changes0 := time.Now(), t.progress.snapshot().Changes
-	evaluate := t.eng.Evaluate
+	// A day change's evaluation also fills the SIREN's daily snapshot
+	// (dayOutputs), with the same metrics.
+	evaluate := func(st *engine.State, dec *engine.Decision) bool {
+		return t.eng.EvaluateDaily(st, dec, &t.outcomes.view)
+	}
 	if t.sweep.rollout {
 		evaluate = t.eng.Rollout
 	}
