@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 )
 
@@ -41,6 +42,16 @@ type Task struct {
 	timers []Timer
 	// offerOrder: the indexes of offerNames in the rules' priority order.
 	offerOrder []int
+	// products: the offers of each product of the rules' offers (plan →
+	// offers, offersOfProduct), so that an evaluation looks a plan up
+	// without hashing it.
+	products []productOffers
+}
+
+// productOffers are the offers whose product is plan.
+type productOffers struct {
+	plan   string
+	offers offerSet
 }
 
 // NewTask returns a task with no stream time yet. rules nil means
@@ -57,6 +68,11 @@ func NewTask(rules *Rules, cfg Config) *Task {
 		dedupDays:  int32((cfg.AllowedLatenessMs+DayMs-1)/DayMs) + 1,
 		dedupSpan:  1,
 		offerOrder: rules.offerOrder(),
+	}
+	for _, n := range offerNames {
+		if p, ok := rules.Offers.Products[n]; ok && !slices.ContainsFunc(t.products, func(po productOffers) bool { return po.plan == p }) {
+			t.products = append(t.products, productOffers{plan: p, offers: rules.offersOfProduct(p)})
+		}
 	}
 	// The window has dedupDays+1 days; over DedupMaxFilters, filters span
 	// several days so that the window needs at most DedupMaxFilters.
@@ -480,8 +496,13 @@ func (t *Task) offers(segs Segments, e *evaluation) offerSet {
 	if segs&DataHungry != 0 && e.plan == r.Offers.SDWanUpsellPlan {
 		o |= offerSDWan
 	}
-	if e.plan != "" {
-		o &^= r.offersOfProduct(e.plan)
+	if e.plan != "" && o != 0 {
+		for i := range t.products {
+			if t.products[i].plan == e.plan {
+				o &^= t.products[i].offers
+				break
+			}
+		}
 	}
 	return o
 }
