@@ -80,6 +80,9 @@ type committer struct {
 	dirty       bool // offsets or meta moved since the last commit
 	lastCommit  time.Time
 
+	// spare is an empty array of outputs the next batch can fill: the one
+	// of the last batch written (nil: none).
+	spare    []kafka.Message
 	inflight *batch
 	// flushCtx, when set, is the context of background flushes instead of
 	// the commit's: a stop (SIGTERM, revocation) lets the batch in flight
@@ -196,10 +199,10 @@ func (c *committer) commit(ctx context.Context, force bool, next [numInputs]int6
 
 	// The next batch starts now; this one is written in the background
 	// while the task goes on processing (forced commits wait for it).
-	// The next batch likely holds as many outputs as this one (a day
-	// change's siren-daily records): sized for them, it is not grown from
-	// empty record by record.
-	c.outputs = make([]kafka.Message, 0, min(len(b.outputs), maxOutputsHint))
+	// The next batch's outputs reuse the array of the last durable batch's
+	// (spare): a replay's batches hold tens of thousands of outputs, which
+	// would otherwise be grown from empty again for every batch.
+	c.outputs, c.spare = c.spare, nil
 	c.uncommitted = 0
 	c.dirty = false
 	c.plan = c.plan[:0]
@@ -225,10 +228,6 @@ func (c *committer) commit(ctx context.Context, force bool, next [numInputs]int6
 	}
 	return nil
 }
-
-// maxOutputsHint bounds the capacity a new batch's outputs start with (a
-// kafka.Message is ~150 bytes).
-const maxOutputsHint = 1 << 14
 
 // batch is one commit of the protocol, written by flush in the background.
 type batch struct {
@@ -304,6 +303,10 @@ func (c *committer) awaitInflight() error {
 	if err := c.states.MarkCommitted(b.puts); err != nil {
 		return err
 	}
+	// Written: the writer kept no reference to the array (it copies the
+	// messages it batches), so the next batch can reuse it.
+	clear(b.outputs)
+	c.spare = b.outputs[:0]
 	if b.clNext >= 0 && c.changelog != nil {
 		c.changelog.next = b.clNext
 	}
