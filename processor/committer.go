@@ -98,6 +98,18 @@ type committer struct {
 // add appends an output to the open batch.
 func (c *committer) add(m kafka.Message) { c.outputs = append(c.outputs, m) }
 
+// reserve makes room for n more outputs in the open batch (a day change's
+// siren-daily records), growing its array at once rather than record by
+// record; a growth at least doubles it, as append would.
+func (c *committer) reserve(n int) {
+	if cap(c.outputs)-len(c.outputs) >= n {
+		return
+	}
+	grown := make([]kafka.Message, len(c.outputs), max(2*cap(c.outputs), len(c.outputs)+n))
+	copy(grown, c.outputs)
+	c.outputs = grown
+}
+
 // took records that the record of input in at offset is in the open batch.
 func (c *committer) took(in int) {
 	c.plan = append(c.plan, byte(in))

@@ -113,6 +113,8 @@ func (t *task) evaluateDay(ctx context.Context) error {
 		chunk := t.cfg.CommitRecords
 		if !t.cache.Complete() {
 			chunk = min(chunk, sweepChunkStates)
+		} else if !t.sweep.rollout && t.opt.routes.daily != "" {
+			t.com.reserve(t.cache.Len()) // a siren-daily record per SIREN
 		}
 		err := t.cache.Each(t.sweep.cursor, func(siren string, st *engine.State) error {
 			if evaluate(st, &t.dec) {
