@@ -101,13 +101,16 @@ const sweepChunkStates = 2000
 // RULES_ROLLOUT.
 func (t *task) evaluateDay(ctx context.Context) error {
 	start, changes0 := time.Now(), t.progress.snapshot().Changes
-	// A day change's evaluation also fills the SIREN's daily snapshot
-	// (dayOutputs), with the same metrics.
-	evaluate := func(st *engine.State, dec *engine.Decision) bool {
-		return t.eng.EvaluateDaily(st, dec, &t.outcomes.view)
-	}
-	if t.sweep.rollout {
+	evaluate := t.eng.Evaluate
+	switch {
+	case t.sweep.rollout:
 		evaluate = t.eng.Rollout
+	case t.opt.routes.daily != "":
+		// The evaluation also fills the SIREN's daily snapshot for
+		// dayOutputs, with the same metrics.
+		evaluate = func(st *engine.State, dec *engine.Decision) bool {
+			return t.eng.EvaluateDaily(st, dec, &t.outcomes.view)
+		}
 	}
 	for {
 		chunk := t.cfg.CommitRecords

@@ -76,7 +76,8 @@ func (s *slab) done(b []byte) []byte {
 // are not: the uplift table is a fold of every outcome, and a replay with
 // EmitFrom must measure what a full replay measures.
 func (t *task) dayOutputs(siren string, st *engine.State) {
-	// o.view holds st's daily snapshot: evaluateDay's EvaluateDaily filled it.
+	// With siren-daily on, o.view holds st's daily snapshot: evaluateDay's
+	// EvaluateDaily filled it.
 	rt := t.opt.routes
 	o := &t.outcomes
 	o.closed = t.eng.CloseOutcomes(st, o.closed[:0])
