@@ -105,13 +105,18 @@ type partitionsCache struct {
 	ttl  time.Duration
 
 	mu     sync.Mutex
-	topics map[string]cachedTopic
+	topics map[string]*cachedTopic
 }
 
 type cachedTopic struct {
 	resp *metadataAPI.Response
 	at   time.Time
+	hits int // since at
 }
+
+// partitionsCacheClockEvery: the clock is read on one hit in this many (a
+// time.Now per message costs more than the rest of the lookup).
+const partitionsCacheClockEvery = 256
 
 func (c *partitionsCache) RoundTrip(ctx context.Context, addr net.Addr, req kafka.Request) (kafka.Response, error) {
 	m, ok := req.(*metadataAPI.Request)
@@ -119,13 +124,17 @@ func (c *partitionsCache) RoundTrip(ctx context.Context, addr net.Addr, req kafk
 		return c.next.RoundTrip(ctx, addr, req)
 	}
 	topic := m.TopicNames[0]
-	now := time.Now()
 	c.mu.Lock()
-	e, hit := c.topics[topic]
-	c.mu.Unlock()
-	if hit && now.Sub(e.at) < c.ttl {
-		return e.resp, nil
+	if e := c.topics[topic]; e != nil {
+		e.hits++
+		if e.hits%partitionsCacheClockEvery != 0 || time.Since(e.at) < c.ttl {
+			resp := e.resp
+			c.mu.Unlock()
+			return resp, nil
+		}
 	}
+	c.mu.Unlock()
+	now := time.Now()
 	r, err := c.next.RoundTrip(ctx, addr, req)
 	if err != nil {
 		return r, err
@@ -133,9 +142,9 @@ func (c *partitionsCache) RoundTrip(ctx context.Context, addr net.Addr, req kafk
 	if mr, ok := r.(*metadataAPI.Response); ok && len(mr.Topics) == 1 && mr.Topics[0].Name == topic && mr.Topics[0].ErrorCode == 0 {
 		c.mu.Lock()
 		if c.topics == nil {
-			c.topics = map[string]cachedTopic{}
+			c.topics = map[string]*cachedTopic{}
 		}
-		c.topics[topic] = cachedTopic{resp: mr, at: now}
+		c.topics[topic] = &cachedTopic{resp: mr, at: now}
 		c.mu.Unlock()
 	}
 	return r, nil
