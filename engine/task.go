@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 )
 
@@ -41,6 +42,16 @@ type Task struct {
 	timers []Timer
 	// offerOrder: the indexes of offerNames in the rules' priority order.
 	offerOrder []int
+	// products: the offers of each product of the rules' offers (plan →
+	// offers, offersOfProduct), so that an evaluation looks a plan up
+	// without hashing it.
+	products []productOffers
+}
+
+// productOffers are the offers whose product is plan.
+type productOffers struct {
+	plan   string
+	offers offerSet
 }
 
 // NewTask returns a task with no stream time yet. rules nil means
@@ -57,6 +68,11 @@ func NewTask(rules *Rules, cfg Config) *Task {
 		dedupDays:  int32((cfg.AllowedLatenessMs+DayMs-1)/DayMs) + 1,
 		dedupSpan:  1,
 		offerOrder: rules.offerOrder(),
+	}
+	for _, n := range offerNames {
+		if p, ok := rules.Offers.Products[n]; ok && !slices.ContainsFunc(t.products, func(po productOffers) bool { return po.plan == p }) {
+			t.products = append(t.products, productOffers{plan: p, offers: rules.offersOfProduct(p)})
+		}
 	}
 	// The window has dedupDays+1 days; over DedupMaxFilters, filters span
 	// several days so that the window needs at most DedupMaxFilters.
@@ -207,19 +223,49 @@ func (t *Task) Evaluate(st *State, dec *Decision) bool {
 	return true
 }
 
+// EvaluateDaily is Evaluate, and then fills daily with what a siren-daily
+// record carries of st after it, as View would fill it: SIREN, Metrics,
+// Segments, Offers, ControlGroup and RulesVersion (daily's other fields are
+// left as they were). The metrics are computed once for both.
+func (t *Task) EvaluateDaily(st *State, dec, daily *Decision) bool {
+	if b := t.building; b != nil {
+		if v, ok := t.intensityNextDay(st); ok {
+			b.add(v)
+		}
+	}
+	var e evaluation
+	changed := t.evaluateWith(st, dec, &e)
+	if changed {
+		dec.Trigger = TriggerDayChange
+	}
+	daily.SIREN = st.SIREN
+	daily.Metrics = e.m
+	daily.Segments = st.segs
+	daily.Offers = t.offerNames(st.offers, daily.Offers[:0])
+	daily.ControlGroup = t.inControl(st)
+	daily.RulesVersion = t.rules.Version
+	return changed
+}
+
 // evaluate decides st at the stream time: a decision when the segment set or
 // the offer set changes (spec §8).
 func (t *Task) evaluate(st *State, dec *Decision) bool {
 	var e evaluation
-	t.metrics(st, &e)
+	return t.evaluateWith(st, dec, &e)
+}
+
+// evaluateWith is evaluate with e as its evaluation; e.m holds st's metrics
+// after it.
+func (t *Task) evaluateWith(st *State, dec *Decision, e *evaluation) bool {
+	t.metrics(st, e)
 	prev := st.segs
 	if st.offersUnknown {
 		// Stored before offers were kept (state version 2): its offers
 		// were those of its segments under its current plan and workforce.
-		st.offers, st.offersUnknown = t.offers(prev, &e), false
+		st.offers, st.offersUnknown = t.offers(prev, e), false
 	}
-	next := t.decide(prev, &e)
-	nextOffers := t.offers(next, &e)
+	next := t.decide(prev, e)
+	nextOffers := t.offers(next, e)
 	if next == prev && nextOffers == st.offers {
 		return false
 	}
@@ -228,7 +274,7 @@ func (t *Task) evaluate(st *State, dec *Decision) bool {
 	st.segs = next
 	st.offers = nextOffers
 	st.entered = t.nextEntered(st.entered, prev, next, e.day)
-	t.fill(st, dec, &e, prev, next, prevOffers)
+	t.fill(st, dec, e, prev, next, prevOffers)
 	t.noteEligible(st, nextOffers&^prevOffers)
 	return true
 }
@@ -450,8 +496,13 @@ func (t *Task) offers(segs Segments, e *evaluation) offerSet {
 	if segs&DataHungry != 0 && e.plan == r.Offers.SDWanUpsellPlan {
 		o |= offerSDWan
 	}
-	if e.plan != "" {
-		o &^= r.offersOfProduct(e.plan)
+	if e.plan != "" && o != 0 {
+		for i := range t.products {
+			if t.products[i].plan == e.plan {
+				o &^= t.products[i].offers
+				break
+			}
+		}
 	}
 	return o
 }

@@ -80,6 +80,9 @@ type committer struct {
 	dirty       bool // offsets or meta moved since the last commit
 	lastCommit  time.Time
 
+	// spare is an empty array of outputs the next batch can fill: the one
+	// of the last batch written (nil: none).
+	spare    []kafka.Message
 	inflight *batch
 	// flushCtx, when set, is the context of background flushes instead of
 	// the commit's: a stop (SIGTERM, revocation) lets the batch in flight
@@ -94,6 +97,18 @@ type committer struct {
 
 // add appends an output to the open batch.
 func (c *committer) add(m kafka.Message) { c.outputs = append(c.outputs, m) }
+
+// reserve makes room for n more outputs in the open batch (a day change's
+// siren-daily records), growing its array at once rather than record by
+// record; a growth at least doubles it, as append would.
+func (c *committer) reserve(n int) {
+	if cap(c.outputs)-len(c.outputs) >= n {
+		return
+	}
+	grown := make([]kafka.Message, len(c.outputs), max(2*cap(c.outputs), len(c.outputs)+n))
+	copy(grown, c.outputs)
+	c.outputs = grown
+}
 
 // took records that the record of input in at offset is in the open batch.
 func (c *committer) took(in int) {
@@ -196,7 +211,10 @@ func (c *committer) commit(ctx context.Context, force bool, next [numInputs]int6
 
 	// The next batch starts now; this one is written in the background
 	// while the task goes on processing (forced commits wait for it).
-	c.outputs = nil
+	// The next batch's outputs reuse the array of the last durable batch's
+	// (spare): a replay's batches hold tens of thousands of outputs, which
+	// would otherwise be grown from empty again for every batch.
+	c.outputs, c.spare = c.spare, nil
 	c.uncommitted = 0
 	c.dirty = false
 	c.plan = c.plan[:0]
@@ -297,6 +315,10 @@ func (c *committer) awaitInflight() error {
 	if err := c.states.MarkCommitted(b.puts); err != nil {
 		return err
 	}
+	// Written: the writer kept no reference to the array (it copies the
+	// messages it batches), so the next batch can reuse it.
+	clear(b.outputs)
+	c.spare = b.outputs[:0]
 	if b.clNext >= 0 && c.changelog != nil {
 		c.changelog.next = b.clNext
 	}

@@ -102,13 +102,22 @@ const sweepChunkStates = 2000
 func (t *task) evaluateDay(ctx context.Context) error {
 	start, changes0 := time.Now(), t.progress.snapshot().Changes
 	evaluate := t.eng.Evaluate
-	if t.sweep.rollout {
+	switch {
+	case t.sweep.rollout:
 		evaluate = t.eng.Rollout
+	case t.opt.routes.daily != "":
+		// The evaluation also fills the SIREN's daily snapshot for
+		// dayOutputs, with the same metrics.
+		evaluate = func(st *engine.State, dec *engine.Decision) bool {
+			return t.eng.EvaluateDaily(st, dec, &t.outcomes.view)
+		}
 	}
 	for {
 		chunk := t.cfg.CommitRecords
 		if !t.cache.Complete() {
 			chunk = min(chunk, sweepChunkStates)
+		} else if !t.sweep.rollout && t.opt.routes.daily != "" {
+			t.com.reserve(t.cache.Len()) // a siren-daily record per SIREN
 		}
 		err := t.cache.Each(t.sweep.cursor, func(siren string, st *engine.State) error {
 			if evaluate(st, &t.dec) {

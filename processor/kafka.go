@@ -6,10 +6,13 @@ package processor
 import (
 	"context"
 	"fmt"
+	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
 	"go.uber.org/zap"
 )
 
@@ -79,9 +82,72 @@ func newWriter(k Kafka, log *zap.Logger, batchBytes int) *kafka.Writer {
 		// single message above it (dead letters are cut to fit it).
 		BatchBytes:  int64(batchBytes),
 		MaxAttempts: 5,
-		Transport:   k.transport(),
+		Transport:   &partitionsCache{next: k.transport(), ttl: partitionsCacheTTL},
 		ErrorLogger: kafka.LoggerFunc(log.Sugar().Debugf),
 	}
+}
+
+// partitionsCacheTTL is how long the writer's partitions cache keeps a
+// topic's metadata.
+const partitionsCacheTTL = time.Second
+
+// partitionsCache is the writer's transport: kafka-go's Writer asks the
+// transport for the metadata of a message's topic once per message (its
+// partition count, for the balancer), and the Transport answers each from
+// its cache with a fresh copy (~110 allocated bytes and a lock per message:
+// a day change writes a siren-daily record per SIREN). partitionsCache keeps
+// the answer of such a request (one topic, no auto-creation, no error) for
+// ttl and passes every other request on. The Transport's own cache is
+// refreshed every MetadataTTL: this one adds at most ttl to how late a
+// topic's new partitions are used.
+type partitionsCache struct {
+	next kafka.RoundTripper
+	ttl  time.Duration
+
+	mu     sync.Mutex
+	topics map[string]*cachedTopic
+}
+
+type cachedTopic struct {
+	resp *metadataAPI.Response
+	at   time.Time
+	hits int // since at
+}
+
+// partitionsCacheClockEvery: the clock is read on one hit in this many (a
+// time.Now per message costs more than the rest of the lookup).
+const partitionsCacheClockEvery = 256
+
+func (c *partitionsCache) RoundTrip(ctx context.Context, addr net.Addr, req kafka.Request) (kafka.Response, error) {
+	m, ok := req.(*metadataAPI.Request)
+	if !ok || len(m.TopicNames) != 1 || m.AllowAutoTopicCreation {
+		return c.next.RoundTrip(ctx, addr, req)
+	}
+	topic := m.TopicNames[0]
+	c.mu.Lock()
+	if e := c.topics[topic]; e != nil {
+		e.hits++
+		if e.hits%partitionsCacheClockEvery != 0 || time.Since(e.at) < c.ttl {
+			resp := e.resp
+			c.mu.Unlock()
+			return resp, nil
+		}
+	}
+	c.mu.Unlock()
+	now := time.Now()
+	r, err := c.next.RoundTrip(ctx, addr, req)
+	if err != nil {
+		return r, err
+	}
+	if mr, ok := r.(*metadataAPI.Response); ok && len(mr.Topics) == 1 && mr.Topics[0].Name == topic && mr.Topics[0].ErrorCode == 0 {
+		c.mu.Lock()
+		if c.topics == nil {
+			c.topics = map[string]*cachedTopic{}
+		}
+		c.topics[topic] = &cachedTopic{resp: mr, at: now}
+		c.mu.Unlock()
+	}
+	return r, nil
 }
 
 // listOffsets returns the first and last offsets of partition p of each

@@ -24,7 +24,46 @@ import (
 // outcomeOutputs holds a task's reused buffers.
 type outcomeOutputs struct {
 	closed []engine.Outcome
-	view   engine.Decision
+	// view is the daily snapshot of the SIREN being swept (filled by
+	// Task.EvaluateDaily).
+	view engine.Decision
+	// day and date: the stream day whose Date the last siren-daily record
+	// carried.
+	day  int32
+	date string
+	// slab holds the keys and values of siren-daily records (slab).
+	slab slab
+}
+
+// slab hands out the bytes of output records from large chunks instead of an
+// allocation or two each: a record is appended after the previous one, and
+// the bytes handed out are never written again (each record is a full slice
+// expression: an append to it cannot reach its neighbour). A chunk lives as
+// long as one of its records does (until its batch is written).
+type slab struct{ buf []byte }
+
+const (
+	slabChunk = 64 << 10
+	// slabRoom is the room a record needs before it starts in a chunk: a
+	// larger record still fits (append moves it to a larger array of its
+	// own), only less cheaply.
+	slabRoom = 1 << 10
+)
+
+// start returns the free tail of the chunk for a record's appends; done(b)
+// then takes the record (b is what the appends returned).
+func (s *slab) start() []byte {
+	if cap(s.buf)-len(s.buf) < slabRoom {
+		s.buf = make([]byte, 0, slabChunk)
+	}
+	return s.buf[len(s.buf):]
+}
+
+func (s *slab) done(b []byte) []byte {
+	if cap(b) == cap(s.buf)-len(s.buf) { // appended in place: keep the rest
+		s.buf = s.buf[:len(s.buf)+len(b)]
+	} // else the record outgrew the tail: it has its own array
+	return b[:len(b):len(b)]
 }
 
 // dayOutputs emits st's closed outcomes and daily snapshot; a state whose
@@ -37,6 +76,8 @@ type outcomeOutputs struct {
 // are not: the uplift table is a fold of every outcome, and a replay with
 // EmitFrom must measure what a full replay measures.
 func (t *task) dayOutputs(siren string, st *engine.State) {
+	// With siren-daily on, o.view holds st's daily snapshot: evaluateDay's
+	// EvaluateDaily filled it.
 	rt := t.opt.routes
 	o := &t.outcomes
 	o.closed = t.eng.CloseOutcomes(st, o.closed[:0])
@@ -63,9 +104,12 @@ func (t *task) dayOutputs(siren string, st *engine.State) {
 		t.cfg.Metrics.Outcome(t.partition, oc.Offer, oc.Control, oc.Converted)
 	}
 	if rt.daily != "" && !withhold {
-		t.eng.View(st, &o.view)
-		t.com.add(kafka.Message{Topic: rt.daily, Key: []byte(siren),
-			Value: framed(schemas.AppendSirenDaily(nil, &o.view, int64(t.eng.StreamDay())*engine.DayMs), rt.dailyID)})
+		if d := t.eng.StreamDay(); d != o.day || o.date == "" {
+			o.day, o.date = d, schemas.Date(int64(d)*engine.DayMs)
+		}
+		key := o.slab.done(append(o.slab.start(), siren...))
+		value := o.slab.done(schemas.AppendSirenDailyOn(o.slab.start(), &o.view, o.date))
+		t.com.add(kafka.Message{Topic: rt.daily, Key: key, Value: framed(value, rt.dailyID)})
 	}
 }
 

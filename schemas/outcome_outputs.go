@@ -88,9 +88,15 @@ func AppendUplift(dst []byte, r *UpliftRow) []byte {
 // AppendSirenDaily appends d, a Task.View of a SIREN at a day change, as a
 // Confluent-framed siren_daily record (id 104) for the stream day dayMs.
 func AppendSirenDaily(dst []byte, d *engine.Decision, dayMs int64) []byte {
+	return AppendSirenDailyOn(dst, d, Date(dayMs))
+}
+
+// AppendSirenDailyOn is AppendSirenDaily with the day given as its Date
+// (a day change formats it once for all its SIRENs).
+func AppendSirenDailyOn(dst []byte, d *engine.Decision, date string) []byte {
 	dst = AppendHeader(dst, IDSirenDaily)
 	dst = appendString(dst, d.SIREN)
-	dst = appendString(dst, Date(dayMs))
+	dst = appendString(dst, date)
 	dst = appendMetrics(dst, &d.Metrics)
 	dst = appendSegments(dst, d.Segments)
 	dst = appendStrings(dst, d.Offers)
