@@ -36,9 +36,15 @@ const (
 	DefaultIndexCacheSize int64 = 16 << 20
 	// DefaultNumCompactors: one per core on the target 2-core machines (Badger refuses 1).
 	DefaultNumCompactors = 2
-	// DefaultValueThreshold: SIREN states are a few hundred bytes, so they stay inline in the LSM
-	// tree (one read, no value-log GC work); only unusually large states go to the value log.
-	DefaultValueThreshold int64 = 64
+	// DefaultValueThreshold: a SIREN with weeks of history encodes to 500 B–1 KB and goes to the
+	// value log; the LSM tree keeps its key and a pointer. Leveled compaction then moves ~50 B
+	// per SIREN instead of the whole state 10–20 times over (at 1M SIRENs touched a few times a
+	// day, that rewriting was most of the CPU and of the resident table pages), and a state
+	// write is a sequential append. Checkpoints, plans, header keys and young states stay
+	// inline. The value log's garbage is collected by the store (vlog.go), and states are read
+	// from it with pread (vread.go). BENCHMARKS.md round 9 has the measurements (it was 1 KiB,
+	// all states inline, before).
+	DefaultValueThreshold int64 = 256
 	// DefaultValueLogFileSize: the value-log GC rewrites one file at a time and holds the lock
 	// that releases of value-log pages need while it does (vlog.go); 16 MiB files keep that
 	// short (tens of ms), and let it reclaim space in small steps.

@@ -58,7 +58,7 @@ func (s *Store) scan(p int32, after string, useAfter bool, fn func(string, []byt
 			}
 			hs.it.Seek(hseek)
 		}
-		var merged []byte
+		var merged, val []byte
 		for it.Seek(seek); it.ValidForPrefix(prefix); it.Next() {
 			item := it.Item()
 			k := item.Key()
@@ -66,23 +66,24 @@ func (s *Store) scan(p int32, after string, useAfter bool, fn func(string, []byt
 				continue
 			}
 			siren := string(k[len(prefix):])
-			s.mapped.scanned(int64(len(k)) + item.ValueSize())
 			hitem := hs.find(k[len(prefix):])
-			if err := item.Value(func(v []byte) error {
-				if hitem != nil {
-					if err := hitem.Value(func(h []byte) error {
-						var err error
-						merged, err = s.merge(merged[:0], p, siren, v, h)
-						return err
-					}); err != nil {
-						return err
-					}
-					v = merged
-				}
-				fnErr = fn(siren, v)
-				return fnErr
-			}); err != nil {
+			var err error
+			if val, err = s.itemValue(val, item); err != nil {
 				return err
+			}
+			v := val
+			if hitem != nil {
+				if err := hitem.Value(func(h []byte) error {
+					var err error
+					merged, err = s.merge(merged[:0], p, siren, v, h)
+					return err
+				}); err != nil {
+					return err
+				}
+				v = merged
+			}
+			if fnErr = fn(siren, v); fnErr != nil {
+				return fnErr
 			}
 		}
 		return nil

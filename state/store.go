@@ -114,6 +114,8 @@ type Store struct {
 	// hold it exclusively (vlog.go).
 	delMu  sync.RWMutex
 	stopGC chan struct{}
+	// vread reads values out of the value log with pread (vread.go).
+	vread  *vlogReader
 	gcDone chan struct{}
 }
 
@@ -168,6 +170,7 @@ func Open(o Options) (*Store, error) {
 		return nil, errors.Join(fmt.Errorf("state: open %q: list header keys: %w", o.Dir, err), db.Close(), unlockDir(lock))
 	}
 	s.mapped = newMappedReleaser(o.Dir, o.KeepTablePages, s.pinMapped)
+	s.vread = newVlogReader(o.Dir)
 	if s.mapped != nil {
 		s.stopBg, s.bgDone = make(chan struct{}), make(chan struct{})
 		go releaseLoop(s.db, o.Dir, s.mapped, s.stopBg, s.bgDone)
@@ -242,6 +245,7 @@ func (s *Store) Close() error {
 			close(s.stopGC)
 			<-s.gcDone
 		}
+		defer s.vread.closeAll()
 		var errs []error
 		if err := s.checkFreeSpace(); err != nil && !s.opts.ReadOnly {
 			// Closing flushes the memtables into new table files through mmap: on a full disk
@@ -319,25 +323,25 @@ func (s *Store) getIn(txn *badger.Txn, p int32, siren string) (out []byte, err e
 	if err != nil {
 		return nil, err
 	}
-	// A read through the value-log mapping makes its pages resident (mapped.go).
-	s.mapped.scanned(int64(len(key)) + item.ValueSize())
 	if !s.mayHaveHeaders(p) {
-		return item.ValueCopy(nil)
+		return s.itemValue(nil, item)
 	}
 	// Its own buffer: Badger's item keeps a reference to the key it was read with.
 	var hbuf [64]byte
 	hitem, err := txn.Get(headerKey(hbuf[:0], p, siren))
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return item.ValueCopy(nil)
+		return s.itemValue(nil, item)
 	}
 	if err != nil {
 		return nil, err
 	}
-	err = item.Value(func(base []byte) error {
-		return hitem.Value(func(h []byte) error {
-			out, err = s.merge(nil, p, siren, base, h)
-			return err
-		})
+	base, err := s.itemValue(nil, item)
+	if err != nil {
+		return nil, err
+	}
+	err = hitem.Value(func(h []byte) error {
+		out, err = s.merge(nil, p, siren, base, h)
+		return err
 	})
 	return out, err
 }

@@ -84,6 +84,7 @@ func (s *Store) collect(stop <-chan struct{}) (int, error) {
 		more, err := s.collectOne()
 		if more {
 			n++
+			s.vread.closeAll() // let the file it collected go from the disk
 		}
 		if !more || err != nil {
 			return n, err
