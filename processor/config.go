@@ -96,7 +96,9 @@ type Config struct {
 	// states take about three times that in memory: 387 MB of heap for 128
 	// MiB of encoded states at 1M SIRENs): a count alone lets a few large
 	// states (event-id filters) or a million companies take the heap
-	// (default DefaultCacheBytes; negative: no byte bound).
+	// (default DefaultCacheBytes, 10 MiB: what keeps a 4-partition instance
+	// at 1M SIRENs under 1 GiB, BENCHMARKS.md round 10; negative: no byte
+	// bound).
 	CacheBytes int64
 	// NoSirenDaily turns off the siren-daily output (one record per SIREN
 	// per stream day: as many records a day as the population; the topic is
@@ -166,7 +168,7 @@ const (
 	DefaultSessionTimeout        = 10 * time.Second
 	DefaultFaultDeadline         = 10 * time.Minute
 	DefaultCacheSIRENs           = 50000
-	DefaultCacheBytes            = 16 << 20
+	DefaultCacheBytes            = 10 << 20
 	DefaultMaxTaskIdle           = time.Second
 	DefaultIdleTickInterval      = time.Minute
 	DefaultIdleTickLag           = 6 * time.Hour

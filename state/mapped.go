@@ -31,7 +31,7 @@ const releaseScanBytes = 64 << 20
 // above releaseResidentBytes the pages are released.
 const (
 	residentCheckEvery   = 64
-	releaseResidentBytes = 128 << 20
+	releaseResidentBytes = 96 << 20
 )
 
 // releaseEvery throttles releases outside scans.
