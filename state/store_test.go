@@ -2,7 +2,6 @@ package state
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"math/rand"
@@ -642,28 +641,6 @@ func TestOpenGarbageDirectoryFailsCleanly(t *testing.T) {
 		}
 	}
 }
-
-func TestRunGCStopsWithContext(t *testing.T) {
-	s := openT(t, t.TempDir())
-	defer s.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.RunGC(ctx, 5*time.Millisecond) }()
-	time.Sleep(30 * time.Millisecond)
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("RunGC did not return after cancel")
-	}
-	if err := s.RunGC(ctx, 0); err == nil {
-		t.Fatal("RunGC accepted a zero interval")
-	}
-}
-
 func TestSizeReportsSomething(t *testing.T) {
 	s := openT(t, t.TempDir())
 	defer s.Close()

@@ -1,7 +1,6 @@
 package state
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -137,28 +136,4 @@ func vlogFid(name string) (uint32, bool) {
 	}
 	v, err := strconv.ParseUint(base, 10, 32)
 	return uint32(v), err == nil
-}
-
-// RunGC runs the value-log GC every interval until ctx ends, then returns nil. The store already
-// does so on its own (Options.GCInterval); this is for a caller that wants another cadence.
-func (s *Store) RunGC(ctx context.Context, every time.Duration) error {
-	if every <= 0 {
-		return fmt.Errorf("state: RunGC interval must be positive, got %v", every)
-	}
-	if s.opts.ReadOnly {
-		<-ctx.Done()
-		return nil
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		if _, err := s.collect(ctx.Done()); err != nil {
-			s.log.Warn("state: value log GC failed", zap.String("dir", s.opts.Dir), zap.Error(err))
-		}
-	}
 }
