@@ -86,9 +86,10 @@ type cacheEntry[V any] struct {
 	dirtyCost  int64  // what this entry added to dirtyBytes
 	cleanCost  int64  // what this entry added to cleanBytes while clean
 	dirty      bool
-	deleted    bool // dirty tombstone
-	transient  bool // PutTransient: dropped, not kept clean, once committed
-	headerOnly bool // PutHeader: only the header differs from the store
+	deleted    bool     // dirty tombstone
+	transient  bool     // PutTransient: dropped, not kept clean, once committed
+	headerOnly bool     // PutHeader: only the header differs from the store
+	hdr        hdrState // whether the store holds a header key for the SIREN (KV.hdr)
 	prev, next *cacheEntry[V]
 }
 
@@ -132,7 +133,7 @@ func (c *Cache[V]) Get(siren string) (v V, found bool, err error) {
 	if c.snap == nil {
 		c.snap = c.store.Snapshot()
 	}
-	b, err := c.snap.Get(c.p, siren)
+	b, hdr, err := c.snap.getHinted(c.p, siren)
 	if err != nil || b == nil {
 		return v, false, err
 	}
@@ -141,7 +142,7 @@ func (c *Cache[V]) Get(siren string) (v V, found bool, err error) {
 		return v, false, fmt.Errorf("state: decode partition %d SIREN %s: %w", c.p, siren, err)
 	}
 	c.observeSize(int64(len(b)))
-	e := &cacheEntry[V]{siren: siren, v: v, size: int64(len(b))}
+	e := &cacheEntry[V]{siren: siren, v: v, size: int64(len(b)), hdr: hdr}
 	c.m[siren] = e
 	c.keyAdded(siren)
 	c.pushFront(e)
@@ -263,7 +264,7 @@ func (c *Cache[V]) Encode() []KV {
 	arena := make([]byte, 0, c.dirtyBytes+64*int64(len(c.dirty))+64)
 	var exact int64
 	for i, e := range c.dirty {
-		puts[i].SIREN = e.siren
+		puts[i].SIREN, puts[i].hdr = e.siren, e.hdr
 		c.pending = append(c.pending, pendingEntry[V]{e: e, gen: e.gen})
 		if e.deleted {
 			exact += int64(len(e.siren))
@@ -314,7 +315,7 @@ func (c *Cache[V]) CommitEncoded(puts []KV, cp Checkpoint) error {
 		return err
 	}
 	c.DropSnapshot()
-	c.settleCommitted()
+	c.settleCommitted(puts)
 	return nil
 }
 
@@ -334,13 +335,16 @@ func (c *Cache[V]) checkPending(op string, puts []KV) error {
 	return nil
 }
 
-// settleCommitted marks the entries of the last Encode, now durable, clean
-// (those touched since stay as they are), drops committed deletions, forgets
-// the pending list and the settled dirty entries, and evicts down to the
-// clean budget.
-func (c *Cache[V]) settleCommitted() {
-	for _, pe := range c.pending {
+// settleCommitted marks the entries of puts, the last Encode, now durable,
+// clean (those touched since stay as they are), drops committed deletions,
+// forgets the pending list and the settled dirty entries, and evicts down to
+// the clean budget.
+func (c *Cache[V]) settleCommitted(puts []KV) {
+	for i, pe := range c.pending {
 		e := pe.e
+		if c.m[e.siren] == e {
+			e.hdr = puts[i].hdr // what the store holds now, touched since or not
+		}
 		if c.m[e.siren] != e || e.gen != pe.gen || !e.dirty {
 			continue // touched since Encode (or dropped by Reset): stays as is
 		}

@@ -29,7 +29,7 @@ func (c *Cache[V]) MarkCommitted(puts []KV) error {
 	}
 	c.snap.Close()
 	c.snap, c.next = c.next, nil
-	c.settleCommitted()
+	c.settleCommitted(puts)
 	return nil
 }
 

@@ -386,3 +386,127 @@ func TestStaleHeadersBeyondTheCleanupBudgetAreIgnored(t *testing.T) {
 		t.Fatalf("Get %q, scanned %d", v[:2], seen)
 	}
 }
+
+// TestCacheKnowsWhereHeadersAre: the cache learns from its reads and commits
+// whether a SIREN has a header key, so a whole write deletes a header it read
+// without looking for it, and skips the look-up when there is none; a header
+// the cache does not know of (written by another cache) is still found and
+// deleted. After each commit the store holds exactly the header keys expected
+// and every read gives the newest state.
+func TestCacheKnowsWhereHeadersAre(t *testing.T) {
+	s := openH(t, t.TempDir())
+	defer s.Close()
+	c := NewCache[*vstate](s, 7, vcodec{}, 100)
+	for i := 1; i <= 3; i++ {
+		c.Put(siren(i), &vstate{1, 'a', "body"})
+	}
+	hdrOf := func(k string) hdrState {
+		if e := c.m[k]; e != nil {
+			return e.hdr
+		}
+		return 99
+	}
+	commit := func(wantHeaders int) {
+		t.Helper()
+		puts := c.Encode()
+		if err := c.CommitPending(puts, Checkpoint{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.MarkCommitted(puts); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := s.Headers(7); err != nil || n != wantHeaders {
+			t.Fatalf("%d header keys (%v), want %d", n, err, wantHeaders)
+		}
+	}
+	commit(0)
+	if h := hdrOf(siren(1)); h != hdrNone {
+		t.Fatalf("after a whole write in a partition without headers: %d", h)
+	}
+	// 1 and 2 get a header; 3 a header written by another cache.
+	for i := 1; i <= 2; i++ {
+		v, _, _ := c.Get(siren(i))
+		v.Seq, v.Tag = 2, 'h'
+		c.PutHeader(siren(i), v)
+	}
+	commit(2)
+	if hdrOf(siren(1)) != hdrStored || hdrOf(siren(3)) != hdrNone {
+		t.Fatalf("after the header commit: %d %d", hdrOf(siren(1)), hdrOf(siren(3)))
+	}
+	other := NewCache[*vstate](s, 7, vcodec{}, 0)
+	if err := other.Each("", func(k string, v *vstate) error {
+		if k == siren(3) {
+			v.Seq, v.Tag = 2, 'o'
+			other.PutHeader(k, v)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Flush(Checkpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.Headers(7); n != 3 {
+		t.Fatalf("%d header keys, want 3", n)
+	}
+	// A fresh cache reads 1 (header) and 2 (header); 3 is read too.
+	c = NewCache[*vstate](s, 7, vcodec{}, 100)
+	for i := 1; i <= 3; i++ {
+		v, ok, err := c.Get(siren(i))
+		if err != nil || !ok || v.Seq != 2 {
+			t.Fatalf("%s: %+v %v %v", siren(i), v, ok, err)
+		}
+		if h := hdrOf(siren(i)); h != hdrStored {
+			t.Fatalf("%s read with its header: hint %d", siren(i), h)
+		}
+	}
+	// Whole writes of 1 and 3 delete their headers (known), 2 keeps its own.
+	for _, i := range []int{1, 3} {
+		v, _, _ := c.Get(siren(i))
+		v.Seq, v.Body = 3, "whole"
+		c.Put(siren(i), v)
+	}
+	commit(1)
+	if hdrOf(siren(1)) != hdrNone || hdrOf(siren(2)) != hdrStored {
+		t.Fatalf("after the whole writes: %d %d", hdrOf(siren(1)), hdrOf(siren(2)))
+	}
+	// Another cache writes a header for 1 behind this one's back (not
+	// something a partition's single owner does): this cache's hint says
+	// none, so its next whole write leaves the stale header, which reads
+	// ignore (older seq than the whole state).
+	other = NewCache[*vstate](s, 7, vcodec{}, 0)
+	if err := other.Each("", func(k string, v *vstate) error {
+		if k == siren(1) {
+			v.Seq, v.Tag = 4, 'x'
+			other.PutHeader(k, v)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Flush(Checkpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	v, _, _ := c.Get(siren(1))
+	v.Seq, v.Body = 5, "again"
+	c.Put(siren(1), v)
+	commit(2)
+	fresh := NewCache[*vstate](s, 7, vcodec{}, 100)
+	for i, want := range []vstate{{5, 'h', "again"}, {2, 'h', "body"}, {3, 'o', "whole"}} {
+		got, ok, err := fresh.Get(siren(i + 1))
+		if err != nil || !ok || *got != want {
+			t.Fatalf("%s: %+v %v %v, want %+v", siren(i+1), got, ok, err, want)
+		}
+	}
+	// An unknown hint (a SIREN never read: Put straight away) looks the
+	// header up and deletes it.
+	c = NewCache[*vstate](s, 7, vcodec{}, 100)
+	c.Put(siren(2), &vstate{6, 'n', "new"})
+	if hdrOf(siren(2)) != hdrUnknown {
+		t.Fatalf("a Put without a read knows the header: %d", hdrOf(siren(2)))
+	}
+	commit(1)
+	if hdrOf(siren(2)) != hdrNone {
+		t.Fatalf("after the look-up: %d", hdrOf(siren(2)))
+	}
+}

@@ -94,16 +94,30 @@ func (s *Store) Headers(p int32) (int, error) {
 	return n, nil
 }
 
-// deleteStaleHeader deletes header key hk in txn if it exists (one point read, answered by bloom
-// filters when it does not), counting the deletion against the cleanup budget.
-func deleteStaleHeader(txn *badger.Txn, hk []byte, n *int, b *int64) error {
-	if _, err := txn.Get(hk); errors.Is(err, badger.ErrKeyNotFound) {
+// cleanHeader deletes the header key of a whole put's SIREN in txn while the cleanup budget (n
+// entries, b bytes) lasts, and sets put.hdr to what the store holds after the commit. A put
+// whose hdr is known skips the point read (hdrNone) or deletes without it (hdrStored); an
+// unknown one is looked up (answered by bloom filters when it does not exist).
+func cleanHeader(txn *badger.Txn, p int32, put *KV, n *int, b *int64) error {
+	if put.hdr == hdrNone {
 		return nil
-	} else if err != nil {
-		return err
+	}
+	hk := headerKey(nil, p, put.SIREN)
+	cost := int64(len(hk)) + putOverhead
+	if *n <= 0 || *b <= cost {
+		return nil // over budget: a stale header is harmless, it stays (hdr unchanged)
+	}
+	if put.hdr == hdrUnknown {
+		if _, err := txn.Get(hk); errors.Is(err, badger.ErrKeyNotFound) {
+			put.hdr = hdrNone
+			return nil
+		} else if err != nil {
+			return err
+		}
 	}
 	*n--
-	*b -= int64(len(hk)) + putOverhead
+	*b -= cost
+	put.hdr = hdrNone
 	return txn.Delete(hk)
 }
 

@@ -129,7 +129,21 @@ type KV struct {
 	// Full is the whole new encoding of a Header put, for copies that need the state itself
 	// (a changelog). Set by Cache.Encode when Cache.SetEncodeFull is on; the Store ignores it.
 	Full []byte
+	// hdr: what the Cache knows of the SIREN's header key in the store before the commit (it
+	// read the state, or wrote the header itself); Commit updates it to what holds after.
+	// Other callers leave it unknown.
+	hdr hdrState
 }
+
+// hdrState is whether a SIREN has a header key in the store. Knowing it lets a whole write
+// skip the point read that looks for a stale header key to delete (deleteStaleHeader).
+type hdrState uint8
+
+const (
+	hdrUnknown hdrState = iota // look it up
+	hdrNone                    // no header key
+	hdrStored                  // a header key
+)
 
 // Open opens (creating if needed) the store in o.Dir. It takes an exclusive flock on Dir/LOCK
 // (shared when ReadOnly); if another store holds it, the error wraps ErrLocked. Errors that look
@@ -309,41 +323,44 @@ func (s *Store) Get(p int32, siren string) ([]byte, error) {
 	var out []byte
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
-		out, err = s.getIn(txn, p, siren)
+		out, _, err = s.getIn(txn, p, siren)
 		return err
 	})
 	return s.getResult(out, err, p, siren)
 }
 
-// getIn reads the state of siren in txn, merged with its header key.
-func (s *Store) getIn(txn *badger.Txn, p int32, siren string) (out []byte, err error) {
+// getIn reads the state of siren in txn, merged with its header key, and says whether it had
+// one.
+func (s *Store) getIn(txn *badger.Txn, p int32, siren string) (out []byte, hdr hdrState, err error) {
 	var kbuf [64]byte
 	key := stateKey(kbuf[:0], p, siren)
 	item, err := txn.Get(key)
 	if err != nil {
-		return nil, err
+		return nil, hdrUnknown, err
 	}
 	if !s.mayHaveHeaders(p) {
-		return s.itemValue(nil, item)
+		out, err = s.itemValue(nil, item)
+		return out, hdrNone, err
 	}
 	// Its own buffer: Badger's item keeps a reference to the key it was read with.
 	var hbuf [64]byte
 	hitem, err := txn.Get(headerKey(hbuf[:0], p, siren))
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return s.itemValue(nil, item)
+		out, err = s.itemValue(nil, item)
+		return out, hdrNone, err
 	}
 	if err != nil {
-		return nil, err
+		return nil, hdrUnknown, err
 	}
 	base, err := s.itemValue(nil, item)
 	if err != nil {
-		return nil, err
+		return nil, hdrUnknown, err
 	}
 	err = hitem.Value(func(h []byte) error {
 		out, err = s.merge(nil, p, siren, base, h)
 		return err
 	})
-	return out, err
+	return out, hdrStored, err
 }
 
 func (s *Store) getResult(out []byte, err error, p int32, siren string) ([]byte, error) {
@@ -382,8 +399,18 @@ func (sn *Snapshot) Get(p int32, siren string) ([]byte, error) {
 	if err := checkPartition(p); err != nil {
 		return nil, err
 	}
-	out, err := sn.s.getIn(sn.txn, p, siren)
-	return sn.s.getResult(out, err, p, siren)
+	out, _, err := sn.getHinted(p, siren)
+	return out, err
+}
+
+// getHinted is Get that also says whether the SIREN had a header key as of the snapshot.
+func (sn *Snapshot) getHinted(p int32, siren string) ([]byte, hdrState, error) {
+	if err := checkPartition(p); err != nil {
+		return nil, hdrUnknown, err
+	}
+	out, hdr, err := sn.s.getIn(sn.txn, p, siren)
+	out, err = sn.s.getResult(out, err, p, siren)
+	return out, hdr, err
 }
 
 // Close releases the snapshot (idempotent, nil-safe).
@@ -457,16 +484,23 @@ func (s *Store) Commit(p int32, puts []KV, cp Checkpoint) error {
 			}
 			k := keys[start:len(keys):len(keys)]
 			var err error
-			if puts[i].Value == nil {
+			switch {
+			case puts[i].Value == nil:
 				err = txn.Delete(k)
 				if err == nil && hadHeaders {
 					// A SIREN created again later starts a new seq: its old header must go.
 					err = txn.Delete(headerKey(nil, p, puts[i].SIREN))
 				}
-			} else {
+				puts[i].hdr = hdrNone
+			case puts[i].Header:
 				err = txn.Set(k, puts[i].Value)
-				if err == nil && !puts[i].Header && cleanN > 0 && cleanB > int64(len(k))+putOverhead {
-					err = deleteStaleHeader(txn, headerKey(nil, p, puts[i].SIREN), &cleanN, &cleanB)
+				puts[i].hdr = hdrStored
+			default:
+				err = txn.Set(k, puts[i].Value)
+				if err == nil && hadHeaders {
+					err = cleanHeader(txn, p, &puts[i], &cleanN, &cleanB)
+				} else if !hadHeaders {
+					puts[i].hdr = hdrNone // the partition has no header key at all
 				}
 			}
 			if err != nil {
