@@ -33,15 +33,12 @@ func (s *Store) Checkpoint(p int32) (Checkpoint, bool, error) {
 	}
 	var cp Checkpoint
 	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(checkpointKey(p))
+		v, err := s.lookupValue(txn, checkpointKey(p), nil, nil)
 		if err != nil {
 			return err
 		}
-		return item.Value(func(v []byte) error {
-			var derr error
-			cp, derr = decodeCheckpoint(v)
-			return derr
-		})
+		cp, err = decodeCheckpoint(v)
+		return err
 	})
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return Checkpoint{}, false, nil

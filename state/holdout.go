@@ -16,14 +16,10 @@ const holdoutPrefix = 'o'
 func (s *Store) Holdout(id string) (string, error) {
 	var fp string
 	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(append([]byte{holdoutPrefix}, id...))
+		v, err := s.lookupValue(txn, append([]byte{holdoutPrefix}, id...), nil, nil)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
 		}
-		if err != nil {
-			return err
-		}
-		v, err := item.ValueCopy(nil)
 		fp = string(v)
 		return err
 	})

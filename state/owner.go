@@ -18,14 +18,10 @@ var ownerKey = []byte{'g'}
 func (s *Store) Owner() (string, error) {
 	var group string
 	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(ownerKey)
+		v, err := s.lookupValue(txn, ownerKey, nil, nil)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
 		}
-		if err != nil {
-			return err
-		}
-		v, err := item.ValueCopy(nil)
 		group = string(v)
 		return err
 	})

@@ -41,14 +41,11 @@ func (s *Store) SavePlan(p int32, plan []byte) error {
 func (s *Store) Plan(p int32) ([]byte, error) {
 	var out []byte
 	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(planKey(p))
+		var err error
+		out, err = s.lookupValue(txn, planKey(p), nil, nil)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
 		}
-		if err != nil {
-			return err
-		}
-		out, err = item.ValueCopy(nil)
 		return err
 	})
 	if err != nil {

@@ -19,14 +19,10 @@ var replayKey = []byte{'r'}
 func (s *Store) ReplayIdentity() (string, error) {
 	var id string
 	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(replayKey)
+		v, err := s.lookupValue(txn, replayKey, nil, nil)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
 		}
-		if err != nil {
-			return err
-		}
-		v, err := item.ValueCopy(nil)
 		id = string(v)
 		return err
 	})

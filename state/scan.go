@@ -58,7 +58,7 @@ func (s *Store) scan(p int32, after string, useAfter bool, fn func(string, []byt
 			}
 			hs.it.Seek(hseek)
 		}
-		var merged, val []byte
+		var merged, val, hval []byte
 		for it.Seek(seek); it.ValidForPrefix(prefix); it.Next() {
 			item := it.Item()
 			k := item.Key()
@@ -68,16 +68,15 @@ func (s *Store) scan(p int32, after string, useAfter bool, fn func(string, []byt
 			siren := string(k[len(prefix):])
 			hitem := hs.find(k[len(prefix):])
 			var err error
-			if val, err = s.itemValue(val, item); err != nil {
+			if val, err = s.lookupValue(txn, k, item, val); err != nil {
 				return err
 			}
 			v := val
 			if hitem != nil {
-				if err := hitem.Value(func(h []byte) error {
-					var err error
-					merged, err = s.merge(merged[:0], p, siren, v, h)
+				if hval, err = s.lookupValue(txn, hitem.Key(), hitem, hval); err != nil {
 					return err
-				}); err != nil {
+				}
+				if merged, err = s.merge(merged[:0], p, siren, v, hval); err != nil {
 					return err
 				}
 				v = merged

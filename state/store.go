@@ -333,33 +333,23 @@ func (s *Store) Get(p int32, siren string) ([]byte, error) {
 // one.
 func (s *Store) getIn(txn *badger.Txn, p int32, siren string) (out []byte, hdr hdrState, err error) {
 	var kbuf [64]byte
-	key := stateKey(kbuf[:0], p, siren)
-	item, err := txn.Get(key)
+	base, err := s.lookupValue(txn, stateKey(kbuf[:0], p, siren), nil, nil)
 	if err != nil {
 		return nil, hdrUnknown, err
 	}
 	if !s.mayHaveHeaders(p) {
-		out, err = s.itemValue(nil, item)
-		return out, hdrNone, err
+		return base, hdrNone, nil
 	}
 	// Its own buffer: Badger's item keeps a reference to the key it was read with.
 	var hbuf [64]byte
-	hitem, err := txn.Get(headerKey(hbuf[:0], p, siren))
+	h, err := s.lookupValue(txn, headerKey(hbuf[:0], p, siren), nil, nil)
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		out, err = s.itemValue(nil, item)
-		return out, hdrNone, err
+		return base, hdrNone, nil
 	}
 	if err != nil {
 		return nil, hdrUnknown, err
 	}
-	base, err := s.itemValue(nil, item)
-	if err != nil {
-		return nil, hdrUnknown, err
-	}
-	err = hitem.Value(func(h []byte) error {
-		out, err = s.merge(nil, p, siren, base, h)
-		return err
-	})
+	out, err = s.merge(nil, p, siren, base, h)
 	return out, hdrStored, err
 }
 

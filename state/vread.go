@@ -3,8 +3,10 @@ package state
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -70,44 +72,50 @@ func newVlogReader(dir string) *vlogReader {
 	return &vlogReader{dir: dir, fds: map[uint32]*os.File{}}
 }
 
-// value appends the value of item (read with key, as Badger gives it in Item.Key) to dst. ok is
-// false when the value is not in the value log or the fast path cannot read it: then the caller
-// reads it through Badger.
-func (r *vlogReader) value(dst []byte, item *badger.Item) (out []byte, ok bool) {
+// readResult says how vlogReader.value went.
+type readResult uint8
+
+const (
+	readOK       readResult = iota
+	readFallback            // not in the value log, or not readable here: read it through Badger
+	readGone                // its value-log file was deleted (errMoved)
+)
+
+// value appends the value of item (read with key, as Badger gives it in Item.Key) to dst.
+func (r *vlogReader) value(dst []byte, item *badger.Item) ([]byte, readResult) {
 	if r == nil || !itemLayout.ok {
-		return dst, false
+		return dst, readFallback
 	}
-	p := unsafe.Pointer(item)
-	if *(*byte)(unsafe.Add(p, itemLayout.meta))&badgerBitValuePointer == 0 {
-		return dst, false // inline: Badger's read is a copy
+	vptr := valuePlace(item)
+	if vptr == nil {
+		return dst, readFallback // inline: Badger's read is a copy
 	}
-	vptr := *(*[]byte)(unsafe.Add(p, itemLayout.vptr))
 	if len(vptr) < vptrSize {
-		return dst, false
+		return dst, readFallback
 	}
 	fid := binary.NativeEndian.Uint32(vptr[0:4])
 	n := binary.NativeEndian.Uint32(vptr[4:8])
 	off := binary.NativeEndian.Uint32(vptr[8:12])
 	key := item.Key()
 	if n < uint32(2+3+len(key)+8+crc32.Size) || n > maxEntryLen {
-		return dst, false
+		return dst, readFallback
 	}
 	start := len(dst)
 	dst = growLen(dst, int(n))
 	buf := dst[start:]
-	if !r.readAt(fid, buf, int64(off)) {
+	if res := r.readAt(fid, buf, int64(off)); res != readOK {
 		r.slow.Add(1)
-		return dst[:start], false
+		return dst[:start], res
 	}
 	v, ok := parseEntry(buf, key, item.Version())
 	if !ok {
 		r.slow.Add(1)
-		return dst[:start], false
+		return dst[:start], readFallback
 	}
 	r.fast.Add(1)
 	// v is inside buf, after the header and key: move it to the start.
 	m := copy(dst[start:], v)
-	return dst[:start+m], true
+	return dst[:start+m], readOK
 }
 
 // parseEntry checks a value-log entry (see vlogReader) read for key at version and returns its value.
@@ -141,14 +149,15 @@ func parseEntry(buf, key []byte, version uint64) ([]byte, bool) {
 	return body[i+int(klen):], true
 }
 
-// readAt fills buf from value-log file fid at off.
-func (r *vlogReader) readAt(fid uint32, buf []byte, off int64) bool {
+// readAt fills buf from value-log file fid at off: readGone when the file no longer exists,
+// readFallback on any other failure.
+func (r *vlogReader) readAt(fid uint32, buf []byte, off int64) readResult {
 	r.mu.RLock()
 	f := r.fds[fid]
 	if f != nil {
 		_, err := f.ReadAt(buf, off)
 		r.mu.RUnlock()
-		return err == nil
+		return readOKIf(err)
 	}
 	r.mu.RUnlock()
 	r.mu.Lock()
@@ -156,12 +165,22 @@ func (r *vlogReader) readAt(fid uint32, buf []byte, off int64) bool {
 	if f = r.fds[fid]; f == nil {
 		var err error
 		if f, err = os.Open(filepath.Join(r.dir, fmt.Sprintf("%06d.vlog", fid))); err != nil {
-			return false // deleted by the GC since the read: Badger's read says what to do
+			if errors.Is(err, fs.ErrNotExist) {
+				return readGone // rewritten and deleted by the GC since the look-up
+			}
+			return readFallback
 		}
 		r.fds[fid] = f
 	}
 	_, err := f.ReadAt(buf, off)
-	return err == nil
+	return readOKIf(err)
+}
+
+func readOKIf(err error) readResult {
+	if err != nil {
+		return readFallback
+	}
+	return readOK
 }
 
 // closeAll closes the files it holds open: after a value-log GC (a file it deleted stays on disk
@@ -186,13 +205,81 @@ func growLen(b []byte, n int) []byte {
 	return b[:len(b)+n]
 }
 
+// errMoved: the value-log file an item pointed to was deleted between its look-up and the read
+// of its value. A value-log GC moves the live values of a file elsewhere, then deletes the file;
+// a look-up (Txn.Get) made before the move gives the old place. The GC defers the deletion while
+// an iterator is open, but a point read holds none. Looking the key up again, in the same
+// transaction, gives the new place: the GC writes the moved value under the same version, before
+// it deletes the file (and a version a snapshot still reads is never collected as garbage).
+// Badger's own read logs an error and returns an empty value in that case.
+var errMoved = errors.New("its value-log file was deleted by the GC since the look-up")
+
+// maxMoves bounds the look-ups of one value: each retry follows one more GC rewrite.
+const maxMoves = 8
+
 // itemValue returns item's value in buf's storage (its contents replaced): by pread when it is
 // in the value log (vlogReader), else through Badger (a read that counts against the release of
-// mapped pages).
+// mapped pages). errMoved: look the key up again (lookupValue).
 func (s *Store) itemValue(buf []byte, item *badger.Item) ([]byte, error) {
-	if out, ok := s.vread.value(buf[:0], item); ok {
+	out, res := s.vread.value(buf[:0], item)
+	switch res {
+	case readOK:
 		return out, nil
+	case readGone:
+		return nil, errMoved
 	}
+	return s.badgerValue(buf, item)
+}
+
+// badgerValue is itemValue through Badger's own read.
+func (s *Store) badgerValue(buf []byte, item *badger.Item) ([]byte, error) {
 	s.mapped.scanned(int64(len(item.Key())) + item.ValueSize())
-	return item.ValueCopy(buf[:0])
+	out, err := item.ValueCopy(buf[:0])
+	if err == nil && len(out) == 0 && item.ValueSize() > 0 {
+		return nil, errMoved // Badger could not read it (and logged why)
+	}
+	return out, err
+}
+
+// lookupValue reads the value of key in txn into buf: item, found by the caller's look-up (nil:
+// look it up here), then, while its value-log file turns out deleted (errMoved), new look-ups.
+// A file the fast path cannot find although the value is still there, after a new look-up, is
+// read through Badger (a value moved by the GC always has a new place).
+func (s *Store) lookupValue(txn *badger.Txn, key []byte, item *badger.Item, buf []byte) ([]byte, error) {
+	var gone []byte // the place of the value last found gone
+	for moves := 0; ; moves++ {
+		if item == nil {
+			var err error
+			if item, err = txn.Get(key); err != nil {
+				return nil, err
+			}
+		}
+		var out []byte
+		var err error
+		if place := valuePlace(item); gone != nil && bytes.Equal(place, gone) {
+			out, err = s.badgerValue(buf, item)
+		} else {
+			out, err = s.itemValue(buf, item)
+		}
+		if !errors.Is(err, errMoved) {
+			return out, err
+		}
+		if moves == maxMoves {
+			return nil, fmt.Errorf("value of key %q: %w (%d look-ups)", key, err, moves+1)
+		}
+		gone = append(gone[:0], valuePlace(item)...)
+		item = nil
+	}
+}
+
+// valuePlace is item's value pointer (nil when unknown or inline).
+func valuePlace(item *badger.Item) []byte {
+	if !itemLayout.ok {
+		return nil
+	}
+	p := unsafe.Pointer(item)
+	if *(*byte)(unsafe.Add(p, itemLayout.meta))&badgerBitValuePointer == 0 {
+		return nil
+	}
+	return *(*[]byte)(unsafe.Add(p, itemLayout.vptr))
 }
