@@ -433,19 +433,7 @@ func TestCacheKnowsWhereHeadersAre(t *testing.T) {
 	if hdrOf(siren(1)) != hdrStored || hdrOf(siren(3)) != hdrNone {
 		t.Fatalf("after the header commit: %d %d", hdrOf(siren(1)), hdrOf(siren(3)))
 	}
-	other := NewCache[*vstate](s, 7, vcodec{}, 0)
-	if err := other.Each("", func(k string, v *vstate) error {
-		if k == siren(3) {
-			v.Seq, v.Tag = 2, 'o'
-			other.PutHeader(k, v)
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := other.Flush(Checkpoint{}); err != nil {
-		t.Fatal(err)
-	}
+	putHeaderElsewhere(t, s, siren(3), 2, 'o')
 	if n, _ := s.Headers(7); n != 3 {
 		t.Fatalf("%d header keys, want 3", n)
 	}
@@ -474,19 +462,7 @@ func TestCacheKnowsWhereHeadersAre(t *testing.T) {
 	// something a partition's single owner does): this cache's hint says
 	// none, so its next whole write leaves the stale header, which reads
 	// ignore (older seq than the whole state).
-	other = NewCache[*vstate](s, 7, vcodec{}, 0)
-	if err := other.Each("", func(k string, v *vstate) error {
-		if k == siren(1) {
-			v.Seq, v.Tag = 4, 'x'
-			other.PutHeader(k, v)
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := other.Flush(Checkpoint{}); err != nil {
-		t.Fatal(err)
-	}
+	putHeaderElsewhere(t, s, siren(1), 4, 'x')
 	v, _, _ := c.Get(siren(1))
 	v.Seq, v.Body = 5, "again"
 	c.Put(siren(1), v)
@@ -508,5 +484,24 @@ func TestCacheKnowsWhereHeadersAre(t *testing.T) {
 	commit(1)
 	if hdrOf(siren(2)) != hdrNone {
 		t.Fatalf("after the look-up: %d", hdrOf(siren(2)))
+	}
+}
+
+// putHeaderElsewhere writes a header (seq, tag) for siren of partition 7 through a cache of its
+// own, as a day-change sweep does.
+func putHeaderElsewhere(t *testing.T, s *Store, siren string, seq, tag byte) {
+	t.Helper()
+	other := NewCache[*vstate](s, 7, vcodec{}, 0)
+	if err := other.Each("", func(k string, v *vstate) error {
+		if k == siren {
+			v.Seq, v.Tag = seq, tag
+			other.PutHeader(k, v)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Flush(Checkpoint{}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -72,193 +72,157 @@ func TestReadsDuringGCAndReleases(t *testing.T) {
 		}
 	}
 	var commits, reads, collected atomic.Int64
-	writerDone := make(chan struct{})
-
-	// The writer: one partition owner, commits of 1–40 puts, a fifth of them header-only, until
-	// every SIREN has maxSeq states (~100 MB written on ~0.4 MB live).
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer close(writerDone)
-		rng := rand.New(rand.NewSource(1))
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if allDone(seqs, maxSeq) {
-				return
-			}
-			n := 1 + rng.Intn(40)
-			var puts []KV
-			var after [][]byte
-			picked := map[int]bool{}
-			for try := 0; try < 4*n && len(puts) < n; try++ {
-				i := rng.Intn(nSIRENs)
-				if picked[i] || seqs[i] >= maxSeq {
-					continue
+	// loop runs step in a goroutine until stop closes, step returns an error (the test's), or
+	// step says it is done.
+	loop := func(step func() (done bool, err error)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
 				}
-				picked[i] = true
-				k := siren(i)
-				seqs[i]++
-				seq, tag := byte(seqs[i]), byte('a'+rng.Intn(26))
-				if bases[i] != "" && rng.Intn(5) == 0 {
-					puts = append(puts, KV{SIREN: k, Value: []byte{seq, tag}, Header: true})
-				} else {
-					bases[i] = body(k, seqs[i])
-					puts = append(puts, KV{SIREN: k, Value: enc(seq, tag, bases[i])})
+				done, err := step()
+				if err != nil {
+					fail(err)
 				}
-				after = append(after, enc(seq, tag, bases[i]))
-			}
-			if len(puts) == 0 {
-				continue
-			}
-			log.mu.Lock()
-			for j, p := range puts {
-				log.states[p.SIREN] = append(log.states[p.SIREN], after[j])
-			}
-			log.mu.Unlock()
-			gcMu.Lock()
-			err := s.Commit(0, puts, Checkpoint{})
-			gcMu.Unlock()
-			if err != nil {
-				fail(err)
-				return
-			}
-			commits.Add(1)
-			log.mu.Lock()
-			for _, p := range puts {
-				log.committed[p.SIREN] = len(log.states[p.SIREN])
-			}
-			log.mu.Unlock()
-		}
-	}()
-
-	// Releases back to back, and the GC every millisecond.
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			s.mapped.maybe(0)
-			time.Sleep(time.Millisecond)
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(time.Millisecond):
-			}
-			gcMu.Lock()
-			k, err := s.GCValueLog()
-			gcMu.Unlock()
-			if err != nil {
-				fail(err)
-				return
-			}
-			collected.Add(int64(k))
-		}
-	}()
-
-	// Readers: point reads, snapshots read twice, scans.
-	wg.Add(3)
-	go func() {
-		defer wg.Done()
-		rng := rand.New(rand.NewSource(2))
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			k := siren(rng.Intn(nSIRENs))
-			from := log.since(k)
-			v, err := s.Get(0, k)
-			if err != nil {
-				fail(err)
-				return
-			}
-			if v != nil || from > 0 {
-				if err := log.check(k, from, v); err != nil {
-					fail(fmt.Errorf("Get: %w", err))
+				if done || err != nil {
 					return
 				}
 			}
-			if reads.Add(1)%64 == 0 {
-				time.Sleep(time.Millisecond) // leave the writer and the GC some CPU
+		}()
+	}
+
+	// The writer: one partition owner, commits of 1–40 puts, a fifth of them header-only, until
+	// every SIREN has maxSeq states (~100 MB written on ~0.4 MB live).
+	writerDone := make(chan struct{})
+	wrng := rand.New(rand.NewSource(1))
+	loop(func() (bool, error) {
+		if allDone(seqs, maxSeq) {
+			close(writerDone)
+			return true, nil
+		}
+		n := 1 + wrng.Intn(40)
+		var puts []KV
+		var after [][]byte
+		picked := map[int]bool{}
+		for try := 0; try < 4*n && len(puts) < n; try++ {
+			i := wrng.Intn(nSIRENs)
+			if picked[i] || seqs[i] >= maxSeq {
+				continue
+			}
+			picked[i] = true
+			k := siren(i)
+			seqs[i]++
+			seq, tag := byte(seqs[i]), byte('a'+wrng.Intn(26))
+			if bases[i] != "" && wrng.Intn(5) == 0 {
+				puts = append(puts, KV{SIREN: k, Value: []byte{seq, tag}, Header: true})
+			} else {
+				bases[i] = body(k, seqs[i])
+				puts = append(puts, KV{SIREN: k, Value: enc(seq, tag, bases[i])})
+			}
+			after = append(after, enc(seq, tag, bases[i]))
+		}
+		log.mu.Lock()
+		for j, p := range puts {
+			log.states[p.SIREN] = append(log.states[p.SIREN], after[j])
+		}
+		log.mu.Unlock()
+		gcMu.Lock()
+		err := s.Commit(0, puts, Checkpoint{})
+		gcMu.Unlock()
+		if err != nil {
+			return false, err
+		}
+		commits.Add(1)
+		log.mu.Lock()
+		for _, p := range puts {
+			log.committed[p.SIREN] = len(log.states[p.SIREN])
+		}
+		log.mu.Unlock()
+		return false, nil
+	})
+
+	// Releases back to back, and the GC every millisecond.
+	loop(func() (bool, error) {
+		s.mapped.maybe(0)
+		time.Sleep(time.Millisecond)
+		return false, nil
+	})
+	loop(func() (bool, error) {
+		time.Sleep(time.Millisecond)
+		gcMu.Lock()
+		k, err := s.GCValueLog()
+		gcMu.Unlock()
+		collected.Add(int64(k))
+		return false, err
+	})
+
+	// Readers: point reads, snapshots read twice, scans.
+	grng := rand.New(rand.NewSource(2))
+	loop(func() (bool, error) {
+		k := siren(grng.Intn(nSIRENs))
+		from := log.since(k)
+		v, err := s.Get(0, k)
+		if err != nil {
+			return false, err
+		}
+		if v != nil || from > 0 {
+			if err := log.check(k, from, v); err != nil {
+				return false, fmt.Errorf("Get: %w", err)
 			}
 		}
-	}()
-	go func() {
-		defer wg.Done()
-		rng := rand.New(rand.NewSource(3))
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			froms := make([]int, nSIRENs)
-			for i := range froms {
-				froms[i] = log.since(siren(i))
-			}
-			sn := s.Snapshot()
-			first := map[string][]byte{}
-			for j := 0; j < 200; j++ {
-				i := rng.Intn(nSIRENs)
-				k := siren(i)
-				v, err := sn.Get(0, k)
-				if err != nil {
-					fail(err)
-					break
-				}
-				if prev, ok := first[k]; ok && !bytes.Equal(prev, v) {
-					fail(fmt.Errorf("snapshot: SIREN %s read twice, two different states", k))
-					break
-				}
-				first[k] = v
-				if v != nil || froms[i] > 0 {
-					if err := log.check(k, froms[i], v); err != nil {
-						fail(fmt.Errorf("snapshot: %w", err))
-						break
-					}
-				}
-				reads.Add(1)
-			}
-			sn.Close()
-			time.Sleep(time.Millisecond)
+		if reads.Add(1)%64 == 0 {
+			time.Sleep(time.Millisecond) // leave the writer and the GC some CPU
 		}
-	}()
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			froms := map[string]int{}
-			for i := 0; i < nSIRENs; i++ {
-				froms[siren(i)] = log.since(siren(i))
-			}
-			if err := s.Scan(0, func(k string, v []byte) error {
-				reads.Add(1)
-				return log.check(k, froms[k], v)
-			}); err != nil {
-				fail(fmt.Errorf("scan: %w", err))
-				return
-			}
-			time.Sleep(5 * time.Millisecond)
+		return false, nil
+	})
+	srng := rand.New(rand.NewSource(3))
+	loop(func() (bool, error) {
+		froms := make([]int, nSIRENs)
+		for i := range froms {
+			froms[i] = log.since(siren(i))
 		}
-	}()
+		sn := s.Snapshot()
+		defer sn.Close()
+		first := map[string][]byte{}
+		for j := 0; j < 200; j++ {
+			i := srng.Intn(nSIRENs)
+			k := siren(i)
+			v, err := sn.Get(0, k)
+			if err != nil {
+				return false, err
+			}
+			if prev, ok := first[k]; ok && !bytes.Equal(prev, v) {
+				return false, fmt.Errorf("snapshot: SIREN %s read twice, two different states", k)
+			}
+			first[k] = v
+			if v != nil || froms[i] > 0 {
+				if err := log.check(k, froms[i], v); err != nil {
+					return false, fmt.Errorf("snapshot: %w", err)
+				}
+			}
+			reads.Add(1)
+		}
+		time.Sleep(time.Millisecond)
+		return false, nil
+	})
+	loop(func() (bool, error) {
+		froms := map[string]int{}
+		for i := 0; i < nSIRENs; i++ {
+			froms[siren(i)] = log.since(siren(i))
+		}
+		if err := s.Scan(0, func(k string, v []byte) error {
+			reads.Add(1)
+			return log.check(k, froms[k], v)
+		}); err != nil {
+			return false, fmt.Errorf("scan: %w", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+		return false, nil
+	})
 
 	// Until a few files were collected under the readers (or the writer is done): a slow
 	// machine takes longer, it does not fail.
