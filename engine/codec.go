@@ -333,16 +333,25 @@ func (t *Task) intensityEncoded(b []byte) (float64, bool, error) {
 	d := int64(t.windowEnd(t.StreamDay()))
 	var t30 int64
 	maxSims := int32(-1)
-	n := r.count(3)
-	var day int64
-	for i := 0; i < n && r.err == nil; i++ {
-		u := r.dayUsage(i, &day)
-		if int64(u.day) <= d && int64(u.day) >= d-29 {
-			t30 = satAdd(t30, u.bytes)
-			if u.sims > maxSims {
-				maxSims = u.sims
+	// The buckets are decoded a chunk at a time into a buffer on the stack.
+	var buf [32]dayUsage
+	var prev int32
+	for k, n := 0, r.count(3); k < n && r.err == nil; {
+		us := buf[:min(n-k, len(buf))]
+		r.decoded(decodeUsage(us, r.b, k == 0, prev))
+		if r.err != nil {
+			break
+		}
+		for _, u := range us {
+			if int64(u.day) <= d && int64(u.day) >= d-29 {
+				t30 = satAdd(t30, u.bytes)
+				if u.sims > maxSims {
+					maxSims = u.sims
+				}
 			}
 		}
+		k += len(us)
+		prev = us[len(us)-1].day
 	}
 	for i, n := 0, r.count(2); i < n && r.err == nil; i++ { // postal codes
 		r.skipStr()
@@ -385,20 +394,4 @@ func (r *reader) skipStr() {
 	if r.err == nil {
 		r.b = r.b[n:]
 	}
-}
-
-// dayUsage reads the i-th daily usage bucket: the first day absolute, the
-// next ones as gaps from *day (which it advances), then bytes and sims+1.
-func (r *reader) dayUsage(i int, day *int64) dayUsage {
-	if i == 0 {
-		*day = r.varint()
-	} else {
-		*day += int64(r.uvarint()) + 1
-	}
-	by := r.uvarint()
-	sims := int64(r.uvarint()) - 1
-	if *day < -1<<31 || *day > 1<<31-1 || by > 1<<63-1 || sims > 1<<31-1 {
-		r.fail(errors.New("usage value out of range"))
-	}
-	return dayUsage{day: int32(*day), bytes: int64(by), sims: int32(sims)}
 }
