@@ -247,3 +247,32 @@ func TestUnmarshalStateCorrupted(t *testing.T) {
 		})
 	}
 }
+
+// FuzzUnmarshalState: no input makes UnmarshalState or intensityEncoded
+// panic; a state that decodes encodes to bytes that decode to the same
+// encoding again, and intensityEncoded agrees with it.
+func FuzzUnmarshalState(f *testing.F) {
+	task := NewTask(nil, Config{})
+	task.advanceTo(at(d0, 3))
+	f.Add(NewState(mkSIREN(1)).AppendBinary(nil))
+	f.Add(warmState(f, NewTask(nil, Config{}), 1).AppendBinary(nil))
+	f.Add(prodState(f, NewTask(nil, Config{}), 2, 2).AppendBinary(nil))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, ok, ierr := task.intensityEncoded(b)
+		st, err := UnmarshalState("x", b)
+		if err != nil {
+			return
+		}
+		enc := st.AppendBinary(nil)
+		again, err := UnmarshalState("x", enc)
+		if err != nil {
+			t.Fatalf("%x decodes, its encoding %x does not: %v", b, enc, err)
+		}
+		if !bytes.Equal(again.AppendBinary(nil), enc) {
+			t.Fatalf("%x: encoding %x decodes to another state", b, enc)
+		}
+		if want, wok := task.intensity(st); ierr != nil || v != want || ok != wok {
+			t.Fatalf("%x: intensityEncoded = %v %v %v, intensity %v %v", b, v, ok, ierr, want, wok)
+		}
+	})
+}
