@@ -10,12 +10,7 @@ import (
 func warmState(tb testing.TB, task *Task, n int) *State {
 	s := mkSIREN(n)
 	st := NewState(s)
-	var dec Decision
-	step := func(ev Event) {
-		if _, err := task.Step(st, &ev, &dec); err != nil {
-			tb.Fatal(err)
-		}
-	}
+	step := stepper(tb, task, st)
 	step(Event{Kind: KindProfile, EventID: "p", SIREN: s, EventTime: at(d0-100, 0), Workforce: 12, HasWorkforce: true, Plan: "BASIC_SIM"})
 	for d := d0 - 89; d <= d0; d++ {
 		for hr := 0; hr < 24; hr += 6 {
@@ -29,6 +24,17 @@ func warmState(tb testing.TB, task *Task, n int) *State {
 	step(Event{Kind: KindOutage, EventID: "o", SIREN: s, OutageID: "X", Status: OutageResolved, EventTime: at(d0-10, 5), StartedAt: at(d0-10, 1), HasStartedAt: true})
 	step(Event{Kind: KindClaim, EventID: "c", SIREN: s, ClaimID: "C", OutageID: "X", HasOutageID: true, EventTime: at(d0-9, 5), AmountCents: 10_000})
 	return st
+}
+
+// stepper returns a function that steps an event into st, failing tb on an
+// error.
+func stepper(tb testing.TB, task *Task, st *State) func(Event) {
+	var dec Decision
+	return func(ev Event) {
+		if _, err := task.Step(st, &ev, &dec); err != nil {
+			tb.Fatal(err)
+		}
+	}
 }
 
 // BenchmarkStepUsage: one usage record (hourly cadence) on an existing SIREN

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 )
@@ -49,5 +51,54 @@ func BenchmarkIntensityEncoded(b *testing.B) {
 		if _, _, err := task.intensityEncoded(buf); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// prodState returns a state shaped like those of the production workload
+// (internal/bench/scale.go builder.build): a profile, 89 days of usage from
+// sites sites (one record per site and day, 2.4e7–2e10 bytes a day, so 4–5
+// byte varints), one resolved outage and one claim.
+func prodState(tb testing.TB, task *Task, n, sites int) *State {
+	s := mkSIREN(n)
+	st := NewState(s)
+	step := stepper(tb, task, st)
+	h := uint64(n)*0x9e3779b97f4a7c15 + 1
+	step(Event{Kind: KindProfile, EventID: "p-1", SIREN: s, EventTime: at(d0-120, 0), Workforce: int32(3 + h%200), HasWorkforce: true, Plan: "SD_WAN"})
+	postals := [3]string{"75001", "69001", "13001"}
+	base := float64(2e7 * (1 + (h>>8)%500))
+	for d := int32(-89); d <= -1; d++ {
+		day := d0 + d
+		if d == -30 {
+			o := Event{Kind: KindOutage, EventID: "o-1", SIREN: s, EventTime: at(day, 10), SiteID: "s0", PostalCode: postals[0], OutageID: "o-1", Status: OutageStarted}
+			step(o)
+			o.EventID, o.Status, o.EventTime = "o-2", OutageResolved, at(day, 16)
+			step(o)
+		}
+		if d == -29 {
+			step(Event{Kind: KindClaim, EventID: "c-1", SIREN: s, EventTime: at(day, 9), ClaimID: "c-1", OutageID: "o-1", HasOutageID: true, AmountCents: 50_000})
+		}
+		by := base * math.Pow(1.006, float64(d+89))
+		for site := range sites {
+			step(Event{Kind: KindUsage, EventID: fmt.Sprintf("u-%d-%d", site, d+1000), SIREN: s, EventTime: at(day, 12+site),
+				SiteID: fmt.Sprint("s", site), PostalCode: postals[site], BytesUp: int64(by / 5), BytesDown: int64(by), ActiveSIMs: int32(1 + n%20), HasActiveSIMs: true})
+		}
+	}
+	return st
+}
+
+// BenchmarkStateDecodeProd: UnmarshalState of production-shaped states.
+func BenchmarkStateDecodeProd(b *testing.B) {
+	for sites := 1; sites <= 3; sites++ {
+		b.Run(fmt.Sprint("sites=", sites), func(b *testing.B) {
+			st := prodState(b, NewTask(nil, Config{}), 7, sites)
+			buf := st.AppendBinary(nil)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(buf)))
+			for b.Loop() {
+				if _, err := UnmarshalState(st.SIREN, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

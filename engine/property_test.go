@@ -142,12 +142,18 @@ func TestSameEventsGiveIdenticalDecisionsAndBytes(t *testing.T) {
 	}
 }
 
+// TestStateRoundTrip: every state of a random event stream (one SIREN hot
+// enough for dedup filters) decodes to the same usage and exact ids, with
+// the capacities the engine appends to, and to the same view and
+// intensity; it encodes back to the same bytes.
 func TestStateRoundTrip(t *testing.T) {
 	evs := randomEvents(42, 30, 200, 50)
+	evs = append(evs, randomEvents(43, 1, 5, 700)...)
 	h := newHarness(t, nil)
 	for _, ev := range evs {
 		_ = h.feed(ev)
 	}
+	filters := 0
 	for _, k := range h.sirens() {
 		st := h.state(k)
 		b := st.AppendBinary(nil)
@@ -158,18 +164,36 @@ func TestStateRoundTrip(t *testing.T) {
 		if b2 := got.AppendBinary(nil); !bytes.Equal(b, b2) {
 			t.Fatalf("%s: re-encoding differs", k)
 		}
+		if !slices.Equal(got.usage, st.usage) || !slices.Equal(got.ids.hash, st.ids.hash) || !slices.Equal(got.ids.day, st.ids.day) {
+			t.Fatalf("%s: usage or exact ids differ from the encoded state's", k)
+		}
+		if n := len(got.usage); n > 0 && cap(got.usage) != n+1 {
+			t.Fatalf("%s: %d usage buckets with capacity %d", k, n, cap(got.usage))
+		}
+		if n := len(got.ids.hash); cap(got.ids.hash) != n || cap(got.ids.day) != n {
+			t.Fatalf("%s: %d exact ids with capacities %d, %d", k, n, cap(got.ids.hash), cap(got.ids.day))
+		}
+		filters += len(got.ids.filters)
+		want, wok := h.task().intensity(got)
+		if v, ok, err := h.task().intensityEncoded(b); err != nil || v != want || ok != wok {
+			t.Fatalf("%s: intensityEncoded = %v %v %v, intensity %v %v", k, v, ok, err, want, wok)
+		}
 		var v1, v2 Decision
 		h.task().View(st, &v1)
 		h.task().View(got, &v2)
 		if !reflect.DeepEqual(v1, v2) {
 			t.Fatalf("%s: view differs after decode\n%+v\n%+v", k, v1, v2)
 		}
-		// every truncation is an error, never a panic
-		for i := 0; i < len(b); i++ {
+		// every truncation is an error, never a panic (at ~2000 lengths of
+		// a state with filters)
+		for i := 0; i < len(b); i += 1 + len(b)/2000 {
 			if _, err := UnmarshalState(k, b[:i]); err == nil {
 				t.Fatalf("%s: truncated at %d decoded", k, i)
 			}
 		}
+	}
+	if filters == 0 {
+		t.Fatal("no state with dedup filters: generator too weak")
 	}
 }
 
