@@ -221,12 +221,12 @@ type Decision struct {
 	Removed      Segments
 	Metrics      Metrics
 	Reasons      []Reason
-	Offers       []string // sorted
+	Offers       []string // in the rules' offers.priority order, most important first
 	ControlGroup bool
 	RulesVersion string
 
 	// OffersAdded and OffersRemoved compare Offers with the offers of the
-	// SIREN's previous event (sorted).
+	// SIREN's previous event (in offers.priority order too).
 	OffersAdded   []string
 	OffersRemoved []string
 	// Trigger is what caused the decision: TriggerInput (Step),

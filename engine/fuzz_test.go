@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"slices"
 	"strconv"
 	"testing"
 )
@@ -164,6 +163,10 @@ func (in *intake) feed(ev Event) {
 		}
 		return
 	}
+	// As the runtime does before a record: the timers due by its time fire
+	// (each after the day change it starts), then the day change it starts.
+	// Both move stream time whatever the record turns out to be.
+	in.mem.FireTimers(ev.EventTime)
 	if task.StartsDay(&ev) {
 		in.dayChange(ev.EventTime)
 	}
@@ -227,6 +230,15 @@ func (in *intake) feed(ev Event) {
 	checkMetrics(t, &v1.Metrics)
 }
 
+// offerRank is each offer's place in the default rules' offers.priority.
+var offerRank = func() map[string]int {
+	m := map[string]int{}
+	for i, o := range DefaultRules().Offers.Priority {
+		m[o] = i
+	}
+	return m
+}()
+
 func checkDecision(t testing.TB, d *Decision, prevSeq int64, prevSegs Segments) {
 	t.Helper()
 	if d.Seq != prevSeq+1 || d.EventID != d.SIREN+"-"+strconv.FormatInt(d.Seq, 10) {
@@ -242,8 +254,12 @@ func checkDecision(t testing.TB, d *Decision, prevSeq int64, prevSegs Segments) 
 	if d.Segments.Has(ChurnRisk) && !(d.Segments.Has(RecoveryExposed) && d.Segments&(SLASensitive|DataHungry) != 0) {
 		t.Fatalf("CHURN_RISK without its conditions: %s", d.Segments)
 	}
-	if !slices.IsSorted(d.Offers) {
-		t.Fatalf("offers not sorted: %v", d.Offers)
+	for _, offers := range [][]string{d.Offers, d.OffersAdded, d.OffersRemoved} {
+		for i := 1; i < len(offers); i++ {
+			if offerRank[offers[i-1]] >= offerRank[offers[i]] {
+				t.Fatalf("offers not in offers.priority order: %v", offers)
+			}
+		}
 	}
 	checkMetrics(t, &d.Metrics)
 }
