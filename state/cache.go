@@ -70,6 +70,10 @@ type Cache[V any] struct {
 	keysGone int
 	keysOK   bool
 
+	// readBuf is reused by every Get miss: the encoded state it reads lives only until it is
+	// decoded. At most maxReadBuf, so one huge state does not stay allocated.
+	readBuf []byte
+
 	// snap serves Get misses (Store.Snapshot: no wait for a commit in
 	// flight); nil until the first miss. It must see every commit of this
 	// cache that an evicted or dropped entry relied on, so it is replaced
@@ -98,7 +102,10 @@ type pendingEntry[V any] struct {
 	gen uint64
 }
 
-const initialAvgSize = 256
+const (
+	initialAvgSize = 256
+	maxReadBuf     = 16 << 10
+)
 
 // NewCache returns an empty cache for partition p of store. maxClean < 0 is treated as 0.
 func NewCache[V any](store *Store, p int32, codec Codec[V], maxClean int) *Cache[V] {
@@ -133,11 +140,14 @@ func (c *Cache[V]) Get(siren string) (v V, found bool, err error) {
 	if c.snap == nil {
 		c.snap = c.store.Snapshot()
 	}
-	b, hdr, err := c.snap.getHinted(c.p, siren)
+	b, hdr, err := c.snap.getHinted(c.p, siren, c.readBuf)
 	if err != nil || b == nil {
 		return v, false, err
 	}
 	v, err = c.codec.Unmarshal(siren, b)
+	if cap(b) <= maxReadBuf { // Unmarshal does not retain b (Codec)
+		c.readBuf = b[:0]
+	}
 	if err != nil {
 		return v, false, fmt.Errorf("state: decode partition %d SIREN %s: %w", c.p, siren, err)
 	}

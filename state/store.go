@@ -323,17 +323,17 @@ func (s *Store) Get(p int32, siren string) ([]byte, error) {
 	var out []byte
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
-		out, _, err = s.getIn(txn, p, siren)
+		out, _, err = s.getIn(txn, p, siren, nil)
 		return err
 	})
 	return s.getResult(out, err, p, siren)
 }
 
 // getIn reads the state of siren in txn, merged with its header key, and says whether it had
-// one.
-func (s *Store) getIn(txn *badger.Txn, p int32, siren string) (out []byte, hdr hdrState, err error) {
+// one. The state is read into buf's storage (nil: a new slice) unless a header is merged in.
+func (s *Store) getIn(txn *badger.Txn, p int32, siren string, buf []byte) (out []byte, hdr hdrState, err error) {
 	var kbuf [64]byte
-	base, err := s.lookupValue(txn, stateKey(kbuf[:0], p, siren), nil, nil)
+	base, err := s.lookupValue(txn, stateKey(kbuf[:0], p, siren), nil, buf)
 	if err != nil {
 		return nil, hdrUnknown, err
 	}
@@ -389,16 +389,17 @@ func (sn *Snapshot) Get(p int32, siren string) ([]byte, error) {
 	if err := checkPartition(p); err != nil {
 		return nil, err
 	}
-	out, _, err := sn.getHinted(p, siren)
+	out, _, err := sn.getHinted(p, siren, nil)
 	return out, err
 }
 
-// getHinted is Get that also says whether the SIREN had a header key as of the snapshot.
-func (sn *Snapshot) getHinted(p int32, siren string) ([]byte, hdrState, error) {
+// getHinted is Get, read into buf's storage (see getIn), that also says whether the SIREN had
+// a header key as of the snapshot.
+func (sn *Snapshot) getHinted(p int32, siren string, buf []byte) ([]byte, hdrState, error) {
 	if err := checkPartition(p); err != nil {
 		return nil, hdrUnknown, err
 	}
-	out, hdr, err := sn.s.getIn(sn.txn, p, siren)
+	out, hdr, err := sn.s.getIn(sn.txn, p, siren, buf)
 	out, err = sn.s.getResult(out, err, p, siren)
 	return out, hdr, err
 }
