@@ -20,9 +20,12 @@
 #   --keep           keep the work directory (dumps, logs, state) for a look
 #
 # Steps: OLD broker on a free port -> OLD generate (fixed seed) -> [inject]
-# -> OLD replay (out-old, churn-old, out-old-dlq) and NEW replay (out-new,
-# churn-new, out-new-dlq), each from an empty state dir -> kcat dumps of every
-# partition in offset order -> compare. Also runs the engine golden scenarios
+# -> OLD replay (out-old, churn-old, out-old-dlq, out-old-siren-daily,
+# out-old-offer-outcomes, out-old-uplift) and NEW replay (the same with -new;
+# a replay names its outcome topics after its output topic), each from an empty state
+# dir -> kcat dumps of every partition in offset order -> compare (siren-daily
+# is the biggest: ~850k records for the demo's data, about a minute more).
+# Also runs the engine golden scenarios
 # of the working tree (report only: they do not change the exit status).
 #
 # Exit status: 0 every output topic is identical, 1 they differ (the first
@@ -208,7 +211,9 @@ replay new "$NEW"
 
 # 4. Dump and compare.
 for tag in old new; do
-  for t in "out-$tag" "churn-$tag" "out-$tag-dlq"; do dump "$t"; done
+  for t in "out-$tag" "churn-$tag" "out-$tag-dlq" "out-$tag-siren-daily" "out-$tag-offer-outcomes" "out-$tag-uplift"; do
+    dump "$t"
+  done
 done
 
 cmp_rc=0
@@ -280,7 +285,8 @@ def reported(tag):
 print("▶ output topics: old vs new, per partition in offset order (key, value, headers)")
 differ = []
 totals = {}
-for label, fmt in (("segment changes", "out-{}"), ("churn alerts", "churn-{}"), ("dead letters", "out-{}-dlq")):
+for label, fmt in (("segment changes", "out-{}"), ("churn alerts", "churn-{}"), ("dead letters", "out-{}-dlq"),
+                   ("siren-daily", "out-{}-siren-daily"), ("offer outcomes", "out-{}-offer-outcomes"), ("uplift", "out-{}-uplift")):
     old, new = load(fmt.format("old")), load(fmt.format("new"))
     res = "identical"
     first = None
@@ -302,7 +308,7 @@ for label, fmt in (("segment changes", "out-{}"), ("churn alerts", "churn-{}"), 
     for tag, parts in (("old", old), ("new", new)):
         n, per = counts(parts)
         totals[(tag, label)] = n
-        print(f"    {fmt.format(tag):<14} {n:>7} records  sha256 {digest(parts)}  [{per}]")
+        print(f"    {fmt.format(tag):<24} {n:>7} records  sha256 {digest(parts)}  [{per}]")
     print(f"    -> {res}")
     if res != "identical":
         differ.append((label, fmt, first))
