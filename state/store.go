@@ -136,7 +136,7 @@ type KV struct {
 }
 
 // hdrState is whether a SIREN has a header key in the store. Knowing it lets a whole write
-// skip the point read that looks for a stale header key to delete (deleteStaleHeader).
+// skip the point read that looks for a stale header key to delete (cleanHeader).
 type hdrState uint8
 
 const (
@@ -386,9 +386,6 @@ func (s *Store) Snapshot() *Snapshot {
 
 // Get is Store.Get as of the snapshot.
 func (sn *Snapshot) Get(p int32, siren string) ([]byte, error) {
-	if err := checkPartition(p); err != nil {
-		return nil, err
-	}
 	out, _, err := sn.getHinted(p, siren, nil)
 	return out, err
 }
