@@ -74,6 +74,9 @@ type Cache[V any] struct {
 	// decoded. At most maxReadBuf, so one huge state does not stay allocated.
 	readBuf []byte
 
+	// hdrs: which SIRENs have a header key, for the cache's own misses (cache_headers.go).
+	hdrs hdrIndex
+
 	// snap serves Get misses (Store.Snapshot: no wait for a commit in
 	// flight); nil until the first miss. It must see every commit of this
 	// cache that an evicted or dropped entry relied on, so it is replaced
@@ -140,7 +143,14 @@ func (c *Cache[V]) Get(siren string) (v V, found bool, err error) {
 	if c.snap == nil {
 		c.snap = c.store.Snapshot()
 	}
-	b, hdr, err := c.snap.getHinted(c.p, siren, c.readBuf)
+	skipHeader := false
+	if c.useHeaderIndex() {
+		if !c.hdrs.known {
+			c.loadHeaderIndex()
+		}
+		skipHeader = c.headerHint(siren) == hdrNone
+	}
+	b, hdr, err := c.snap.getHinted(c.p, siren, c.readBuf, skipHeader)
 	if err != nil || b == nil {
 		return v, false, err
 	}
@@ -275,6 +285,9 @@ func (c *Cache[V]) Encode() []KV {
 	var exact int64
 	for i, e := range c.dirty {
 		puts[i].SIREN, puts[i].hdr = e.siren, e.hdr
+		if h := c.headerHint(e.siren); h != hdrUnknown {
+			puts[i].hdr = h
+		}
 		c.pending = append(c.pending, pendingEntry[V]{e: e, gen: e.gen})
 		if e.deleted {
 			exact += int64(len(e.siren))
@@ -351,6 +364,7 @@ func (c *Cache[V]) checkPending(op string, puts []KV) error {
 // the clean budget.
 func (c *Cache[V]) settleCommitted(puts []KV) {
 	for i, pe := range c.pending {
+		c.noteHeader(puts[i].SIREN, puts[i].hdr)
 		e := pe.e
 		if c.m[e.siren] == e {
 			e.hdr = puts[i].hdr // what the store holds now, touched since or not
@@ -486,6 +500,7 @@ func (c *Cache[V]) Reset() {
 	c.pending = c.pending[:0]
 	c.complete = false
 	c.dropKeys()
+	c.hdrs = hdrIndex{}
 	c.snap.Close()
 	c.next.Close()
 	c.snap, c.next = nil, nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand"
 	"strings"
 	"testing"
 )
@@ -504,4 +505,101 @@ func putHeaderElsewhere(t *testing.T, s *Store, siren string, seq, tag byte) {
 	if _, err := other.Flush(Checkpoint{}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestHeaderIndexFollowsTheOwnersWrites: the owner's cache skips the header look-up of a miss
+// when its index says there is none. Random whole writes, header writes (of states read back
+// after their eviction: a clean budget of 2), deletions and re-creations, committed in the
+// background (CommitPending, MarkCommitted) or at once; after every commit each SIREN read
+// through the cache and through Store.Get (which always looks) must be the model's state.
+func TestHeaderIndexFollowsTheOwnersWrites(t *testing.T) {
+	s := openH(t, t.TempDir())
+	defer s.Close()
+	const n = 12
+	// Headers stored before the cache exists: the index learns them at its first miss.
+	for i := 0; i < n; i++ {
+		if err := s.Commit(7, []KV{{SIREN: siren(i), Value: enc(1, 'a', "body")}}, Checkpoint{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Commit(7, []KV{{SIREN: siren(0), Value: []byte{2, 'p'}, Header: true}}, Checkpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	model := map[string]vstate{}
+	for i := 0; i < n; i++ {
+		model[siren(i)] = vstate{1, 'a', "body"}
+	}
+	model[siren(0)] = vstate{2, 'p', "body"}
+	c := NewCache[*vstate](s, 7, vcodec{}, 2)
+	rng := rand.New(rand.NewSource(7))
+	seq := map[string]byte{}
+	for k, v := range model {
+		seq[k] = v.Seq
+	}
+	for round := 0; round < 300; round++ {
+		for op := 0; op < 1+rng.Intn(4); op++ {
+			k := siren(rng.Intn(n))
+			v, found, err := c.Get(k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, exists := model[k]
+			if found != exists || (found && *v != want) {
+				t.Fatalf("round %d: cache Get %s = %+v %v, model %+v %v", round, k, v, found, want, exists)
+			}
+			seq[k]++
+			switch r := rng.Intn(10); {
+			case !found:
+				nv := vstate{seq[k], 'n', fmt.Sprintf("new%d", round)}
+				c.Put(k, &nv)
+				model[k] = nv
+			case r < 5:
+				v.Seq, v.Tag = seq[k], byte('a'+rng.Intn(26))
+				c.PutHeader(k, v)
+				model[k] = *v
+			case r < 9:
+				v.Seq, v.Body = seq[k], fmt.Sprintf("whole%d", round)
+				c.Put(k, v)
+				model[k] = *v
+			default:
+				c.Delete(k)
+				delete(model, k)
+			}
+		}
+		puts := c.Encode()
+		if rng.Intn(2) == 0 {
+			if err := c.CommitEncoded(puts, Checkpoint{}); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			if err := c.CommitPending(puts, Checkpoint{}); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.MarkCommitted(puts); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := 0; i < n; i++ {
+			k := siren(i)
+			b, err := s.Get(7, k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, exists := model[k]
+			if (b != nil) != exists || (exists && !bytes.Equal(b, enc(want.Seq, want.Tag, want.Body))) {
+				t.Fatalf("round %d: stored %s = %q, model %+v %v", round, k, b, want, exists)
+			}
+		}
+	}
+	if !c.hdrs.known {
+		t.Fatal("the cache never used its header index")
+	}
+	headers, err := s.Headers(7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.hdrs.set) < headers {
+		t.Fatalf("index holds %d SIRENs, the store %d header keys", len(c.hdrs.set), headers)
+	}
+	t.Logf("%d header keys stored, %d indexed", headers, len(c.hdrs.set))
 }

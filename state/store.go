@@ -323,7 +323,7 @@ func (s *Store) Get(p int32, siren string) ([]byte, error) {
 	var out []byte
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
-		out, _, err = s.getIn(txn, p, siren, nil)
+		out, _, err = s.getIn(txn, p, siren, nil, false)
 		return err
 	})
 	return s.getResult(out, err, p, siren)
@@ -331,13 +331,14 @@ func (s *Store) Get(p int32, siren string) ([]byte, error) {
 
 // getIn reads the state of siren in txn, merged with its header key, and says whether it had
 // one. The state is read into buf's storage (nil: a new slice) unless a header is merged in.
-func (s *Store) getIn(txn *badger.Txn, p int32, siren string, buf []byte) (out []byte, hdr hdrState, err error) {
+// noHeader: the caller knows there is no header key (cache_headers.go): do not look.
+func (s *Store) getIn(txn *badger.Txn, p int32, siren string, buf []byte, noHeader bool) (out []byte, hdr hdrState, err error) {
 	var kbuf [64]byte
 	base, err := s.lookupValue(txn, stateKey(kbuf[:0], p, siren), nil, buf)
 	if err != nil {
 		return nil, hdrUnknown, err
 	}
-	if !s.mayHaveHeaders(p) {
+	if noHeader || !s.mayHaveHeaders(p) {
 		return base, hdrNone, nil
 	}
 	// Its own buffer: Badger's item keeps a reference to the key it was read with.
@@ -386,17 +387,17 @@ func (s *Store) Snapshot() *Snapshot {
 
 // Get is Store.Get as of the snapshot.
 func (sn *Snapshot) Get(p int32, siren string) ([]byte, error) {
-	out, _, err := sn.getHinted(p, siren, nil)
+	out, _, err := sn.getHinted(p, siren, nil, false)
 	return out, err
 }
 
-// getHinted is Get, read into buf's storage (see getIn), that also says whether the SIREN had
-// a header key as of the snapshot.
-func (sn *Snapshot) getHinted(p int32, siren string, buf []byte) ([]byte, hdrState, error) {
+// getHinted is Get, read into buf's storage (see getIn, also for noHeader), that also says
+// whether the SIREN had a header key as of the snapshot.
+func (sn *Snapshot) getHinted(p int32, siren string, buf []byte, noHeader bool) ([]byte, hdrState, error) {
 	if err := checkPartition(p); err != nil {
 		return nil, hdrUnknown, err
 	}
-	out, hdr, err := sn.s.getIn(sn.txn, p, siren, buf)
+	out, hdr, err := sn.s.getIn(sn.txn, p, siren, buf, noHeader)
 	out, err = sn.s.getResult(out, err, p, siren)
 	return out, hdr, err
 }
