@@ -94,6 +94,16 @@ func (s *Store) Headers(p int32) (int, error) {
 	return n, nil
 }
 
+// hdrState is whether a SIREN has a header key in the store. Knowing it lets a whole write
+// skip the point read that looks for a stale header key to delete (cleanHeader).
+type hdrState uint8
+
+const (
+	hdrUnknown hdrState = iota // look it up
+	hdrNone                    // no header key
+	hdrStored                  // a header key
+)
+
 // cleanHeader deletes the header key of a whole put's SIREN in txn while the cleanup budget (n
 // entries, b bytes) lasts, and sets put.hdr to what the store holds after the commit. A put
 // whose hdr is known skips the point read (hdrNone) or deletes without it (hdrStored); an

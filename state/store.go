@@ -135,16 +135,6 @@ type KV struct {
 	hdr hdrState
 }
 
-// hdrState is whether a SIREN has a header key in the store. Knowing it lets a whole write
-// skip the point read that looks for a stale header key to delete (cleanHeader).
-type hdrState uint8
-
-const (
-	hdrUnknown hdrState = iota // look it up
-	hdrNone                    // no header key
-	hdrStored                  // a header key
-)
-
 // Open opens (creating if needed) the store in o.Dir. It takes an exclusive flock on Dir/LOCK
 // (shared when ReadOnly); if another store holds it, the error wraps ErrLocked. Errors that look
 // like damaged files wrap ErrCorrupt. Besides Badger's own compactors and flushers, Open starts
