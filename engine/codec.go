@@ -8,27 +8,44 @@ import (
 )
 
 // StateVersion is the schema version written as the first byte of a state.
-// Version 3 adds the header extension (see header.go: the decision state
-// kept beside seq and segments, such as the emitted offers); version 2 added
-// the dedup filters (see dedup). Version 2 states decode with an empty
-// extension; version 1 states (no filters, every remembered id exact) still
-// decode: a v1 set above DedupExact is spilled into filters as if its ids had
-// arrived now.
-const StateVersion = 3
+// Version 4 packs a usage bucket's day gap into its SIM count (one byte for
+// the two on a daily bucket of fewer than 63 SIMs, ~90 bytes less for a
+// SIREN with 90 days of daily usage); version 3 added the header extension
+// (see header.go: the decision state kept beside seq and segments, such as
+// the emitted offers); version 2 added the dedup filters (see dedup).
+// Earlier versions still decode: version 3 and 2 states with the old usage
+// layout (version 2 with an empty extension); version 1 states (no filters,
+// every remembered id exact): a v1 set above DedupExact is spilled into
+// filters as if its ids had arrived now.
+const StateVersion = 4
 
-// stateVersion1 and stateVersion2 are the earlier state schemas, still read.
+// stateVersion1, 2 and 3 are the earlier state schemas, still read.
 const (
 	stateVersion1 = 1
 	stateVersion2 = 2
+	stateVersion3 = 3
 )
 
 func knownStateVersion(v byte) bool {
-	return v == StateVersion || v == stateVersion2 || v == stateVersion1
+	return v >= stateVersion1 && v <= StateVersion
 }
 
 // hasFilters: the encoding of version v has dedup filters (and bounds its
 // exact ids at DedupExact).
 func hasFilters(v byte) bool { return v >= stateVersion2 }
+
+// hasExt: the header of version v has an extension.
+func hasExt(v byte) bool { return v >= stateVersion3 }
+
+// packedUsage: the usage buckets of version v pack the day gap into the SIM
+// count (else the gap and the SIM count are two varints).
+func packedUsage(v byte) bool { return v >= 4 }
+
+// sameBody: the bodies (everything after the header) of versions a and b
+// are laid out alike, so one's body can follow the other's header.
+func sameBody(a, b byte) bool {
+	return hasFilters(a) == hasFilters(b) && packedUsage(a) == packedUsage(b)
+}
 
 var errTruncated = errors.New("truncated")
 
@@ -141,13 +158,16 @@ const (
 // AppendBinary appends st's encoding (schema StateVersion) to dst. The
 // format is varint based, in a fixed field order, every list in its sorted
 // order, so the same state always yields the same bytes. The SIREN itself is
-// not encoded (it is the store key). About 7 bytes per usage day, 9-10 per
-// exactly remembered event id; ~700 bytes for a SIREN with 90 days of daily
+// not encoded (it is the store key). About 6 bytes per usage day, 9-10 per
+// exactly remembered event id; ~600 bytes for a SIREN with 90 days of daily
 // usage. Every list is bounded (see Max* and Dedup*).
 //
 //	version(1) seq(uv) segments(1) ext_len(uv) ext      (the header)
 //	flags(1) [first_usage_day(v)]
-//	usage: n(uv) {day: first v, then uv gap-1; bytes uv; sims+1 uv}
+//	usage: n(uv) {first: day v, (sims+1)<<1 uv;
+//	              next: (sims+1)<<1|gapped uv [days skipped - 1 uv if gapped];
+//	              bytes uv}
+//	       (versions 1-3: {day: first v, then uv days skipped; bytes uv; sims+1 uv})
 //	postal codes: n {code str, last_day v}
 //	open outages: n {id str, start v}
 //	resolved outages: n {id str, start v, end-start uv}
@@ -175,13 +195,19 @@ func (s *State) AppendBinary(dst []byte) []byte {
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(s.usage)))
 	for i, u := range s.usage {
+		// tag = (sims+1)<<1 | gapped; a gapped bucket is followed by its gap - 1
+		// (the days between it and the bucket before, at least one).
+		tag := uint64(u.sims+1) << 1
 		if i == 0 {
 			dst = binary.AppendVarint(dst, int64(u.day))
+			dst = binary.AppendUvarint(dst, tag)
+		} else if gap := u.day - s.usage[i-1].day - 1; gap == 0 {
+			dst = binary.AppendUvarint(dst, tag)
 		} else {
-			dst = binary.AppendUvarint(dst, uint64(u.day-s.usage[i-1].day-1))
+			dst = binary.AppendUvarint(dst, tag|1)
+			dst = binary.AppendUvarint(dst, uint64(gap-1))
 		}
 		dst = binary.AppendUvarint(dst, uint64(u.bytes))
-		dst = binary.AppendUvarint(dst, uint64(u.sims+1))
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(s.postals)))
 	for _, p := range s.postals {
@@ -336,9 +362,9 @@ func (t *Task) intensityEncoded(b []byte) (float64, bool, error) {
 	// The buckets are decoded a chunk at a time into a buffer on the stack.
 	var buf [32]dayUsage
 	var prev int32
-	for k, n := 0, r.count(3); k < n && r.err == nil; {
+	for k, n := 0, r.count(usageMinBytes(b[0])); k < n && r.err == nil; {
 		us := buf[:min(n-k, len(buf))]
-		r.decoded(decodeUsage(us, r.b, k == 0, prev))
+		r.decoded(decodeUsage(us, r.b, k == 0, prev, packedUsage(b[0])))
 		if r.err != nil {
 			break
 		}

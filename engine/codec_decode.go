@@ -37,8 +37,8 @@ func unmarshalState(siren string, b []byte) (*State, error) {
 	if s.segs&^AllSegments != 0 {
 		r.fail(fmt.Errorf("unknown segment bits %#x", byte(s.segs)))
 	}
-	s.offersUnknown = v < StateVersion && s.segs != 0
-	if v >= StateVersion {
+	s.offersUnknown = !hasExt(v) && s.segs != 0
+	if hasExt(v) {
 		if n := r.count(1); r.err == nil {
 			ext := r.b[:n]
 			r.b = r.b[n:]
@@ -58,9 +58,9 @@ func unmarshalState(siren string, b []byte) (*State, error) {
 		s.firstUsageDay = r.int32()
 	}
 
-	if n := r.count(3); n > 0 {
+	if n := r.count(usageMinBytes(v)); n > 0 {
 		s.usage = make([]dayUsage, n, n+1)
-		r.decoded(decodeUsage(s.usage, r.b, true, 0))
+		r.decoded(decodeUsage(s.usage, r.b, true, 0, packedUsage(v)))
 	}
 	if n := r.count(2); n > 0 {
 		s.postals = make([]postal, n)
@@ -171,6 +171,7 @@ func unmarshalState(siren string, b []byte) (*State, error) {
 
 var (
 	errUsageRange = errors.New("usage value out of range")
+	errUsageGap   = errors.New("gap flag on the first usage day")
 	errIDDayRange = errors.New("event id day out of range")
 )
 
@@ -230,8 +231,58 @@ func uvarint8(w uint64) (uint64, int) {
 // decodeUsage decodes len(us) daily usage buckets from the front of b into
 // us and returns the bytes read. The first bucket of the list has its day
 // absolute, the next ones a gap from the day before; first: us[0] is that
-// first bucket, else prev is the day of the bucket before it.
-func decodeUsage(us []dayUsage, b []byte, first bool, prev int32) (int, error) {
+// first bucket, else prev is the day of the bucket before it. packed: the
+// version 4 layout (see AppendBinary), else that of versions 1-3.
+func decodeUsage(us []dayUsage, b []byte, first bool, prev int32, packed bool) (int, error) {
+	if !packed {
+		return decodeUsageV3(us, b, first, prev)
+	}
+	i := 0
+	day := int64(prev)
+	for k := range us {
+		var tag uint64
+		if k == 0 && first {
+			day, i = varintAt(b, i)
+			tag, i = uvarintAt(b, i)
+			if tag&1 != 0 {
+				return 0, errUsageGap
+			}
+		} else {
+			tag, i = uvarintAt(b, i)
+			day++
+			if tag&1 != 0 {
+				var gap uint64
+				gap, i = uvarintAt(b, i)
+				if gap >= 1<<32 {
+					return 0, errUsageRange
+				}
+				day += int64(gap) + 1
+			}
+		}
+		by, n := uvarintBytes(b, i)
+		i = n
+		if i < 0 {
+			return 0, errTruncated
+		}
+		sims := int64(tag>>1) - 1
+		if day < -1<<31 || day > 1<<31-1 || by > 1<<63-1 || sims > 1<<31-1 {
+			return 0, errUsageRange
+		}
+		us[k] = dayUsage{day: int32(day), bytes: int64(by), sims: int32(sims)}
+	}
+	return i, nil
+}
+
+// usageMinBytes is the least a usage bucket of version v takes.
+func usageMinBytes(v byte) int {
+	if packedUsage(v) {
+		return 2
+	}
+	return 3
+}
+
+// decodeUsageV3 is decodeUsage for the layout of versions 1-3.
+func decodeUsageV3(us []dayUsage, b []byte, first bool, prev int32) (int, error) {
 	i := 0
 	day := int64(prev)
 	for k := range us {
@@ -240,18 +291,13 @@ func decodeUsage(us []dayUsage, b []byte, first bool, prev int32) (int, error) {
 		} else {
 			var gap uint64
 			gap, i = uvarintAt(b, i)
+			if gap >= 1<<32 {
+				return 0, errUsageRange
+			}
 			day += int64(gap) + 1
 		}
-		// Byte counts take 4-5 bytes: one load decodes them faster than
-		// uvarintAt's branch per byte (~20 % of this loop).
 		var by, sims uint64
-		if i >= 0 && len(b)-i >= 8 && ^binary.LittleEndian.Uint64(b[i:])&stopBits != 0 {
-			var n int
-			by, n = uvarint8(binary.LittleEndian.Uint64(b[i:]))
-			i += n
-		} else {
-			by, i = uvarintAt(b, i)
-		}
+		by, i = uvarintBytes(b, i)
 		sims, i = uvarintAt(b, i)
 		if i < 0 {
 			return 0, errTruncated
@@ -262,6 +308,17 @@ func decodeUsage(us []dayUsage, b []byte, first bool, prev int32) (int, error) {
 		us[k] = dayUsage{day: int32(day), bytes: int64(by), sims: int32(int64(sims) - 1)}
 	}
 	return i, nil
+}
+
+// uvarintBytes is uvarintAt for a byte count: they take 4-5 bytes, and one
+// 64-bit load decodes them faster than uvarintAt's branch per byte (~20 % of
+// the usage loop).
+func uvarintBytes(b []byte, i int) (uint64, int) {
+	if i >= 0 && len(b)-i >= 8 && ^binary.LittleEndian.Uint64(b[i:])&stopBits != 0 {
+		v, n := uvarint8(binary.LittleEndian.Uint64(b[i:]))
+		return v, i + n
+	}
+	return uvarintAt(b, i)
 }
 
 // decodeIDs decodes len(hash) exact event ids (day delta, 8-byte hash) from

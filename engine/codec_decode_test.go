@@ -11,18 +11,38 @@ import (
 
 // refDecodeUsage is the reader-based decoding of the usage buckets that
 // decodeUsage replaced, kept as its reference.
-func refDecodeUsage(us []dayUsage, b []byte, first bool, prev int32) (int, error) {
+func refDecodeUsage(us []dayUsage, b []byte, first bool, prev int32, packed bool) (int, error) {
 	r := reader{b: b}
 	day := int64(prev)
 	for k := range us {
+		var tag uint64
+		gapped := !packed
 		if k == 0 && first {
 			day = r.varint()
-		} else {
-			day += int64(r.uvarint()) + 1
+			gapped = false
+			if packed {
+				if tag = r.uvarint(); tag&1 != 0 {
+					r.fail(errors.New("gap flag on the first usage day"))
+				}
+			}
+		} else if packed {
+			tag = r.uvarint()
+			gapped = tag&1 != 0
+			day++
+		}
+		if gapped {
+			gap := r.uvarint()
+			if gap >= 1<<32 {
+				r.fail(errors.New("usage value out of range"))
+			}
+			day += int64(gap) + 1
 		}
 		by := r.uvarint()
-		sims := int64(r.uvarint()) - 1
-		if day < -1<<31 || day > 1<<31-1 || by > 1<<63-1 || sims > 1<<31-1 {
+		sims := int64(tag>>1) - 1
+		if !packed {
+			sims = int64(r.uvarint()) - 1
+		}
+		if r.err == nil && (day < -1<<31 || day > 1<<31-1 || by > 1<<63-1 || sims > 1<<31-1) {
 			r.fail(errors.New("usage value out of range"))
 		}
 		if r.err != nil {
@@ -96,26 +116,41 @@ func sameDecode(t *testing.T, what string, b []byte, n, rn int, err, rerr error)
 // a chunk after the first.
 func TestDecodeUsageMatchesReader(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	for range 300 {
+	for i := range 600 {
+		packed := i%2 == 0
 		n := 1 + rng.IntN(12)
+		first, prev := rng.IntN(3) > 0, int32(rng.Uint32())
 		b := binary.AppendVarint(nil, int64(int32(rng.Uint32()))>>rng.IntN(32))
 		for k := range n {
+			sims := randUvarint(rng) >> rng.IntN(64)
+			if packed {
+				tag := sims << 1
+				gapped := (k > 0 || !first) && rng.IntN(3) == 0
+				if gapped {
+					tag |= 1
+				}
+				b = binary.AppendUvarint(b, tag)
+				if gapped {
+					b = binary.AppendUvarint(b, randUvarint(rng)>>rng.IntN(64))
+				}
+				b = binary.AppendUvarint(b, randUvarint(rng))
+				continue
+			}
 			if k > 0 {
 				b = binary.AppendUvarint(b, randUvarint(rng)>>rng.IntN(64))
 			}
 			b = binary.AppendUvarint(b, randUvarint(rng))
-			b = binary.AppendUvarint(b, randUvarint(rng)>>rng.IntN(64))
+			b = binary.AppendUvarint(b, sims)
 		}
 		if rng.IntN(2) == 0 { // room for decodeUsage's 8-byte loads
 			b = append(b, make([]byte, rng.IntN(12))...)
 		}
-		first, prev := rng.IntN(3) > 0, int32(rng.Uint32())
 		us, ref := make([]dayUsage, n), make([]dayUsage, n)
 		mutations(b, func(b []byte) {
-			got, err := decodeUsage(us, b, first, prev)
-			want, rerr := refDecodeUsage(ref, b, first, prev)
+			got, err := decodeUsage(us, b, first, prev, packed)
+			want, rerr := refDecodeUsage(ref, b, first, prev, packed)
 			if sameDecode(t, "usage", b, got, want, err, rerr) && !slices.Equal(us, ref) {
-				t.Fatalf("usage of %x: %v, reference %v", b, us, ref)
+				t.Fatalf("usage of %x (packed %v): %v, reference %v", b, packed, us, ref)
 			}
 		})
 	}

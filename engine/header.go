@@ -130,7 +130,7 @@ func headerLen(b []byte) (int, uint64, error) {
 		return 0, 0, errors.New("bad seq")
 	}
 	hn := 1 + n + 1
-	if b[0] >= StateVersion {
+	if hasExt(b[0]) {
 		size, m := binary.Uvarint(b[hn:])
 		if m <= 0 || size > uint64(len(b)-hn-m) {
 			return 0, 0, errTruncated
@@ -146,9 +146,10 @@ func headerLen(b []byte) (int, uint64, error) {
 // state carries the seq of its last decision, so a header written before the
 // base's last full write is stale and ignored). It is the
 // state.Options.MergeHeader of the processor's store. The result is hdr
-// followed by base's body: the body of versions 2 and 3 is the same, so a
-// version 3 header over a version 2 base (stored before an upgrade) is a
-// version 3 state; a version 1 base is decoded and encoded again.
+// followed by base's body when both bodies are laid out alike (sameBody:
+// versions 2 and 3 share one, so a version 3 header over a version 2 base is
+// a version 3 state); a base of another layout (version 1, or 1-3 under a
+// version 4 header: stored before an upgrade) is decoded and encoded again.
 func MergeHeader(dst, base, hdr []byte) ([]byte, error) {
 	bn, bseq, err := headerLen(base)
 	if err != nil {
@@ -168,7 +169,7 @@ func MergeHeader(dst, base, hdr []byte) ([]byte, error) {
 	if hseq <= bseq {
 		return append(dst, base...), nil
 	}
-	if hdr[0] == base[0] || (hasFilters(base[0]) && hasFilters(hdr[0])) {
+	if sameBody(hdr[0], base[0]) {
 		dst = append(dst, hdr...)
 		return append(dst, base[bn:]...), nil
 	}
@@ -201,8 +202,8 @@ func decodeHeader(b []byte) (State, error) {
 	if r.err == nil && s.segs&^AllSegments != 0 {
 		return s, fmt.Errorf("unknown segment bits %#x", byte(s.segs))
 	}
-	s.offersUnknown = v < StateVersion && s.segs != 0
-	if r.err == nil && v >= StateVersion {
+	s.offersUnknown = !hasExt(v) && s.segs != 0
+	if r.err == nil && hasExt(v) {
 		n := r.count(1)
 		if r.err == nil {
 			if err := s.readExt(r.b[:n]); err != nil {

@@ -12,12 +12,14 @@ import (
 // first state is written and written again only by Finish, in its own transaction after every
 // state is durable: an interrupted restore leaves no checkpoint, which the task reads as "restore
 // again". Call DropPartition first if the partition may hold stale states. Not safe for
-// concurrent use.
+// concurrent use. From its first Put to its Finish or Cancel it holds the store's write lock
+// shared: the idle GC does not flush memtables meanwhile (a WriteBatch's commits would fail).
 type Bulk struct {
 	s       *Store
 	p       int32
 	wb      *badger.WriteBatch
 	started bool
+	locked  bool // holds s.wmu shared
 	done    bool
 	err     error
 }
@@ -45,13 +47,24 @@ func (b *Bulk) start() error {
 		b.err = b.s.wrap("bulk restore", b.p, ErrReadOnly)
 		return b.err
 	}
+	b.s.wmu.RLock()
+	b.locked = true
 	if err := b.s.db.Update(func(txn *badger.Txn) error { return txn.Delete(checkpointKey(b.p)) }); err != nil {
 		b.err = b.s.wrap("bulk restore: delete checkpoint of", b.p, err)
+		b.unlock()
 		return b.err
 	}
 	b.wb = b.s.db.NewWriteBatch()
 	b.started = true
 	return nil
+}
+
+// unlock releases the store's write lock once.
+func (b *Bulk) unlock() {
+	if b.locked {
+		b.locked = false
+		b.s.wmu.RUnlock()
+	}
 }
 
 // Put queues one state (nil val deletes the SIREN). val is copied. Errors are sticky.
@@ -62,6 +75,7 @@ func (b *Bulk) Put(siren string, val []byte) error {
 	if err := checkSIREN(b.p, siren); err != nil {
 		return err
 	}
+	b.s.writes.Add(1)
 	key := stateKey(make([]byte, 0, 1+partitionLen+len(siren)), b.p, siren)
 	var err error
 	if val == nil {
@@ -85,9 +99,11 @@ func (b *Bulk) Put(siren string, val []byte) error {
 // Finish flushes the queued states, then commits cp as the partition's checkpoint.
 func (b *Bulk) Finish(cp Checkpoint) error {
 	if err := b.start(); err != nil {
+		b.Cancel() // a Put failed: nothing more is written, and the store's write lock goes
 		return err
 	}
 	b.done = true
+	defer b.unlock()
 	if err := b.wb.Flush(); err != nil {
 		b.err = b.s.wrap("bulk restore: flush states of", b.p, err)
 		return b.err
@@ -108,6 +124,7 @@ func (b *Bulk) Cancel() {
 	if b.wb != nil {
 		b.wb.Cancel()
 	}
+	b.unlock()
 	b.done = true
 	if b.err == nil {
 		b.err = errors.New("state: bulk restore cancelled")

@@ -34,7 +34,7 @@ func (s *Store) SetHoldout(id, fingerprint string) error {
 	if s.opts.ReadOnly {
 		return fmt.Errorf("state: record holdout %q of %q: %w", id, s.opts.Dir, ErrReadOnly)
 	}
-	err := s.db.Update(func(txn *badger.Txn) error {
+	err := s.update(func(txn *badger.Txn) error {
 		return txn.Set(append([]byte{holdoutPrefix}, id...), []byte(fingerprint))
 	})
 	if err != nil {

@@ -108,6 +108,10 @@ type Options struct {
 	// GCInterval is how often the store runs the value-log GC (vlog.go), default
 	// DefaultGCInterval.
 	GCInterval time.Duration
+	// NoIdleGC turns off the GC loop's idle pass (after writes, a whole GCInterval without one:
+	// memtables flushed, files down to a fifth of garbage rewritten). For benchmarks that
+	// measure the store before and after it (they run it with Store.IdleGC).
+	NoIdleGC bool
 
 	// ReadOnly opens the directory for reading (inspection tools, tests). It takes a shared
 	// flock, so several read-only Stores may coexist but none with a writer. Commit, Bulk and

@@ -40,7 +40,7 @@ func (s *Store) SetOwner(group string) error {
 	if s.opts.ReadOnly {
 		return fmt.Errorf("state: record the owner group of %q: %w", s.opts.Dir, ErrReadOnly)
 	}
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(ownerKey, []byte(group)) }); err != nil {
+	if err := s.update(func(txn *badger.Txn) error { return txn.Set(ownerKey, []byte(group)) }); err != nil {
 		return fmt.Errorf("state: record the owner group of %q: %w", s.opts.Dir, err)
 	}
 	return nil

@@ -31,7 +31,7 @@ func (s *Store) SavePlan(p int32, plan []byte) error {
 		return s.wrap("save plan of", p, err)
 	}
 	val := append([]byte(nil), plan...)
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(planKey(p), val) }); err != nil {
+	if err := s.update(func(txn *badger.Txn) error { return txn.Set(planKey(p), val) }); err != nil {
 		return s.wrap("save plan of", p, err)
 	}
 	return nil
@@ -60,7 +60,7 @@ func (s *Store) DropPlan(p int32) error {
 	if s.opts.ReadOnly {
 		return nil
 	}
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(planKey(p)) }); err != nil {
+	if err := s.update(func(txn *badger.Txn) error { return txn.Delete(planKey(p)) }); err != nil {
 		return s.wrap("drop plan of", p, err)
 	}
 	return nil

@@ -41,7 +41,7 @@ func (s *Store) SetReplayIdentity(id string) error {
 	if s.opts.ReadOnly {
 		return fmt.Errorf("state: record the replay identity of %q: %w", s.opts.Dir, ErrReadOnly)
 	}
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(replayKey, []byte(id)) }); err != nil {
+	if err := s.update(func(txn *badger.Txn) error { return txn.Set(replayKey, []byte(id)) }); err != nil {
 		return fmt.Errorf("state: record the replay identity of %q: %w", s.opts.Dir, err)
 	}
 	return nil

@@ -42,6 +42,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/dgraph-io/badger/v4"
@@ -114,6 +115,15 @@ type Store struct {
 	// hold it exclusively (vlog.go).
 	delMu  sync.RWMutex
 	stopGC chan struct{}
+	// gcMu serializes value-log GC passes (the loop's and GCValueLog's).
+	gcMu sync.Mutex
+	// wmu: every write to Badger holds it shared (update, Commit, Bulk, DropPartition); the idle
+	// GC's memtable flush, which makes concurrent writes fail, takes it exclusively, and only
+	// with TryLock (so no writer ever waits on a blocked Lock).
+	wmu sync.RWMutex
+	// writes counts Commits and bulk puts (the GC loop's idle test); idlePasses the idle GC
+	// passes run (vlog.go).
+	writes, idlePasses atomic.Uint64
 	// vread reads values out of the value log with pread (vread.go).
 	vread  *vlogReader
 	gcDone chan struct{}
@@ -184,6 +194,15 @@ func Open(o Options) (*Store, error) {
 		go s.gcLoop(o.GCInterval, s.stopGC, s.gcDone)
 	}
 	return s, nil
+}
+
+// update is db.Update for the store's small writes (plan, owner, holdout, replay identity),
+// holding wmu shared.
+func (s *Store) update(fn func(txn *badger.Txn) error) error {
+	s.wmu.RLock()
+	defer s.wmu.RUnlock()
+	s.writes.Add(1)
+	return s.db.Update(fn)
 }
 
 func badgerMaxBatchSize(memTableSize int64) int64 { return 15 * memTableSize / 100 }
@@ -435,6 +454,9 @@ func (s *Store) Commit(p int32, puts []KV, cp Checkpoint) error {
 	if err := s.checkFreeSpace(); err != nil {
 		return s.wrap("commit", p, err)
 	}
+	s.wmu.RLock()
+	defer s.wmu.RUnlock()
+	s.writes.Add(1)
 	cpVal := encodeCheckpoint(nil, cp)
 	// One buffer for all keys: Badger keeps references to keys and values until the txn ends.
 	n := 0
@@ -534,6 +556,9 @@ func (s *Store) DropPartition(p int32) error {
 	if s.opts.ReadOnly {
 		return s.wrap("drop", p, ErrReadOnly)
 	}
+	s.wmu.RLock()
+	defer s.wmu.RUnlock()
+	s.writes.Add(1)
 	if err := s.db.Update(func(txn *badger.Txn) error {
 		if err := txn.Delete(planKey(p)); err != nil {
 			return err

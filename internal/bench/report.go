@@ -68,12 +68,13 @@ func (r *Result) WriteText(w io.Writer) {
 	}
 	if len(r.Warm) > 0 {
 		fmt.Fprintf(w, "\nwarm: one day of traffic into 90 days of state (full vs the mean of raw before and after, same run)\n")
-		fmt.Fprintf(w, "%9s %10s %11s %11s %8s %9s %15s %9s %22s %28s\n", "SIRENs", "records", "raw/s", "full/s", "vs raw", "CPU s/M", "peak RSS/anon", "B/SIREN", "day change D+2", "first snapshot D+1")
+		fmt.Fprintf(w, "(B/SIREN: busy = after the day and a GC pass at half garbage; idle = after the store's own idle GC pass)\n")
+		fmt.Fprintf(w, "%9s %10s %11s %11s %8s %9s %15s %15s %22s %28s\n", "SIRENs", "records", "raw/s", "full/s", "vs raw", "CPU s/M", "peak RSS/anon", "B/SIREN busy/idle", "day change D+2", "first snapshot D+1")
 		for _, p := range r.Warm {
 			f := p.Full
-			fmt.Fprintf(w, "%9d %10d %11.0f %11.0f %7.0f%% %9.2f %6d/%4d MiB %9.0f %8.2fs %6d chg %9.2fs %6d/%4d MiB\n",
+			fmt.Fprintf(w, "%9d %10d %11.0f %11.0f %7.0f%% %9.2f %6d/%4d MiB %8.0f/%6.0f %8.2fs %6d chg %9.2fs %6d/%4d MiB\n",
 				p.SIRENs, p.Records, (p.Raw.RecordsPerSec+p.RawAfter.RecordsPerSec)/2, f.RecordsPerSec, 100*f.RatioToRaw, f.CPUSecondsPerMillion,
-				f.PeakRSSBytes>>20, f.PeakAnonBytes>>20, p.BytesPerSIREN, p.DaySweep.Seconds, p.DaySweep.Changes,
+				f.PeakRSSBytes>>20, f.PeakAnonBytes>>20, p.BytesPerSIRENBusy, p.BytesPerSIREN, p.DaySweep.Seconds, p.DaySweep.Changes,
 				p.FirstSnapshot.Seconds, p.FirstSnapshot.PeakRSSBytes>>20, p.FirstSnapshot.PeakAnonBytes>>20)
 		}
 	}

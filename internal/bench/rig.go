@@ -55,7 +55,7 @@ func newRig(ctx context.Context, cfg Config, prefix string, n int) (*rig, error)
 	if r.dir, err = os.MkdirTemp(cfg.WorkDir, "sirenstream-bench-scale-"); err != nil {
 		return nil, err
 	}
-	if r.store, err = processor.OpenStore(state.Options{Dir: r.dir, Logger: cfg.Logger}); err != nil {
+	if r.store, err = processor.OpenStore(state.Options{Dir: r.dir, Logger: cfg.Logger, NoIdleGC: true}); err != nil {
 		os.RemoveAll(r.dir)
 		return nil, err
 	}

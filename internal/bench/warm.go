@@ -47,8 +47,19 @@ type WarmPoint struct {
 	// runs the same GC every 10 s while it works; this pass is what it would
 	// do at its next tick).
 	VlogGCFiles int `json:"vlog_gc_files"`
-	// DiskBytes: the Badger directory after Full, its compaction and the
-	// value-log GC (store closed); per SIREN.
+	// DiskBytesBusy: the Badger directory (LSM + value log, store open)
+	// after that GC pass: what a store that keeps taking traffic holds (its
+	// GC rewrites a file once it is half garbage); per SIREN.
+	DiskBytesBusy     int64   `json:"disk_bytes_busy"`
+	BytesPerSIRENBusy float64 `json:"disk_bytes_per_siren_busy"`
+	// IdleGCSeconds, IdleGCFiles: the pass the store's GC loop runs once it
+	// has had no write for a whole interval (state.Store.IdleGC: memtables
+	// flushed, files down to a fifth of garbage rewritten), run here after
+	// DiskBytesBusy was measured (the rig turns the loop's own off).
+	IdleGCSeconds float64 `json:"idle_gc_seconds"`
+	IdleGCFiles   int     `json:"idle_gc_files"`
+	// DiskBytes: the Badger directory after Full, its compaction, the GC pass
+	// and the store's idle pass (store closed); per SIREN.
 	DiskBytes     int64   `json:"disk_bytes"`
 	BytesPerSIREN float64 `json:"disk_bytes_per_siren"`
 }
@@ -163,14 +174,23 @@ func runWarmPoint(ctx context.Context, cfg Config, n int) (WarmPoint, error) {
 	if wp.VlogGCFiles, err = r.store.GCValueLog(); err != nil {
 		return wp, err
 	}
+	lsm, vlog = r.store.Size()
+	wp.DiskBytesBusy = lsm + vlog
+	wp.BytesPerSIRENBusy = float64(wp.DiskBytesBusy) / float64(n)
+	idleStart := time.Now()
+	if wp.IdleGCFiles, err = r.store.IdleGC(); err != nil {
+		return wp, err
+	}
+	wp.IdleGCSeconds = time.Since(idleStart).Seconds()
 	wp.Full.BadgerSizeLSM, wp.Full.BadgerSizeVlog = r.store.Size()
 	if wp.DiskBytes, err = r.closeStore(); err != nil {
 		return wp, err
 	}
 	wp.BytesPerSIREN = float64(wp.DiskBytes) / float64(n)
 	wp.Full.BadgerDiskBytes, wp.Full.BadgerBytesPerSIREN, wp.Full.StoredSIRENs = wp.DiskBytes, wp.BytesPerSIREN, n
-	cfg.Progress("warm %d: raw after %9.0f records/s; full = %.0f%% of raw; Badger %.0f B/SIREN (%.0f before the value-log GC of %d files)", n,
-		wp.RawAfter.RecordsPerSec, 100*wp.Full.RatioToRaw, wp.BytesPerSIREN, float64(wp.DiskBytesBeforeGC)/float64(n), wp.VlogGCFiles)
+	cfg.Progress("warm %d: raw after %9.0f records/s; full = %.0f%% of raw; Badger %.0f B/SIREN after the idle GC (%d files, %.1fs), %.0f busy, %.0f before the value-log GC of %d files", n,
+		wp.RawAfter.RecordsPerSec, 100*wp.Full.RatioToRaw, wp.BytesPerSIREN, wp.IdleGCFiles, wp.IdleGCSeconds, wp.BytesPerSIRENBusy,
+		float64(wp.DiskBytesBeforeGC)/float64(n), wp.VlogGCFiles)
 	return wp, nil
 }
 
