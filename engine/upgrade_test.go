@@ -121,15 +121,21 @@ func TestWriteStateV1Goldens(t *testing.T) {
 	if !*updateV1 {
 		t.Skip("-update-v1 not set")
 	}
-	if StateVersion != 1 {
-		t.Fatalf("StateVersion is %d: v1 goldens come from a v1 build only", StateVersion)
+	writeGoldens(t, 1, v1Path)
+}
+
+// writeGoldens writes the encodings of v1Cases' states to path(name); only a build whose
+// StateVersion is version may write its goldens.
+func writeGoldens(t *testing.T, version byte, path func(string) string) {
+	if StateVersion != version {
+		t.Fatalf("StateVersion is %d: v%d goldens come from a v%d build only", StateVersion, version, version)
 	}
-	if err := os.MkdirAll(filepath.Dir(v1Path("x")), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path("x")), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range v1Cases() {
 		st := feedV1(t, c).State(c.siren)
-		if err := os.WriteFile(v1Path(c.name), st.AppendBinary(nil), 0o644); err != nil {
+		if err := os.WriteFile(path(c.name), st.AppendBinary(nil), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -188,14 +194,17 @@ func TestStateV1GoldensDecode(t *testing.T) {
 	}
 }
 
-func readV1(t *testing.T, name string) []byte {
+func readV1(t *testing.T, name string) []byte { return readGolden(t, v1Path(name), 1) }
+
+// readGolden reads a golden state encoding and checks its version byte.
+func readGolden(t *testing.T, path string, version byte) []byte {
 	t.Helper()
-	b, err := os.ReadFile(v1Path(name))
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b[0] != 1 {
-		t.Fatalf("golden %s has version %d", name, b[0])
+	if b[0] != version {
+		t.Fatalf("golden %s has version %d", path, b[0])
 	}
 	return b
 }

@@ -3,7 +3,6 @@ package engine
 import (
 	"bytes"
 	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 )
@@ -21,31 +20,10 @@ func TestWriteStateV3Goldens(t *testing.T) {
 	if !*updateV3 {
 		t.Skip("-update-v3 not set")
 	}
-	if StateVersion != 3 {
-		t.Fatalf("StateVersion is %d: v3 goldens come from a v3 build only", StateVersion)
-	}
-	if err := os.MkdirAll(filepath.Dir(v3Path("x")), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range v1Cases() {
-		st := feedV1(t, c).State(c.siren)
-		if err := os.WriteFile(v3Path(c.name), st.AppendBinary(nil), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeGoldens(t, 3, v3Path)
 }
 
-func readV3(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(v3Path(name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b[0] != 3 {
-		t.Fatalf("golden %s has version %d", name, b[0])
-	}
-	return b
-}
+func readV3(t *testing.T, name string) []byte { return readGolden(t, v3Path(name), 3) }
 
 // TestStateV3GoldensDecode: every v3 golden decodes to exactly the state
 // the current code builds from the same events (v4 only changed how usage

@@ -106,9 +106,15 @@ func settleCompactions(t *testing.T, s *Store) {
 // checkRound reads every state back and wants round's values.
 func checkRound(t *testing.T, s *Store, n, round int, val []byte) {
 	t.Helper()
+	checkRounds(t, s, n, func(int) int { return round }, val)
+}
+
+// checkRounds reads every state back and wants state j to hold round(j)'s value.
+func checkRounds(t *testing.T, s *Store, n int, round func(j int) int, val []byte) {
+	t.Helper()
 	count := 0
 	if err := s.Scan(0, func(sr string, v []byte) error {
-		want := strconv.Itoa(round) + ":" + strconv.Itoa(count) + ":"
+		want := strconv.Itoa(round(count)) + ":" + strconv.Itoa(count) + ":"
 		if !bytes.HasPrefix(v, []byte(want)) || len(v) != len(want)+len(val) {
 			t.Fatalf("state %s: %q… (%d bytes), want %q…", sr, v[:min(len(v), 16)], len(v), want)
 		}
