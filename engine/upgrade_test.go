@@ -263,10 +263,17 @@ func TestStateV1WideIsCappedByItsNextEvent(t *testing.T) {
 
 // TestMergeHeaderUpgradesAV1Base: a day change's header merged into a v1
 // state still in the store gives the current encoding of the new decision
-// (a v1 body is not a v3 body: the state is decoded and encoded again).
+// (a v1 body is not a v4 body: the state is decoded and encoded again).
 func TestMergeHeaderUpgradesAV1Base(t *testing.T) {
-	b := readV1(t, "normal")
-	st, err := UnmarshalState(mkSIREN(101), b)
+	mergeNewerHeader(t, readV1(t, "normal"), mkSIREN(101))
+}
+
+// mergeNewerHeader decodes the older-version state b, makes a newer decision
+// (seq+1, a segment flipped), merges its header over b and wants the current
+// encoding of the new state; it returns that state.
+func mergeNewerHeader(t *testing.T, b []byte, siren string) *State {
+	t.Helper()
+	st, err := UnmarshalState(siren, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,11 +286,8 @@ func TestMergeHeaderUpgradesAV1Base(t *testing.T) {
 	if got[0] != StateVersion {
 		t.Fatalf("merged version %d", got[0])
 	}
-	back, err := UnmarshalState(st.SIREN, got)
-	if err != nil {
-		t.Fatal(err)
+	if !bytes.Equal(got, st.AppendBinary(nil)) {
+		t.Fatalf("merged version %d state is not the new state", b[0])
 	}
-	if !bytes.Equal(back.AppendBinary(nil), st.AppendBinary(nil)) {
-		t.Fatal("merged v1 state is not the new state")
-	}
+	return st
 }
