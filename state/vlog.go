@@ -19,7 +19,8 @@ import (
 // garbage: every write leaves the previous version in its value-log file until a GC rewrites
 // that file's live entries and deletes it. The store therefore runs the value-log GC itself
 // (gcLoop, every Options.GCInterval, repeated while files are rewritten) for every writer —
-// run, replay and what-if alike.
+// run, replay and what-if alike — and, once per quiet spell, an idle pass that collects down
+// to a fifth of garbage (idlePass).
 //
 // Badger writes and reads value-log files through MAP_SHARED mmaps, so they are resident in
 // the process like tables are (mapped.go) — at 1M SIRENs, gigabytes: a random read of one state
@@ -31,8 +32,10 @@ import (
 //   - an older file is unmapped only when it is deleted, after a GC rewrote it: inside
 //     RunValueLogGC when no iterator is open, else inside the Close of the last open
 //     iterator. The store runs RunValueLogGC only while it holds an iterator open (guard), and
-//     closes every iterator under delMu.RLock (closeIter); a release of value-log pages holds
-//     delMu exclusively. So no value-log file is unmapped while a release advises its pages.
+//     closes every iterator under delMu.RLock (closeIter), including the one the idle pass's
+//     memtable flush (DropPrefix) opens and closes, which it runs under delMu.RLock; a release
+//     of value-log pages holds delMu exclusively. So no value-log file is unmapped while a
+//     release advises its pages.
 
 // DefaultGCInterval is how often the store looks for value-log files to collect.
 const DefaultGCInterval = 10 * time.Second
