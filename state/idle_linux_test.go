@@ -129,47 +129,41 @@ func TestFlushNeverFailsAWrite(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
-	wg.Add(2)
-	go func() { // commits to partition 0
-		defer wg.Done()
-		for r := 0; ; r++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if r%8 == 0 {
-				time.Sleep(time.Millisecond) // room for the flushes' TryLock
-			}
-			puts := []KV{{SIREN: siren(r % 500), Value: append([]byte(strconv.Itoa(r)), val...)}}
-			if err := s.Commit(0, puts, Checkpoint{Offsets: map[string]int64{"usage": int64(r)}}); err != nil {
-				errs <- err
-				return
-			}
-		}
-	}()
-	go func() { // bulk restores of partition 1
-		defer wg.Done()
-		for r := 0; ; r++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			b := s.BulkWriter(1)
-			for i := 0; i < 200; i++ {
-				if err := b.Put(siren(1000+i), val); err != nil {
+	// writer runs round(r) for r = 0, 1, … until stop closes or a round fails.
+	writer := func(round func(r int) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := 0; ; r++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := round(r); err != nil {
 					errs <- err
 					return
 				}
 			}
-			if err := b.Finish(Checkpoint{Offsets: map[string]int64{"usage": int64(r)}}); err != nil {
-				errs <- err
-				return
-			}
-			time.Sleep(time.Millisecond)
+		}()
+	}
+	writer(func(r int) error { // commits to partition 0
+		if r%8 == 0 {
+			time.Sleep(time.Millisecond) // room for the flushes' TryLock
 		}
-	}()
+		puts := []KV{{SIREN: siren(r % 500), Value: append([]byte(strconv.Itoa(r)), val...)}}
+		return s.Commit(0, puts, Checkpoint{Offsets: map[string]int64{"usage": int64(r)}})
+	})
+	writer(func(r int) error { // bulk restores of partition 1
+		defer time.Sleep(time.Millisecond)
+		b := s.BulkWriter(1)
+		for i := 0; i < 200; i++ {
+			if err := b.Put(siren(1000+i), val); err != nil {
+				return err
+			}
+		}
+		return b.Finish(Checkpoint{Offsets: map[string]int64{"usage": int64(r)}})
+	})
 	flushes := 0
 	for start := time.Now(); flushes < 20 && time.Since(start) < 5*time.Minute; time.Sleep(time.Millisecond) {
 		ok, err := s.flushMemtables()
