@@ -50,12 +50,13 @@ and 1M SIRENs. By default the embedded broker runs as a child process
 	memProfile := fs.String("memprofile", "", "write a heap profile at the end to this file")
 	workDir := fs.String("work-dir", "", "directory for the temporary Badger stores (default: the system temp dir)")
 	logLevel := fs.String("log-level", "error", "log level of the processor")
-	memLimit := fs.String("memory-limit", "auto", memoryLimitHelp)
+	var heap heapFlags
+	heap.register(fs)
 	fs.String("config", "", "YAML config file; keys are these flag names")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
-	if _, _, err := applyMemoryLimit(*memLimit); err != nil {
+	if _, err := heap.apply(); err != nil {
 		return usageErr("%v", err)
 	}
 	log, err := newLogger("console", *logLevel, stderr)

@@ -37,11 +37,12 @@ companies per segment, examples with their reasons and offers, events/s.`, stdou
 	stateDir := fs.String("state-dir", "", "Badger directory (default: a temporary directory, removed at exit)")
 	logLevel := fs.String("log-level", "warn", "log level of the processor")
 	outcomes := fs.Int("outcome-sirens", 3000, "companies of the planted-effects cohort written before the history (offer responses and contract events, see generate --outcomes); 0: none")
-	memLimit := fs.String("memory-limit", "auto", memoryLimitHelp)
+	var heap heapFlags
+	heap.register(fs)
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
-	if _, _, err := applyMemoryLimit(*memLimit); err != nil {
+	if _, err := heap.apply(); err != nil {
 		return usageErr("%v", err)
 	}
 	log, err := newLogger("console", *logLevel, stderr)

@@ -52,3 +52,35 @@ func TestResolveMemoryLimit(t *testing.T) {
 		t.Errorf("size 0: %v", err)
 	}
 }
+
+func TestResolveGCPercent(t *testing.T) {
+	for _, c := range []struct {
+		name, flag, env string
+		limit           int64
+		want            int
+		from            string
+	}{
+		{"auto under a limit", "auto", "", 768 << 20, autoGCPercent, "auto (under"},
+		{"auto without a limit", "auto", "", 0, 100, "auto (Go's default"},
+		{"auto: env", "auto", "150", 768 << 20, 150, "GOGC"},
+		{"auto: env off", "", "off", 768 << 20, -1, "GOGC"},
+		{"explicit", "50", "150", 0, 50, "--gc-percent"},
+		{"off under a limit", "off", "", 1 << 30, -1, "--gc-percent off"},
+	} {
+		got, from, err := resolveGCPercent(c.flag, c.env, c.limit)
+		if err != nil || got != c.want || !strings.HasPrefix(from, c.from) {
+			t.Errorf("%s: %d from %q, %v; want %d from %q…", c.name, got, from, err, c.want, c.from)
+		}
+	}
+	for _, bad := range []string{"lots", "0", "-5", "1.5"} {
+		if _, _, err := resolveGCPercent(bad, "", 1<<30); err == nil || !strings.Contains(err.Error(), "--gc-percent") {
+			t.Errorf("--gc-percent %q: %v, want an error naming the flag", bad, err)
+		}
+	}
+	if _, _, err := resolveGCPercent("off", "", 0); err == nil || !strings.Contains(err.Error(), "soft limit") {
+		t.Errorf("--gc-percent off without a limit: %v, want an error", err)
+	}
+	if _, _, err := resolveGCPercent("auto", "lots", 0); err == nil || !strings.Contains(err.Error(), "GOGC") {
+		t.Errorf("GOGC lots: %v", err)
+	}
+}

@@ -45,7 +45,7 @@ type procFlags struct {
 	lateness       time.Duration
 	usageDays      int
 	cacheSIRENs    int
-	memoryLimit    string
+	heap           heapFlags
 	topics         processor.Topics
 	outcomes       outcomeFlags
 }
@@ -68,7 +68,7 @@ func (f *procFlags) register(fs *flag.FlagSet, defaultLog string) {
 	fs.DurationVar(&f.lateness, "allowed-lateness", time.Duration(engine.DefaultAllowedLatenessMs)*time.Millisecond, "records older than stream time minus this are late (dead-lettered)")
 	fs.IntVar(&f.usageDays, "usage-days", engine.DefaultUsageDays, "days of daily usage buckets kept per SIREN")
 	fs.IntVar(&f.cacheSIRENs, "cache-sirens", processor.DefaultCacheSIRENs, "decoded SIREN states kept in memory per partition")
-	fs.StringVar(&f.memoryLimit, "memory-limit", "auto", memoryLimitHelp)
+	f.heap.register(fs)
 	for _, d := range topology.Define().All() {
 		fs.StringVar(d.Ptr(&f.topics), d.Flag, d.Default, d.Help)
 	}
@@ -136,11 +136,12 @@ func (f *procFlags) build(stderr io.Writer) (*components, error) {
 		return nil, prefixOnce("codec", err)
 	}
 	// After every flag was checked: a usage error stays one line.
-	limit, src, err := applyMemoryLimit(f.memoryLimit)
+	hs, err := f.heap.apply()
 	if err != nil {
 		return nil, usageErr("%v", err)
 	}
-	log.Info("Go heap soft limit (--memory-limit)", zap.Int64("bytes", limit), zap.String("from", src))
+	log.Info("Go heap soft limit (--memory-limit)", zap.Int64("bytes", hs.limit), zap.String("from", hs.limitFrom),
+		zap.Int("gc_percent", hs.gcPercent), zap.String("gc_percent_from", hs.gcFrom))
 	// An existing state directory is opened first (a locked or damaged one
 	// fails at once); a new one only after beforeStore succeeded.
 	_, statErr := os.Stat(f.stateDir)

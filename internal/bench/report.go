@@ -77,5 +77,11 @@ func (r *Result) WriteText(w io.Writer) {
 				f.PeakRSSBytes>>20, f.PeakAnonBytes>>20, p.BytesPerSIRENBusy, p.BytesPerSIREN, p.DaySweep.Seconds, p.DaySweep.Changes,
 				p.FirstSnapshot.Seconds, p.FirstSnapshot.PeakRSSBytes>>20, p.FirstSnapshot.PeakAnonBytes>>20)
 		}
+		fmt.Fprintf(w, "floors (raw + a read of the record's state per record; + its decoding), same run:\n")
+		for _, p := range r.Warm {
+			fmt.Fprintf(w, "%9d %10s %11s %11.0f %7.1f%% %9.2f   read + decode: %.0f/s %.1f%% %.2f CPU s/M\n", p.SIRENs, "", "",
+				p.FloorRead.RecordsPerSec, 100*p.FloorRead.RatioToRaw, p.FloorRead.CPUSecondsPerMillion,
+				p.FloorDecode.RecordsPerSec, 100*p.FloorDecode.RatioToRaw, p.FloorDecode.CPUSecondsPerMillion)
+		}
 	}
 }

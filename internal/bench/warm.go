@@ -36,6 +36,12 @@ type WarmPoint struct {
 	Raw      StageResult `json:"raw"`
 	Full     StageResult `json:"full"`
 	RawAfter StageResult `json:"raw_after"`
+	// FloorRead, FloorDecode: the same topics consumed with, per record, a
+	// read of its state (and its decoding): what any design that reads a
+	// SIREN's state per record cannot beat here (floor.go). RatioToRaw is to
+	// the same mean as Full's.
+	FloorRead   StageResult `json:"floor_read"`
+	FloorDecode StageResult `json:"floor_read_decode"`
 	// DaySweep: the day change at the end of the day's traffic, inside Full.
 	DaySweep Sweep `json:"day_sweep"`
 	// CompactionAfterSeconds: Badger's compaction after Full returned.
@@ -168,6 +174,24 @@ func runWarmPoint(ctx context.Context, cfg Config, n int) (WarmPoint, error) {
 	}
 	if wp.CompactionAfterSeconds, err = settleDuration(ctx, r); err != nil {
 		return wp, err
+	}
+	// The floors once the day's compaction is done (they only read), after
+	// an untimed read pass like raw's warm-up (Badger's caches of table
+	// indexes and filters, the page cache).
+	if _, err := runFloor(ctx, cfg, in, r.store, false); err != nil {
+		return wp, err
+	}
+	for _, f := range []struct {
+		res    *StageResult
+		decode bool
+	}{{&wp.FloorRead, false}, {&wp.FloorDecode, true}} {
+		if *f.res, err = runFloor(ctx, cfg, in, r.store, f.decode); err != nil {
+			return wp, err
+		}
+		if raw := (wp.Raw.RecordsPerSec + wp.RawAfter.RecordsPerSec) / 2; raw > 0 {
+			f.res.RatioToRaw = f.res.RecordsPerSec / raw
+		}
+		cfg.Progress("warm %d: %s %9.0f records/s  %5.2f CPU s/M = %.1f%% of raw", n, f.res.Name, f.res.RecordsPerSec, f.res.CPUSecondsPerMillion, 100*f.res.RatioToRaw)
 	}
 	lsm, vlog := r.store.Size()
 	wp.DiskBytesBeforeGC = lsm + vlog
