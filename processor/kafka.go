@@ -5,6 +5,7 @@ package processor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -64,9 +65,46 @@ func newClient(k Kafka, timeout time.Duration) *kafka.Client {
 	return &kafka.Client{Addr: kafka.TCP(k.Brokers...), Timeout: timeout, Transport: k.transport()}
 }
 
-// newWriter is the outputs' writer: acks=all, murmur2 keys, one short-lived
-// batch per commit, batches of at most batchBytes (recordLimits.output).
-func newWriter(k Kafka, log *zap.Logger, batchBytes int) *kafka.Writer {
+// Message counts per partition batch of the outputs' writers. kafka-go
+// allocates a batch's message array at its writer's BatchSize whatever the
+// batch then holds (~150 B a message: 750 KB at 5,000), so a live task that
+// commits a few outputs every few milliseconds allocated most of the
+// process's garbage in those arrays (BENCHMARKS.md round 13). A replay's
+// batches hold thousands of outputs per partition, and a bigger batch is
+// fewer requests.
+const (
+	smallBatchSize = 128
+	largeBatchSize = 5000
+)
+
+// outputWriter writes a task's outputs: through a writer of small batches
+// when the whole write fits in one of them, else through one of large
+// batches. Each write goes through one writer and returns once
+// acknowledged, so the order of a task's outputs holds across writers.
+type outputWriter struct{ small, large *kafka.Writer }
+
+// newOutputWriter is the outputs' writer (see newWriter).
+func newOutputWriter(k Kafka, log *zap.Logger, batchBytes int) *outputWriter {
+	return &outputWriter{small: newWriter(k, log, batchBytes, smallBatchSize), large: newWriter(k, log, batchBytes, largeBatchSize)}
+}
+
+// WriteMessages writes msgs, in order, and waits for their acknowledgement.
+func (w *outputWriter) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
+	if len(msgs) <= smallBatchSize {
+		return w.small.WriteMessages(ctx, msgs...)
+	}
+	return w.large.WriteMessages(ctx, msgs...)
+}
+
+// Close closes both writers.
+func (w *outputWriter) Close() error {
+	return errors.Join(w.small.Close(), w.large.Close())
+}
+
+// newWriter is an output writer: acks=all, murmur2 keys, one short-lived
+// batch per commit, batches of at most batchSize messages and batchBytes
+// (recordLimits.output).
+func newWriter(k Kafka, log *zap.Logger, batchBytes, batchSize int) *kafka.Writer {
 	return &kafka.Writer{
 		Addr: kafka.TCP(k.Brokers...),
 		// Java-compatible key partitioning; Consistent hashes a nil key too
@@ -76,7 +114,7 @@ func newWriter(k Kafka, log *zap.Logger, batchBytes int) *kafka.Writer {
 		// kafka-go's default BatchTimeout is 1s; a task writes a whole commit
 		// batch at once and waits, so a short timeout only cuts latency.
 		BatchTimeout: 2 * time.Millisecond,
-		BatchSize:    5000,
+		BatchSize:    batchSize,
 		// One batch per partition per request: within the smallest output
 		// topic's max.message.bytes, read at start. The writer refuses a
 		// single message above it (dead letters are cut to fit it).

@@ -107,7 +107,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		changelog = p.cfg.Topics.Changelog
 	}
 	limits := readRecordLimits(ctx, p.client, rt, changelog, p.log)
-	writer := newWriter(p.cfg.Kafka, p.log, limits.output)
+	writer := newOutputWriter(p.cfg.Kafka, p.log, limits.output)
 	defer writer.Close()
 
 	inputs := p.cfg.Topics.Inputs()
@@ -133,7 +133,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	p.logPreviousMembers(ctx)
 
 	if p.cfg.IdleTickInterval > 0 {
-		tw := newWriter(p.cfg.Kafka, p.log, limits.output)
+		tw := newWriter(p.cfg.Kafka, p.log, limits.output, smallBatchSize)
 		tw.Balancer = partitionBalancer{}
 		defer tw.Close()
 		tk := &ticker{interval: p.cfg.IdleTickInterval, lag: p.cfg.IdleTickLag, topic: p.cfg.Topics.Ticks,

@@ -118,7 +118,7 @@ func (p *Processor) Replay(ctx context.Context, ro ReplayOptions) error {
 	limits := recordLimits{}.withDefaults() // what-if: sized as for Kafka's defaults
 	if writer == nil {
 		limits = readRecordLimits(ctx, p.client, rt, "", p.log)
-		kw := newWriter(p.cfg.Kafka, p.log, limits.output)
+		kw := newOutputWriter(p.cfg.Kafka, p.log, limits.output)
 		defer kw.Close()
 		writer = kw
 	}

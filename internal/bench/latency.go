@@ -147,6 +147,11 @@ func RunLatency(ctx context.Context, cfg Config, lc LatencyConfig) (*Latency, er
 	defer func() { stopReaders(); rwg.Wait() }()
 
 	w := load.Writer(cfg.Brokers, processor.Transport(k))
+	// A write every 5 ms of a few dozen records: kafka-go allocates every
+	// partition batch at BatchSize messages, and this harness's garbage at
+	// load.Writer's 5,000 (~500 MB/s) would be collected by the processor
+	// under test, in the same process.
+	w.BatchSize = 64
 	defer w.Close()
 	bg := make([]string, max(cfg.SIRENs, 1))
 	for i := range bg {
