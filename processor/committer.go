@@ -164,17 +164,8 @@ func (c *committer) recordsFull() bool {
 	return c.uncommitted >= c.cad.catchUpRecords || c.backlog() < int64(c.cad.records)
 }
 
-// maxBatchOutputs ends a batch by its outputs: a replay's batch otherwise
-// spans whole partitions (CatchUpCommitRecords), and its outputs array (a
-// siren-daily record per SIREN per day) grew by doubling to hundreds of
-// thousands of messages, ~150 B each, allocated anew by every replay
-// (BENCHMARKS.md round 13). Batches of at most this many outputs reuse two
-// arrays of ~10 MB (spare).
-const maxBatchOutputs = 1 << 16
-
 // full keeps one commit well inside Badger's transaction limits (bytes and
-// entries): half of each, since estimates are approximate; and ends a batch
-// at maxBatchOutputs outputs.
+// entries): half of each, since estimates are approximate.
 func (c *committer) full() bool {
 	// Entries of the batch in flight stay dirty until it is durable; they
 	// are not part of the next transaction unless touched again, so the
@@ -184,7 +175,7 @@ func (c *committer) full() bool {
 	// batch folded back — never exceed the full limit.
 	maxN, maxB := c.cad.maxEntries, c.cad.maxBytes
 	n, b := c.states.Unencoded()
-	return len(c.outputs) >= maxBatchOutputs || n >= maxN/2 || b >= maxB/2 ||
+	return n >= maxN/2 || b >= maxB/2 ||
 		c.states.DirtyCount() >= maxN || c.states.DirtyBytesEstimate() >= maxB
 }
 
