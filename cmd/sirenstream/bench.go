@@ -41,7 +41,7 @@ and 1M SIRENs. By default the embedded broker runs as a child process
 	scale := fs.Bool("scale", false, "also run the scale test (takes minutes)")
 	scaleSizes := fs.String("scale-sizes", "10000,100000,1000000", "SIREN counts of the scale test")
 	sirenDaily := fs.Bool("siren-daily", true, "the full stage writes siren-daily, as run does by default (one record per SIREN per day change); false measures without it")
-	warm := fs.Bool("warm", false, "also run the warm test: one day of traffic (1–5 records per SIREN, all topics) into a store holding 90 days of state (takes minutes)")
+	warm := fs.Bool("warm", false, "also run the warm test: one day of traffic (1–5 records per SIREN, all topics) into a store holding 90 days of state, then its floors: raw + a read of each record's state, + its decoding (takes minutes)")
 	warmSizes := fs.String("warm-sizes", "100000,1000000", "SIREN counts of the warm test")
 	broker := fs.String("broker", "child", "child: embedded broker in a child process; inproc: in this process; or host:port of a running broker")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
