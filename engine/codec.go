@@ -178,7 +178,37 @@ const (
 //	dedup filters: n {from v, to-from uv, ids uv, ones uv,
 //	                  ones < sparseMax ? ones × bit gap uv : 2048 words LE}
 func (s *State) AppendBinary(dst []byte) []byte {
-	dst = s.AppendHeader(dst)
+	return s.appendBinary(dst, StateVersion)
+}
+
+// MinWriteVersion is the oldest state version this build can write
+// (AppendBinaryVersion): version 3, which the builds before version 4 read,
+// so that a group can be upgraded one instance at a time (see
+// CheckWriteVersion).
+const MinWriteVersion = stateVersion3
+
+// CheckWriteVersion says whether this build can write states of version v:
+// StateVersion, or MinWriteVersion for a rolling upgrade from a build that
+// reads no later version.
+func CheckWriteVersion(v int) error {
+	if v < MinWriteVersion || v > StateVersion {
+		return fmt.Errorf("state version %d: this build writes version %d, or %d for a rolling upgrade from an older build", v, StateVersion, MinWriteVersion)
+	}
+	return nil
+}
+
+// AppendBinaryVersion is AppendBinary in the schema of version v (checked
+// by CheckWriteVersion; another v panics): the same state, the same bytes
+// as a build whose StateVersion is v writes.
+func (s *State) AppendBinaryVersion(dst []byte, v byte) []byte {
+	if CheckWriteVersion(int(v)) != nil {
+		panic(fmt.Sprintf("engine: cannot write state version %d", v))
+	}
+	return s.appendBinary(dst, v)
+}
+
+func (s *State) appendBinary(dst []byte, v byte) []byte {
+	dst = s.appendHeader(dst, v)
 	var flags byte
 	if s.hasUsage {
 		flags |= flagUsage
@@ -194,7 +224,13 @@ func (s *State) AppendBinary(dst []byte) []byte {
 		dst = binary.AppendVarint(dst, int64(s.firstUsageDay))
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(s.usage)))
+	if !packedUsage(v) {
+		dst = s.appendUsageV3(dst)
+	}
 	for i, u := range s.usage {
+		if !packedUsage(v) {
+			break
+		}
 		// tag = (sims+1)<<1 | gapped; a gapped bucket is followed by its gap - 1
 		// (the days between it and the bucket before, at least one).
 		tag := uint64(u.sims+1) << 1
@@ -262,6 +298,20 @@ func (s *State) AppendBinary(dst []byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(s.ids.filters)))
 	for i := range s.ids.filters {
 		dst = s.ids.filters[i].appendBinary(dst)
+	}
+	return dst
+}
+
+// appendUsageV3 appends the usage buckets in the layout of versions 1-3.
+func (s *State) appendUsageV3(dst []byte) []byte {
+	for i, u := range s.usage {
+		if i == 0 {
+			dst = binary.AppendVarint(dst, int64(u.day))
+		} else {
+			dst = binary.AppendUvarint(dst, uint64(u.day-s.usage[i-1].day-1))
+		}
+		dst = binary.AppendUvarint(dst, uint64(u.bytes))
+		dst = binary.AppendUvarint(dst, uint64(u.sims+1))
 	}
 	return dst
 }

@@ -92,8 +92,19 @@ func (s *State) readExt(b []byte) error {
 // the body alone writes this header alone (a few bytes instead of the ~1 KB
 // state); MergeHeader puts it back in front of the stored body on every
 // read, so what a reader sees is exactly AppendBinary of the new state.
-func (s *State) AppendHeader(dst []byte) []byte {
-	dst = append(dst, StateVersion)
+func (s *State) AppendHeader(dst []byte) []byte { return s.appendHeader(dst, StateVersion) }
+
+// AppendHeaderVersion is AppendHeader in the schema of version v (see
+// AppendBinaryVersion).
+func (s *State) AppendHeaderVersion(dst []byte, v byte) []byte {
+	if CheckWriteVersion(int(v)) != nil {
+		panic(fmt.Sprintf("engine: cannot write state version %d", v))
+	}
+	return s.appendHeader(dst, v)
+}
+
+func (s *State) appendHeader(dst []byte, v byte) []byte {
+	dst = append(dst, v)
 	dst = binary.AppendUvarint(dst, uint64(s.seq))
 	dst = append(dst, byte(s.segs))
 	// The extension is a few bytes: encode it after a one-byte length and
@@ -149,7 +160,9 @@ func headerLen(b []byte) (int, uint64, error) {
 // followed by base's body when both bodies are laid out alike (sameBody:
 // versions 2 and 3 share one, so a version 3 header over a version 2 base is
 // a version 3 state); a base of another layout (version 1, or 1-3 under a
-// version 4 header: stored before an upgrade) is decoded and encoded again.
+// version 4 header: stored before an upgrade; version 4 under a version 3
+// header: a rolling upgrade's, CheckWriteVersion) is decoded and encoded
+// again, in the header's version when this build writes it.
 func MergeHeader(dst, base, hdr []byte) ([]byte, error) {
 	bn, bseq, err := headerLen(base)
 	if err != nil {
@@ -173,15 +186,20 @@ func MergeHeader(dst, base, hdr []byte) ([]byte, error) {
 		dst = append(dst, hdr...)
 		return append(dst, base[bn:]...), nil
 	}
-	if base[0] > hdr[0] {
-		return dst, fmt.Errorf("engine: state header: version %d header over a version %d state", hdr[0], base[0])
-	}
 	st, err := unmarshalState("", base)
 	if err != nil {
 		return dst, fmt.Errorf("engine: state: %w", err)
 	}
 	st.copyHeader(&h)
-	return st.AppendBinary(dst), nil
+	// In the header's version when this build can write it: a build writing
+	// version 3 for a rolling upgrade (CheckWriteVersion) must not turn a
+	// state into one its older peers cannot read, even over a version 4
+	// base. An older header (version 1 or 2) gives the current version.
+	v := byte(StateVersion)
+	if CheckWriteVersion(int(hdr[0])) == nil {
+		v = hdr[0]
+	}
+	return st.appendBinary(dst, v), nil
 }
 
 // copyHeader sets st's header fields (seq, segments, extension) to h's.

@@ -65,3 +65,58 @@ func TestMergeHeaderUpgradesAV3Base(t *testing.T) {
 		t.Fatalf("stale header over a v3 base: %v", err)
 	}
 }
+
+// TestWriteV3IsWhatTheV3BuildWrote: a state written as version 3 (a rolling
+// upgrade, CheckWriteVersion) is byte for byte what the v3 build wrote from
+// the same events, so an instance still on that build reads it.
+func TestWriteV3IsWhatTheV3BuildWrote(t *testing.T) {
+	for _, c := range v1Cases() {
+		t.Run(c.name, func(t *testing.T) {
+			cur := feedV1(t, c).State(c.siren)
+			if got, want := cur.AppendBinaryVersion(nil, 3), readV3(t, c.name); !bytes.Equal(got, want) {
+				t.Fatalf("version 3 encoding: %d bytes, the v3 build wrote %d", len(got), len(want))
+			}
+			if got, want := cur.AppendBinaryVersion(nil, StateVersion), cur.AppendBinary(nil); !bytes.Equal(got, want) {
+				t.Fatal("AppendBinaryVersion(StateVersion) differs from AppendBinary")
+			}
+			h := cur.AppendHeaderVersion(nil, 3)
+			if n, _, err := headerLen(h); err != nil || n != len(h) || h[0] != 3 {
+				t.Fatalf("version 3 header: %v", err)
+			}
+		})
+	}
+}
+
+// TestMergeAV3HeaderKeepsVersion3: a header written as version 3 over a
+// stored state gives a version 3 state, whatever the base's version (a v4
+// base: an instance upgraded before the others), with the header's
+// decision; a v4 header over a v3 base still gives version 4.
+func TestMergeAV3HeaderKeepsVersion3(t *testing.T) {
+	for _, c := range v1Cases() {
+		t.Run(c.name, func(t *testing.T) {
+			cur := feedV1(t, c).State(c.siren)
+			next := *cur
+			next.seq++
+			next.segs ^= MultiSite
+			want := next.AppendBinaryVersion(nil, 3)
+			for _, base := range [][]byte{cur.AppendBinary(nil), cur.AppendBinaryVersion(nil, 3)} {
+				got, err := MergeHeader(nil, base, next.AppendHeaderVersion(nil, 3))
+				if err != nil || !bytes.Equal(got, want) {
+					t.Fatalf("v3 header over a v%d base: %v (%d bytes, want %d)", base[0], err, len(got), len(want))
+				}
+			}
+			got, err := MergeHeader(nil, cur.AppendBinaryVersion(nil, 3), next.AppendHeader(nil))
+			if err != nil || !bytes.Equal(got, next.AppendBinary(nil)) {
+				t.Fatalf("v4 header over a v3 base: %v", err)
+			}
+		})
+	}
+}
+
+func TestCheckWriteVersion(t *testing.T) {
+	for v, ok := range map[int]bool{1: false, 2: false, 3: true, 4: true, 5: false} {
+		if err := CheckWriteVersion(v); (err == nil) != ok {
+			t.Errorf("CheckWriteVersion(%d) = %v, want ok %v", v, err, ok)
+		}
+	}
+}

@@ -26,6 +26,18 @@ func restoreStats(p *processor.Processor) (sirens, records int64, full int) {
 	return
 }
 
+// headerKeyCut returns seeded data (200 SIRENs, 70 days) and a cut: the part
+// before it ends 30 records into 2026-02-11, whose day change (on this data)
+// changes a segment, so the last writes of an instance that stops there
+// include a sweep's header key.
+func headerKeyCut(t *testing.T) ([]kafka.Message, int) {
+	all := testkit.Generated(t, gen.Config{SIRENs: 200, Days: 70, Seed: 5})
+	half := 0
+	for cut := time.Date(2026, 2, 11, 0, 0, 0, 0, time.UTC); all[half].Time.Before(cut); half++ {
+	}
+	return all, half + 30
+}
+
 // TestRestoreFromChangelog: an instance's state directory is deleted; the
 // restarted instance rebuilds every partition from the changelog alone and
 // its state (states, input offsets, task meta) equals the original. Then a
@@ -38,14 +50,7 @@ func TestRestoreFromChangelog(t *testing.T) {
 	const parts = 3
 	_, brokers := testkit.Cluster(t, parts)
 	testkit.CreateTopics(t, brokers, parts)
-	all := testkit.Generated(t, gen.Config{SIRENs: 200, Days: 70, Seed: 5})
-	// The first part ends 30 records into 2026-02-11, whose day change (on
-	// this seeded data) changes a segment: the first instance's last writes
-	// include a sweep's header key.
-	half := 0
-	for cut := time.Date(2026, 2, 11, 0, 0, 0, 0, time.UTC); all[half].Time.Before(cut); half++ {
-	}
-	half += 30
+	all, half := headerKeyCut(t)
 	testkit.Produce(t, brokers, all[:half]...)
 	config := func(dir string) processor.Config {
 		cfg := testkit.Config(t, brokers, dir)

@@ -12,14 +12,25 @@ import (
 	"github.com/sirenstream/sirenstream/engine"
 )
 
-// stateCodec adapts engine.State to the state cache.
-type stateCodec struct{}
+// stateCodec adapts engine.State to the state cache. It writes states of
+// version (0: engine.StateVersion; see Config.StateVersion).
+type stateCodec struct{ version byte }
 
-func (stateCodec) Marshal(dst []byte, v *engine.State) []byte { return v.AppendBinary(dst) }
+func (c stateCodec) Marshal(dst []byte, v *engine.State) []byte {
+	if c.version == 0 {
+		return v.AppendBinary(dst)
+	}
+	return v.AppendBinaryVersion(dst, c.version)
+}
 
 // MarshalHeader makes stateCodec a state.HeaderCodec: a day change's new
 // decision is written as its header alone (see engine.MergeHeader).
-func (stateCodec) MarshalHeader(dst []byte, v *engine.State) []byte { return v.AppendHeader(dst) }
+func (c stateCodec) MarshalHeader(dst []byte, v *engine.State) []byte {
+	if c.version == 0 {
+		return v.AppendHeader(dst)
+	}
+	return v.AppendHeaderVersion(dst, c.version)
+}
 func (stateCodec) Unmarshal(siren string, b []byte) (*engine.State, error) {
 	return engine.UnmarshalState(siren, b)
 }

@@ -104,6 +104,11 @@ type Config struct {
 	// per stream day: as many records a day as the population; the topic is
 	// still created). Outcomes and uplift do not depend on it.
 	NoSirenDaily bool
+	// StateVersion is the version of the states this processor writes
+	// (engine.CheckWriteVersion): 0 or engine.StateVersion, or
+	// engine.MinWriteVersion while a group is upgraded one instance at a
+	// time from a build that reads no later version (README: Upgrades).
+	StateVersion int
 
 	Logger *zap.Logger
 	Codec  *schemas.Codec // required
@@ -236,6 +241,9 @@ func (c *Config) setDefaults() {
 	if c.CacheBytes == 0 {
 		c.CacheBytes = DefaultCacheBytes
 	}
+	if c.StateVersion == 0 {
+		c.StateVersion = engine.StateVersion
+	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
@@ -257,6 +265,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Partitions < 0 {
 		return fmt.Errorf("processor: Partitions %d < 0", c.Partitions)
+	}
+	if c.StateVersion != 0 {
+		if err := engine.CheckWriteVersion(c.StateVersion); err != nil {
+			return fmt.Errorf("processor: StateVersion: %w", err)
+		}
 	}
 	if c.CommitRecords < 0 || c.CommitInterval < 0 || c.CatchUpCommitRecords < 0 {
 		return errors.New("processor: CommitRecords, CatchUpCommitRecords and CommitInterval must be >= 0")

@@ -99,7 +99,7 @@ func newTask(cfg *Config, opt taskOptions, writer MessageWriter) *task {
 			group:    cfg.Group, legacyWarn: cfg.legacyWarn,
 		}
 	}
-	t.cache = state.NewCache[*engine.State](cfg.Store, p, stateCodec{}, cfg.CacheSIRENs)
+	t.cache = state.NewCache[*engine.State](cfg.Store, p, stateCodec{version: byte(cfg.StateVersion)}, cfg.CacheSIRENs)
 	t.cache.SetEncodeFull(t.changelog != nil) // the changelog carries whole states
 	t.cache.SetMaxBytes(cfg.CacheBytes)
 	t.com = committer{

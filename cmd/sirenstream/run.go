@@ -46,6 +46,7 @@ type procFlags struct {
 	usageDays      int
 	cacheSIRENs    int
 	heap           heapFlags
+	stateVersion   int
 	topics         processor.Topics
 	outcomes       outcomeFlags
 }
@@ -69,6 +70,7 @@ func (f *procFlags) register(fs *flag.FlagSet, defaultLog string) {
 	fs.IntVar(&f.usageDays, "usage-days", engine.DefaultUsageDays, "days of daily usage buckets kept per SIREN")
 	fs.IntVar(&f.cacheSIRENs, "cache-sirens", processor.DefaultCacheSIRENs, "decoded SIREN states kept in memory per partition")
 	f.heap.register(fs)
+	fs.IntVar(&f.stateVersion, "state-version", engine.StateVersion, fmt.Sprintf("version of the SIREN states written: %d, or %d while a group is upgraded one instance at a time from a build that writes version %d (it cannot read version %d); restart every instance without this flag once all run this build (README: Upgrades)", engine.StateVersion, engine.MinWriteVersion, engine.MinWriteVersion, engine.StateVersion))
 	for _, d := range topology.Define().All() {
 		fs.StringVar(d.Ptr(&f.topics), d.Flag, d.Default, d.Help)
 	}
@@ -116,6 +118,9 @@ func (f *procFlags) build(stderr io.Writer) (*components, error) {
 	if err := f.outcomes.validate(); err != nil {
 		return nil, usageErr("%s", err)
 	}
+	if err := engine.CheckWriteVersion(f.stateVersion); err != nil {
+		return nil, usageErr("--state-version: %v", err)
+	}
 	c.rules = engine.DefaultRules()
 	if f.rules != "" {
 		b, err := os.ReadFile(f.rules)
@@ -142,6 +147,10 @@ func (f *procFlags) build(stderr io.Writer) (*components, error) {
 	}
 	log.Info("Go heap soft limit (--memory-limit)", zap.Int64("bytes", hs.limit), zap.String("from", hs.limitFrom),
 		zap.Int("gc_percent", hs.gcPercent), zap.String("gc_percent_from", hs.gcFrom))
+	if f.stateVersion != engine.StateVersion {
+		log.Warn("writing SIREN states of an older version for a rolling upgrade (--state-version): restart every instance without it once all run this build",
+			zap.Int("state_version", f.stateVersion), zap.Int("current", engine.StateVersion))
+	}
 	// An existing state directory is opened first (a locked or damaged one
 	// fails at once); a new one only after beforeStore succeeded.
 	_, statErr := os.Stat(f.stateDir)
@@ -167,6 +176,7 @@ func (f *procFlags) build(stderr io.Writer) (*components, error) {
 		CatchUpCommitRecords:  f.catchUpRecords,
 		CacheSIRENs:           f.cacheSIRENs,
 		NoSirenDaily:          !f.outcomes.sirenDaily,
+		StateVersion:          f.stateVersion,
 		Logger:                log,
 		Codec:                 c.codec,
 		Store:                 c.store,
