@@ -33,7 +33,16 @@ type cadence struct {
 	maxEntries      int           // Badger transaction limits
 	maxBytes        int64
 	groupInterval   time.Duration // between offset commits to the group
+	spillOutputs    int           // outputs of the open batch written ahead of its commit (spill)
 }
+
+// defaultSpillOutputs: an open batch that holds this many outputs writes
+// them ahead of its state commit (committer.spill). A replay's batch spans
+// up to CatchUpCommitRecords records and, with siren-daily, a record per
+// SIREN per day: its outputs array grew by doubling to hundreds of
+// thousands of messages (~150 B each, plus their values), allocated anew by
+// every batch (BENCHMARKS.md round 13).
+const defaultSpillOutputs = 8192
 
 // committer runs a task's commit protocol (design.md): the open batch
 // collects outputs, the merge plan and the processed offsets; commit hands
@@ -97,6 +106,47 @@ type committer struct {
 
 // add appends an output to the open batch.
 func (c *committer) add(m kafka.Message) { c.outputs = append(c.outputs, m) }
+
+// spillDue reports whether the open batch holds enough outputs to write
+// them ahead of its commit.
+func (c *committer) spillDue() bool {
+	return c.cad.spillOutputs > 0 && len(c.outputs) >= c.cad.spillOutputs
+}
+
+// spill writes the open batch's outputs ahead of its state commit, at a
+// record boundary: first the batch in flight must be durable (its outputs
+// come first, and its merge plan must not be overwritten while it could
+// still be needed), then the merge plan of the records taken so far is
+// saved, then the outputs are written and acknowledged, and the array is
+// reused. A crash before the batch's commit re-processes those records from
+// the last checkpoint in the saved order and writes the same outputs again,
+// byte for byte: what a crash between a flush's outputs and its state
+// transaction already does (the delivery contract's identical re-emission).
+// A failed write is returned like a failed commit: the task restarts from
+// its last checkpoint.
+func (c *committer) spill(ctx context.Context) error {
+	if err := c.awaitInflight(); err != nil {
+		return err
+	}
+	if len(c.outputs) == 0 {
+		return nil
+	}
+	if len(c.plan) > 0 {
+		if err := c.plans.SavePlan(c.partition, encodePlan(c.batchStart, c.plan)); err != nil {
+			return fmt.Errorf("partition %d: save merge plan: %w", c.partition, err)
+		}
+	}
+	wctx := ctx
+	if c.flushCtx != nil {
+		wctx = c.flushCtx // a stop does not cut a write that may have reached the broker
+	}
+	if err := c.write(wctx, c.outputs); err != nil {
+		return err
+	}
+	clear(c.outputs)
+	c.outputs = c.outputs[:0]
+	return nil
+}
 
 // reserve makes room for n more outputs in the open batch (a day change's
 // siren-daily records), growing its array at once rather than record by

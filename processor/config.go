@@ -125,6 +125,8 @@ type Config struct {
 	// changelog records were written and before its Badger transaction: an
 	// error there is a crash at the worst moment of the commit protocol.
 	beforeStateCommit func(partition int32) error
+	// spillOutputs, set by tests only, replaces defaultSpillOutputs.
+	spillOutputs int
 	// HTTPAdvertise is this instance's HTTP base URL (e.g.
 	// "http://10.0.0.7:8080"), published to the other consumer-group members
 	// in the JoinGroup user data so that a query for a SIREN owned elsewhere

@@ -70,11 +70,12 @@ func newClient(k Kafka, timeout time.Duration) *kafka.Client {
 // batch then holds (~150 B a message: 750 KB at 5,000), so a live task that
 // commits a few outputs every few milliseconds allocated most of the
 // process's garbage in those arrays (BENCHMARKS.md round 13). A replay's
-// batches hold thousands of outputs per partition, and a bigger batch is
-// fewer requests.
+// writes hold thousands of outputs (a spill: defaultSpillOutputs, ~2,000
+// per partition of a 4-partition topic), and a bigger batch is fewer
+// requests.
 const (
 	smallBatchSize = 128
-	largeBatchSize = 5000
+	largeBatchSize = 2048
 )
 
 // outputWriter writes a task's outputs: through a writer of small batches

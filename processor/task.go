@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -112,6 +113,7 @@ func newTask(cfg *Config, opt taskOptions, writer MessageWriter) *task {
 			records: cfg.CommitRecords, catchUpRecords: cfg.CatchUpCommitRecords,
 			maxEntries: cfg.Store.MaxCommitEntries(), maxBytes: cfg.Store.MaxCommitBytes(),
 			groupInterval: cfg.GroupCommitInterval,
+			spillOutputs:  cmp.Or(cfg.spillOutputs, defaultSpillOutputs),
 		},
 		states:      t.cache,
 		plans:       cfg.Store,
@@ -416,6 +418,10 @@ func (t *task) drain(ctx context.Context, tick <-chan time.Time) error {
 		}
 		if due {
 			if err := t.commit(ctx, false); err != nil {
+				return err
+			}
+		} else if t.com.spillDue() {
+			if err := t.com.spill(ctx); err != nil {
 				return err
 			}
 		}
