@@ -131,6 +131,20 @@ func TestSegmentListClusterWide(t *testing.T) {
 			wantSince[c.SIREN] = time.UnixMilli(c.EventTime).UTC().Format(time.RFC3339Nano)
 		}
 	}
+	// An owner learns the changes made before it owned a partition from the
+	// output topic's tail, read every TailInterval once it is ready: wait
+	// for that (a loaded CI machine took longer than the listing).
+	poll(t, 30*time.Second, func() error {
+		for _, in := range []*instance{a, b} {
+			got, _ := listAll(t, in.URL, seg, 1000)
+			for _, m := range got {
+				if m.Since == nil && perPart[m.Partition] <= 100 {
+					return fmt.Errorf("%s: %s since not known yet", in.URL, m.SIREN)
+				}
+			}
+		}
+		return nil
+	})
 	for _, in := range []*instance{a, b} {
 		for _, limit := range []int{1, 3, 1000} {
 			got, pages := listAll(t, in.URL, seg, limit)
