@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,20 +27,8 @@ import (
 // alone would order the outage first and emit a different seq 1; the stored
 // merge plan makes it re-emit the same event_id with the same bytes.
 func TestInterruptedLiveBatchReEmitsIdenticalBytes(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(1), kfake.GroupMinSessionTimeout(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	brokers := c.ListenAddrs()
+	brokers, codec := testBroker(t)
 	ctx := context.Background()
-	if _, err := EnsureTopics(ctx, Kafka{Brokers: brokers}, Topics{}, 1, 1, nil); err != nil {
-		t.Fatal(err)
-	}
-	codec, err := schemas.NewCodec(schemas.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	const siren = "732829320"
 	t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC).UnixMilli()
 	msg := func(topic string, ev engine.Event) kafka.Message {
@@ -173,30 +160,6 @@ func readTopic(t *testing.T, brokers []string, topic string) []kafka.Message {
 	return msgs
 }
 
-// outputCapture keeps a copy of every output written, in order, and counts
-// the writes.
-type outputCapture struct {
-	mu     sync.Mutex
-	msgs   []kafka.Message
-	writes int
-}
-
-func (w *outputCapture) WriteMessages(_ context.Context, msgs ...kafka.Message) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.writes++
-	for _, m := range msgs {
-		w.msgs = append(w.msgs, kafka.Message{Topic: m.Topic, Key: bytes.Clone(m.Key), Value: bytes.Clone(m.Value)})
-	}
-	return nil
-}
-
-func (w *outputCapture) snapshot() (writes int, msgs []kafka.Message) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.writes, append([]kafka.Message(nil), w.msgs...)
-}
-
 // TestSpilledReplayBatchReEmitsIdenticalBytes: a replay whose batches write
 // their outputs ahead of their commit every 4 outputs (committer.spill)
 // crashes before the state transaction of a batch that spilled. The next
@@ -205,20 +168,8 @@ func (w *outputCapture) snapshot() (writes int, msgs []kafka.Message) {
 // segment changes and dead letters (an in-memory replay writes no
 // siren-daily). One partition: the order of the outputs is the task's.
 func TestSpilledReplayBatchReEmitsIdenticalBytes(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	brokers := c.ListenAddrs()
+	brokers, codec := testBroker(t)
 	ctx := context.Background()
-	if _, err := EnsureTopics(ctx, Kafka{Brokers: brokers}, Topics{}, 1, 1, nil); err != nil {
-		t.Fatal(err)
-	}
-	codec, err := schemas.NewCodec(schemas.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var in []kafka.Message
 	if err := gen.Generate(gen.Config{SIRENs: 100, Days: 60, Seed: 9, BadRate: 0.01}, func(r *gen.Record) error {
 		v, err := codec.EncodeEvent(nil, &r.Event)
@@ -238,7 +189,7 @@ func TestSpilledReplayBatchReEmitsIdenticalBytes(t *testing.T) {
 
 	dir := t.TempDir()
 	crash := errors.New("simulated crash before the state transaction")
-	replay := func(out *outputCapture, hook func(int32) error) error {
+	replay := func(out *memWriter, hook func(int32) error) error {
 		store, err := OpenStore(state.Options{Dir: dir})
 		if err != nil {
 			t.Fatal(err)
@@ -256,12 +207,12 @@ func TestSpilledReplayBatchReEmitsIdenticalBytes(t *testing.T) {
 		}
 		return p.Replay(ctx, ReplayOptions{OutputTopic: "out", Output: out})
 	}
-	first := &outputCapture{}
+	first := &memWriter{}
 	// The first commits succeed; the first one after 100 outputs crashes (on
 	// this data: the last, whose batch spans the 50 last days).
 	// The hook runs once its batch's outputs are all written.
 	var durable, crashAt, writesAtDurable, writesAtCrash int
-	err = replay(first, func(int32) error {
+	err := replay(first, func(int32) error {
 		writes, msgs := first.snapshot()
 		if len(msgs) < 100 {
 			durable, writesAtDurable = len(msgs), writes
@@ -277,7 +228,7 @@ func TestSpilledReplayBatchReEmitsIdenticalBytes(t *testing.T) {
 	if crashAt-durable < 48 || writesAtCrash-writesAtDurable < 3 {
 		t.Fatalf("the crashed batch wrote %d outputs in %d writes: it did not spill", crashAt-durable, writesAtCrash-writesAtDurable)
 	}
-	second := &outputCapture{}
+	second := &memWriter{}
 	if err := replay(second, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -297,4 +248,24 @@ func TestSpilledReplayBatchReEmitsIdenticalBytes(t *testing.T) {
 	if len(topics) < 2 {
 		t.Fatalf("outputs re-emitted only on %v: want segment changes and dead letters", topics)
 	}
+}
+
+// testBroker starts a one-partition kfake broker for the test, with the
+// processor's default topics, and returns its address and a codec.
+func testBroker(t *testing.T) ([]string, *schemas.Codec) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(1), kfake.GroupMinSessionTimeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	brokers := c.ListenAddrs()
+	if _, err := EnsureTopics(context.Background(), Kafka{Brokers: brokers}, Topics{}, 1, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	codec, err := schemas.NewCodec(schemas.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return brokers, codec
 }

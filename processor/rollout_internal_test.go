@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -29,20 +28,8 @@ import (
 // and of the restart are byte for byte those of a rollout that never
 // crashed, and the re-emitted ones repeat the same bytes.
 func TestRolloutResumesAfterACrash(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(1), kfake.GroupMinSessionTimeout(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	brokers := c.ListenAddrs()
+	brokers, codec := testBroker(t)
 	ctx := context.Background()
-	if _, err := EnsureTopics(ctx, Kafka{Brokers: brokers}, Topics{}, 1, 1, nil); err != nil {
-		t.Fatal(err)
-	}
-	codec, err := schemas.NewCodec(schemas.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var msgs []kafka.Message
 	if err := gen.Generate(gen.Config{SIRENs: 200, Days: 75, Seed: 16}, func(r *gen.Record) error {
 		b, err := codec.EncodeEvent(nil, &r.Event)
@@ -122,7 +109,7 @@ func TestRolloutResumesAfterACrash(t *testing.T) {
 	// Two chunks become durable, the third crashes after its outputs.
 	crash := errors.New("simulated crash before the state transaction")
 	var commits atomic.Int32
-	err = run(dir, v2, "rollout", func(int32) error {
+	err := run(dir, v2, "rollout", func(int32) error {
 		if commits.Add(1) >= 3 {
 			return crash
 		}

@@ -25,9 +25,10 @@ import (
 
 // memWriter is an in-memory MessageWriter; fail makes the next calls fail.
 type memWriter struct {
-	mu   sync.Mutex
-	msgs []kafka.Message
-	fail int
+	mu     sync.Mutex
+	msgs   []kafka.Message
+	fail   int
+	writes int // successful calls
 }
 
 func (w *memWriter) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
@@ -38,7 +39,16 @@ func (w *memWriter) WriteMessages(ctx context.Context, msgs ...kafka.Message) er
 		return errors.New("broker unavailable")
 	}
 	w.msgs = append(w.msgs, msgs...)
+	w.writes++
 	return nil
+}
+
+// snapshot returns the successful calls so far and a copy of the list of
+// messages written.
+func (w *memWriter) snapshot() (writes int, msgs []kafka.Message) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.writes, append([]kafka.Message(nil), w.msgs...)
 }
 
 func (w *memWriter) values() []string {
