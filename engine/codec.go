@@ -224,26 +224,10 @@ func (s *State) appendBinary(dst []byte, v byte) []byte {
 		dst = binary.AppendVarint(dst, int64(s.firstUsageDay))
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(s.usage)))
-	if !packedUsage(v) {
+	if packedUsage(v) {
+		dst = s.appendUsage(dst)
+	} else {
 		dst = s.appendUsageV3(dst)
-	}
-	for i, u := range s.usage {
-		if !packedUsage(v) {
-			break
-		}
-		// tag = (sims+1)<<1 | gapped; a gapped bucket is followed by its gap - 1
-		// (the days between it and the bucket before, at least one).
-		tag := uint64(u.sims+1) << 1
-		if i == 0 {
-			dst = binary.AppendVarint(dst, int64(u.day))
-			dst = binary.AppendUvarint(dst, tag)
-		} else if gap := u.day - s.usage[i-1].day - 1; gap == 0 {
-			dst = binary.AppendUvarint(dst, tag)
-		} else {
-			dst = binary.AppendUvarint(dst, tag|1)
-			dst = binary.AppendUvarint(dst, uint64(gap-1))
-		}
-		dst = binary.AppendUvarint(dst, uint64(u.bytes))
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(s.postals)))
 	for _, p := range s.postals {
@@ -298,6 +282,26 @@ func (s *State) appendBinary(dst []byte, v byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(s.ids.filters)))
 	for i := range s.ids.filters {
 		dst = s.ids.filters[i].appendBinary(dst)
+	}
+	return dst
+}
+
+// appendUsage appends the usage buckets in the layout of version 4.
+func (s *State) appendUsage(dst []byte) []byte {
+	for i, u := range s.usage {
+		// tag = (sims+1)<<1 | gapped; a gapped bucket is followed by its gap - 1
+		// (the days between it and the bucket before, at least one).
+		tag := uint64(u.sims+1) << 1
+		if i == 0 {
+			dst = binary.AppendVarint(dst, int64(u.day))
+			dst = binary.AppendUvarint(dst, tag)
+		} else if gap := u.day - s.usage[i-1].day - 1; gap == 0 {
+			dst = binary.AppendUvarint(dst, tag)
+		} else {
+			dst = binary.AppendUvarint(dst, tag|1)
+			dst = binary.AppendUvarint(dst, uint64(gap-1))
+		}
+		dst = binary.AppendUvarint(dst, uint64(u.bytes))
 	}
 	return dst
 }

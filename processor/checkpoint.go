@@ -5,6 +5,7 @@ package processor
 // batch being written.
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -17,19 +18,13 @@ import (
 type stateCodec struct{ version byte }
 
 func (c stateCodec) Marshal(dst []byte, v *engine.State) []byte {
-	if c.version == 0 {
-		return v.AppendBinary(dst)
-	}
-	return v.AppendBinaryVersion(dst, c.version)
+	return v.AppendBinaryVersion(dst, cmp.Or(c.version, engine.StateVersion))
 }
 
 // MarshalHeader makes stateCodec a state.HeaderCodec: a day change's new
 // decision is written as its header alone (see engine.MergeHeader).
 func (c stateCodec) MarshalHeader(dst []byte, v *engine.State) []byte {
-	if c.version == 0 {
-		return v.AppendHeader(dst)
-	}
-	return v.AppendHeaderVersion(dst, c.version)
+	return v.AppendHeaderVersion(dst, cmp.Or(c.version, engine.StateVersion))
 }
 func (stateCodec) Unmarshal(siren string, b []byte) (*engine.State, error) {
 	return engine.UnmarshalState(siren, b)

@@ -143,6 +143,9 @@ func (c *committer) spill(ctx context.Context) error {
 	if err := c.write(wctx, c.outputs); err != nil {
 		return err
 	}
+	if ce := c.log.Check(zap.DebugLevel, "outputs written ahead of their batch's commit"); ce != nil {
+		ce.Write(zap.Int32("partition", c.partition), zap.Int("outputs", len(c.outputs)), zap.Int("records", len(c.plan)))
+	}
 	clear(c.outputs)
 	c.outputs = c.outputs[:0]
 	return nil
