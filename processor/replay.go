@@ -61,7 +61,7 @@ func (p *Processor) Replay(ctx context.Context, ro ReplayOptions) error {
 		return fmt.Errorf("replay: EmitFrom %s must be within [From, To)", ro.EmitFrom.UTC().Format(time.RFC3339))
 	}
 	extra := []string{ro.OutputTopic, ro.DLQTopic}
-	o, d, rp, u := replayOutcomeTopics(ro.OutputTopic)
+	o, d, rp, u := ReplayOutcomeTopics(ro.OutputTopic)
 	extra = append(extra, o, u)
 	if d = p.dailyTopic(d); d != "" {
 		extra = append(extra, d)
@@ -170,9 +170,9 @@ func (p *Processor) dailyTopic(topic string) string {
 	return topic
 }
 
-// replayOutcomeTopics are a replay's outcome outputs, named after its
+// ReplayOutcomeTopics are a replay's outcome outputs, named after its
 // output topic T: T-offer-outcomes, T-siren-daily, T-uplift-repartition and
 // T-uplift.
-func replayOutcomeTopics(output string) (outcomes, daily, repartition, uplift string) {
+func ReplayOutcomeTopics(output string) (outcomes, daily, repartition, uplift string) {
 	return output + "-offer-outcomes", output + "-siren-daily", output + "-uplift-repartition", output + "-uplift"
 }

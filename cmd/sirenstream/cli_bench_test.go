@@ -49,16 +49,26 @@ func TestBenchSmoke(t *testing.T) {
 			t.Errorf("stage %s: round %d is not one of the rounds run", s.Name, s.Round)
 		}
 	}
-	full := r.Stages[len(r.Stages)-1]
+	byName := map[string]bench.StageResult{}
+	for _, s := range r.Stages {
+		byName[s.Name] = s
+	}
+	full := byName[bench.StageFull]
 	if full.Changes == 0 || full.StoredSIRENs == 0 || full.BadgerBytesPerSIREN <= 0 {
 		t.Errorf("full stage: no changes or no Badger figures: %+v", full)
+	}
+	// floor-io writes again every output of its round's full stage: at least
+	// a siren-daily record per SIREN per day change.
+	if fio := byName[bench.StageFloorIO]; fio.Outputs < int64(r.Input.SIRENs) {
+		t.Errorf("floor-io wrote %d outputs, want at least one per SIREN (%d): %+v", fio.Outputs, r.Input.SIRENs, fio)
 	}
 	if l := r.Latency; l == nil || l.Probes == 0 || l.Observed == 0 || l.P99Ms <= 0 || l.P50Ms > l.P99Ms {
 		t.Errorf("latency = %+v", r.Latency)
 	}
 	if len(r.Warm) != 1 || r.Warm[0].SIRENs != 300 || r.Warm[0].Records < 300 || r.Warm[0].Full.Records <= r.Warm[0].Records ||
 		r.Warm[0].Full.RatioToRaw <= 0 || r.Warm[0].Raw.RecordsPerSec <= 0 || r.Warm[0].RawAfter.RecordsPerSec <= 0 ||
-		r.Warm[0].DaySweep.Day != 2 || r.Warm[0].DaySweep.Seconds <= 0 || r.Warm[0].FirstSnapshot.Changes == 0 || r.Warm[0].DiskBytes <= 0 {
+		r.Warm[0].DaySweep.Day != 2 || r.Warm[0].DaySweep.Seconds <= 0 || r.Warm[0].FirstSnapshot.Changes == 0 || r.Warm[0].DiskBytes <= 0 ||
+		r.Warm[0].FloorDay.Records != r.Warm[0].Raw.Records || r.Warm[0].FloorDay.Outputs < 300 || r.Warm[0].FloorDay.RatioToRaw <= 0 || r.Warm[0].FloorIO.Outputs != r.Warm[0].FloorDay.Outputs || r.Warm[0].FloorIO.RatioToRaw <= 0 {
 		t.Errorf("warm = %+v", r.Warm)
 	}
 	if len(r.Scale) != 1 || r.Scale[0].SIRENs != 300 || len(r.Scale[0].Sweeps) != 3 || r.Scale[0].DiskBytes <= 0 ||

@@ -34,6 +34,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/segmentio/kafka-go"
 	"github.com/sirenstream/sirenstream/gen"
 	"github.com/sirenstream/sirenstream/internal/load"
 	"github.com/sirenstream/sirenstream/processor"
@@ -47,8 +48,9 @@ const (
 	StageFull   = "full"
 )
 
-// AllStages lists the throughput stages in run order.
-var AllStages = []string{StageRaw, StageDecode, StageEngine, StageFull}
+// AllStages lists the throughput stages in run order (StageFloorIO needs
+// StageFull in the same run).
+var AllStages = []string{StageRaw, StageDecode, StageEngine, StageFull, StageFloorIO}
 
 // Config configures a benchmark run. Zero values take defaults.
 type Config struct {
@@ -139,6 +141,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("bench: unknown stage %q (want %v)", s, AllStages)
 		}
 	}
+	if slices.Contains(c.Stages, StageFloorIO) && !slices.Contains(c.Stages, StageFull) {
+		return fmt.Errorf("bench: stage %s writes again what stage %s wrote: run both", StageFloorIO, StageFull)
+	}
 	return nil
 }
 
@@ -191,6 +196,8 @@ type StageResult struct {
 	PeakAnonBytes int64 `json:"peak_rss_anon_bytes"`
 	// Changes: segment changes produced (engine, full).
 	Changes int64 `json:"changes,omitempty"`
+	// Outputs: records the floor-io and floor-day stages wrote (again).
+	Outputs int64 `json:"outputs,omitempty"`
 	// Badger figures (full): allocated bytes on disk after the stage (store
 	// closed), Store.Size() before closing, and per SIREN.
 	BadgerDiskBytes     int64   `json:"badger_disk_bytes,omitempty"`
@@ -310,6 +317,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 func runRound(ctx context.Context, cfg Config, in *Input, want map[string]bool, round int) ([]StageResult, error) {
 	var out []StageResult
 	var raw float64
+	var mark outputMark
 	for _, name := range AllStages {
 		if !want[name] {
 			continue
@@ -327,7 +335,14 @@ func runRound(ctx context.Context, cfg Config, in *Input, want map[string]bool, 
 			case StageEngine:
 				st, err = runEngine(ctx, cfg, in)
 			case StageFull:
-				st, err = runFull(ctx, cfg, in)
+				st, mark, err = runFull(ctx, cfg, in)
+			case StageFloorIO:
+				var outs [][]kafka.Message
+				var bytes int64
+				if outs, bytes, err = loadOutputs(ctx, cfg, mark, in.Partitions); err == nil { // untimed
+					cfg.Progress("round %d: floor-io writes again the full stage's %d outputs (%d MiB)", round, countMessages(outs), bytes>>20)
+					st, err = runFloorIO(ctx, cfg, in, outs, nil)
+				}
 			}
 		})
 		if err != nil {

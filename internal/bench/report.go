@@ -83,5 +83,11 @@ func (r *Result) WriteText(w io.Writer) {
 				p.FloorRead.RecordsPerSec, 100*p.FloorRead.RatioToRaw, p.FloorRead.CPUSecondsPerMillion,
 				p.FloorDecode.RecordsPerSec, 100*p.FloorDecode.RatioToRaw, p.FloorDecode.CPUSecondsPerMillion)
 		}
+		fmt.Fprintf(w, "floor-io (raw while the full stage's outputs are written again); floor-day (+ every state scanned), all at once, same run:\n")
+		for _, p := range r.Warm {
+			fmt.Fprintf(w, "%9d %10s %11s %11.0f %7.1f%% %9.2f   floor-day: %.0f/s %.1f%% %.2f CPU s/M; %d outputs\n", p.SIRENs, "", "",
+				p.FloorIO.RecordsPerSec, 100*p.FloorIO.RatioToRaw, p.FloorIO.CPUSecondsPerMillion,
+				p.FloorDay.RecordsPerSec, 100*p.FloorDay.RatioToRaw, p.FloorDay.CPUSecondsPerMillion, p.FloorDay.Outputs)
+		}
 	}
 }

@@ -101,6 +101,37 @@ func readRange(ctx context.Context, brokers []string, topic string, partition in
 	}
 }
 
+// consumeEach starts in g one reader goroutine per partition of each input
+// topic, reading its whole range and counting its records into n. With
+// perRecord, each goroutine calls it once (topic, kind, partition) for the
+// function it then calls per record and the cleanup it runs at the end.
+func consumeEach(ctx context.Context, g *errgroup.Group, cfg Config, inputs [topology.NumInputs]string, ranges map[string][]offsetRange, partitions int,
+	n *atomic.Int64, perRecord func(topic string, kind engine.Kind, p int) (func(*kafka.Message) error, func())) {
+	for i, topic := range inputs {
+		kind := engine.Kind(i)
+		for p := 0; p < partitions; p++ {
+			g.Go(func() error {
+				var fn func(*kafka.Message) error
+				if perRecord != nil {
+					var done func()
+					fn, done = perRecord(topic, kind, p)
+					defer done()
+				}
+				var local int64
+				err := readRange(ctx, cfg.Brokers, topic, p, ranges[topic][p], func(msg *kafka.Message) error {
+					local++
+					if fn != nil {
+						return fn(msg)
+					}
+					return nil
+				})
+				n.Add(local)
+				return err
+			})
+		}
+	}
+}
+
 // runConsume is the raw baseline (decode false) or the decode-only stage: one
 // reader goroutine per topic-partition, decoding in that goroutine like the
 // processor's readers.
@@ -113,28 +144,21 @@ func runConsume(ctx context.Context, cfg Config, in *Input, decode bool) (StageR
 	if decode {
 		name = StageDecode
 	}
-	var n, bad atomic.Int64
+	var n atomic.Int64
 	m := meter{brokerPID: cfg.BrokerPID}
 	m.start()
 	g, gctx := errgroup.WithContext(ctx)
-	for i, topic := range inputs {
-		kind := engine.Kind(i)
-		for p := 0; p < in.Partitions; p++ {
-			g.Go(func() error {
-				var ev engine.Event
-				var local int64
-				err := readRange(gctx, cfg.Brokers, topic, p, ranges[topic][p], func(msg *kafka.Message) error {
-					local++
-					if decode && codec.Decode(gctx, kind, msg.Value, &ev) != nil {
-						bad.Add(1)
-					}
-					return nil
-				})
-				n.Add(local)
-				return err
-			})
+	var perRecord func(string, engine.Kind, int) (func(*kafka.Message) error, func())
+	if decode {
+		perRecord = func(_ string, kind engine.Kind, _ int) (func(*kafka.Message) error, func()) {
+			var ev engine.Event
+			return func(msg *kafka.Message) error {
+				_ = codec.Decode(gctx, kind, msg.Value, &ev) // a bad record costs its decoding, no more
+				return nil
+			}, func() {}
 		}
 	}
+	consumeEach(gctx, g, cfg, inputs, ranges, in.Partitions, &n, perRecord)
 	err = g.Wait()
 	st := m.stop(name, n.Load())
 	return st, err
@@ -264,22 +288,29 @@ func runEngine(ctx context.Context, cfg Config, in *Input) (StageResult, error) 
 }
 
 // runFull is processor.Replay over the input topics with a fresh Badger
-// directory, outputs (segment changes, churn alerts, DLQ) written to Kafka.
-func runFull(ctx context.Context, cfg Config, in *Input) (StageResult, error) {
+// directory, outputs (segment changes, churn alerts, DLQ, outcomes,
+// siren-daily) written to Kafka. The mark is where its output topics ended
+// before it ran (what floor-io writes again).
+func runFull(ctx context.Context, cfg Config, in *Input) (StageResult, outputMark, error) {
 	dir, err := os.MkdirTemp(cfg.WorkDir, "sirenstream-bench-badger-")
 	if err != nil {
-		return StageResult{}, err
+		return StageResult{}, nil, err
 	}
 	defer os.RemoveAll(dir)
 	out := topicsFor(cfg.Prefix + "out-")
 	ro := processor.ReplayOptions{OutputTopic: out.SegmentChanges, ChurnTopic: out.ChurnAlerts, DLQTopic: out.DLQ}
 	k := processor.Kafka{Brokers: cfg.Brokers}
 	// Create the output topics before the clock starts.
-	if _, err := processor.EnsureTopics(ctx, k, in.Topics, in.Partitions, 1, cfg.Logger, ro.OutputTopic, ro.ChurnTopic, ro.DLQTopic); err != nil {
-		return StageResult{}, err
+	outputs := replayOutputTopics(ro, !cfg.NoSirenDaily)
+	if _, err := processor.EnsureTopics(ctx, k, in.Topics, in.Partitions, 1, cfg.Logger, outputs...); err != nil {
+		return StageResult{}, nil, err
+	}
+	mark, err := markOutputs(ctx, cfg, outputs, in.Partitions)
+	if err != nil {
+		return StageResult{}, nil, err
 	}
 	res, err := replayOnce(ctx, cfg, in.Topics, dir, ro, StageFull)
-	return res, err
+	return res, mark, err
 }
 
 // replayOnce opens the store in dir, runs one Replay, measures it, closes the
