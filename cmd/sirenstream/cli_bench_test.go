@@ -62,6 +62,9 @@ func TestBenchSmoke(t *testing.T) {
 	if fio := byName[bench.StageFloorIO]; fio.Outputs < int64(r.Input.SIRENs) {
 		t.Errorf("floor-io wrote %d outputs, want at least one per SIREN (%d): %+v", fio.Outputs, r.Input.SIRENs, fio)
 	}
+	if full.RatioToFloor <= 0 || len(r.Warm) == 0 || r.Warm[0].Full.RatioToFloor <= 0 {
+		t.Errorf("full stages without their ratio to the floor: %+v", full)
+	}
 	if l := r.Latency; l == nil || l.Probes == 0 || l.Observed == 0 || l.P99Ms <= 0 || l.P50Ms > l.P99Ms {
 		t.Errorf("latency = %+v", r.Latency)
 	}

@@ -188,7 +188,11 @@ type StageResult struct {
 	// BrokerCPUSecondsPerMillion: the broker process's (when known).
 	BrokerCPUSecondsPerMillion float64 `json:"broker_cpu_sec_per_million,omitempty"`
 	// RatioToRaw is RecordsPerSec / raw RecordsPerSec of the same run.
-	RatioToRaw   float64 `json:"ratio_to_raw"`
+	RatioToRaw float64 `json:"ratio_to_raw"`
+	// RatioToFloor (full stages): RecordsPerSec / the records/s of the floor of
+	// the same round that writes the same outputs (floor-io; floor-day in the
+	// warm test): the processor's own cost, the I/O its outputs need set aside.
+	RatioToFloor float64 `json:"ratio_to_floor,omitempty"`
 	PeakRSSBytes int64   `json:"peak_rss_bytes"`
 	// PeakAnonBytes is the peak anonymous RSS (heap, stacks; sampled every
 	// 50 ms): PeakRSSBytes minus it is file-backed, mostly Badger's mmapped
@@ -358,6 +362,13 @@ func runRound(ctx context.Context, cfg Config, in *Input, want map[string]bool, 
 			return out, fmt.Errorf("round %d: stage %s: consumed %d records, want %d", round, name, st.Records, in.Events)
 		}
 		st.Round = round
+		if name == StageFloorIO && st.RecordsPerSec > 0 {
+			for i := range out {
+				if out[i].Name == StageFull {
+					out[i].RatioToFloor = out[i].RecordsPerSec / st.RecordsPerSec
+				}
+			}
+		}
 		out = append(out, st)
 		cfg.Progress("round %d: stage %-6s %9.0f records/s  %5.2f CPU s/M  ratio %.2f  peak RSS %d MiB", round, st.Name, st.RecordsPerSec, st.CPUSecondsPerMillion, st.RatioToRaw, st.PeakRSSBytes>>20)
 	}

@@ -49,6 +49,11 @@ func (r *Result) WriteText(w io.Writer) {
 		if !r.RSSResettable {
 			fmt.Fprintln(w, "* process-lifetime maxrss (VmHWM could not be reset); stages run in ascending memory order")
 		}
+		for _, s := range r.Stages {
+			if s.RatioToFloor > 0 {
+				fmt.Fprintf(w, "%s / floor-io of the same round: %.2f (the processor's own cost, the I/O its outputs need set aside)\n", s.Name, s.RatioToFloor)
+			}
+		}
 	}
 	if l := r.Latency; l != nil {
 		fmt.Fprintf(w, "\nlatency at %d events/s for %.0fs (achieved %.0f/s): probe→segment change readable p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms (%d/%d probes seen)\n",
@@ -88,6 +93,9 @@ func (r *Result) WriteText(w io.Writer) {
 			fmt.Fprintf(w, "%9d %10s %11s %11.0f %7.1f%% %9.2f   floor-day: %.0f/s %.1f%% %.2f CPU s/M; %d outputs\n", p.SIRENs, "", "",
 				p.FloorIO.RecordsPerSec, 100*p.FloorIO.RatioToRaw, p.FloorIO.CPUSecondsPerMillion,
 				p.FloorDay.RecordsPerSec, 100*p.FloorDay.RatioToRaw, p.FloorDay.CPUSecondsPerMillion, p.FloorDay.Outputs)
+		}
+		for _, p := range r.Warm {
+			fmt.Fprintf(w, "%9d full / floor-day: %.3f (the processor's own cost, the I/O its outputs and the day change's reads need set aside)\n", p.SIRENs, p.Full.RatioToFloor)
 		}
 	}
 }

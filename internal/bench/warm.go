@@ -225,6 +225,9 @@ func runWarmPoint(ctx context.Context, cfg Config, n int) (WarmPoint, error) {
 		cfg.Progress("warm %d: %s (%d outputs, %d MiB, written again) %9.0f records/s  %5.2f CPU s/M = %.1f%% of raw", n, f.res.Name,
 			f.res.Outputs, outBytes>>20, f.res.RecordsPerSec, f.res.CPUSecondsPerMillion, 100*f.res.RatioToRaw)
 	}
+	if wp.FloorDay.RecordsPerSec > 0 {
+		wp.Full.RatioToFloor = wp.Full.RecordsPerSec / wp.FloorDay.RecordsPerSec
+	}
 	lsm, vlog := r.store.Size()
 	wp.DiskBytesBeforeGC = lsm + vlog
 	if wp.VlogGCFiles, err = r.store.GCValueLog(); err != nil {
