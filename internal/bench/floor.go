@@ -13,6 +13,7 @@ import (
 
 	"github.com/sirenstream/sirenstream/engine"
 	"github.com/sirenstream/sirenstream/processor"
+	"github.com/sirenstream/sirenstream/schemas"
 	"github.com/sirenstream/sirenstream/state"
 )
 
@@ -38,39 +39,31 @@ const (
 // state: a missing one is an error (the floor would otherwise measure
 // misses, which are cheaper).
 func runFloor(ctx context.Context, cfg Config, in *Input, store *state.Store, decode bool) (StageResult, error) {
-	inputs, ranges, _, err := stageInputs(ctx, cfg, in)
-	if err != nil {
-		return StageResult{}, err
-	}
 	name := StageFloorRead
 	if decode {
 		name = StageFloorDecode
 	}
-	var n atomic.Int64
-	m := meter{brokerPID: cfg.BrokerPID}
-	m.start()
-	g, gctx := errgroup.WithContext(ctx)
-	consumeEach(gctx, g, cfg, inputs, ranges, in.Partitions, &n, func(topic string, _ engine.Kind, p int) (func(*kafka.Message) error, func()) {
-		sn := store.Snapshot()
-		return func(msg *kafka.Message) error {
-			siren := string(msg.Key)
-			val, err := sn.Get(int32(p), siren)
-			if err != nil {
-				return err
-			}
-			if val == nil {
-				return fmt.Errorf("floor: %s/%d offset %d: no state for SIREN %q", topic, p, msg.Offset, siren)
-			}
-			if decode {
-				if _, err := engine.UnmarshalState(siren, val); err != nil {
-					return fmt.Errorf("floor: %s/%d offset %d: %w", topic, p, msg.Offset, err)
+	return consumeStage(ctx, cfg, in, name, func(context.Context, *schemas.Codec) perRecordFunc {
+		return func(topic string, _ engine.Kind, p int) (func(*kafka.Message) error, func()) {
+			sn := store.Snapshot()
+			return func(msg *kafka.Message) error {
+				siren := string(msg.Key)
+				val, err := sn.Get(int32(p), siren)
+				if err != nil {
+					return err
 				}
-			}
-			return nil
-		}, sn.Close
+				if val == nil {
+					return fmt.Errorf("floor: %s/%d offset %d: no state for SIREN %q", topic, p, msg.Offset, siren)
+				}
+				if decode {
+					if _, err := engine.UnmarshalState(siren, val); err != nil {
+						return fmt.Errorf("floor: %s/%d offset %d: %w", topic, p, msg.Offset, err)
+					}
+				}
+				return nil
+			}, sn.Close
+		}
 	})
-	err = g.Wait()
-	return m.stop(name, n.Load()), err
 }
 
 // Floor stages that count the output side: the inputs consumed raw while

@@ -101,12 +101,16 @@ func readRange(ctx context.Context, brokers []string, topic string, partition in
 	}
 }
 
+// perRecordFunc gives a reader goroutine of consumeEach (its topic, kind and
+// partition) the function it calls per record and the cleanup it runs at
+// the end.
+type perRecordFunc func(topic string, kind engine.Kind, p int) (func(*kafka.Message) error, func())
+
 // consumeEach starts in g one reader goroutine per partition of each input
 // topic, reading its whole range and counting its records into n. With
-// perRecord, each goroutine calls it once (topic, kind, partition) for the
-// function it then calls per record and the cleanup it runs at the end.
+// perRecord, each goroutine calls it once for its per-record function.
 func consumeEach(ctx context.Context, g *errgroup.Group, cfg Config, inputs [topology.NumInputs]string, ranges map[string][]offsetRange, partitions int,
-	n *atomic.Int64, perRecord func(topic string, kind engine.Kind, p int) (func(*kafka.Message) error, func())) {
+	n *atomic.Int64, perRecord perRecordFunc) {
 	for i, topic := range inputs {
 		kind := engine.Kind(i)
 		for p := 0; p < partitions; p++ {
@@ -136,32 +140,39 @@ func consumeEach(ctx context.Context, g *errgroup.Group, cfg Config, inputs [top
 // reader goroutine per topic-partition, decoding in that goroutine like the
 // processor's readers.
 func runConsume(ctx context.Context, cfg Config, in *Input, decode bool) (StageResult, error) {
+	if !decode {
+		return consumeStage(ctx, cfg, in, StageRaw, nil)
+	}
+	return consumeStage(ctx, cfg, in, StageDecode, func(ctx context.Context, codec *schemas.Codec) perRecordFunc {
+		return func(_ string, kind engine.Kind, _ int) (func(*kafka.Message) error, func()) {
+			var ev engine.Event
+			return func(msg *kafka.Message) error {
+				_ = codec.Decode(ctx, kind, msg.Value, &ev) // a bad record costs its decoding, no more
+				return nil
+			}, func() {}
+		}
+	})
+}
+
+// consumeStage measures one reading stage: the inputs consumed by one reader
+// goroutine per topic-partition (consumeEach) with the per-record functions
+// perRecord makes from the stage's context and codec (nil: count only).
+func consumeStage(ctx context.Context, cfg Config, in *Input, name string, perRecord func(context.Context, *schemas.Codec) perRecordFunc) (StageResult, error) {
 	inputs, ranges, codec, err := stageInputs(ctx, cfg, in)
 	if err != nil {
 		return StageResult{}, err
-	}
-	name := StageRaw
-	if decode {
-		name = StageDecode
 	}
 	var n atomic.Int64
 	m := meter{brokerPID: cfg.BrokerPID}
 	m.start()
 	g, gctx := errgroup.WithContext(ctx)
-	var perRecord func(string, engine.Kind, int) (func(*kafka.Message) error, func())
-	if decode {
-		perRecord = func(_ string, kind engine.Kind, _ int) (func(*kafka.Message) error, func()) {
-			var ev engine.Event
-			return func(msg *kafka.Message) error {
-				_ = codec.Decode(gctx, kind, msg.Value, &ev) // a bad record costs its decoding, no more
-				return nil
-			}, func() {}
-		}
+	var fn perRecordFunc
+	if perRecord != nil {
+		fn = perRecord(gctx, codec)
 	}
-	consumeEach(gctx, g, cfg, inputs, ranges, in.Partitions, &n, perRecord)
+	consumeEach(gctx, g, cfg, inputs, ranges, in.Partitions, &n, fn)
 	err = g.Wait()
-	st := m.stop(name, n.Load())
-	return st, err
+	return m.stop(name, n.Load()), err
 }
 
 // engineItem is one fetched record on its way to the merge.
