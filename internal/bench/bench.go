@@ -32,9 +32,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
-	"github.com/segmentio/kafka-go"
 	"github.com/sirenstream/sirenstream/gen"
 	"github.com/sirenstream/sirenstream/internal/load"
 	"github.com/sirenstream/sirenstream/processor"

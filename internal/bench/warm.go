@@ -48,7 +48,7 @@ type WarmPoint struct {
 	// design holding every state in memory cannot beat here (floor.go).
 	FloorIO StageResult `json:"floor_io"`
 	// FloorDay: the same topics consumed raw while Full's outputs
-	// (FloorDayOutputs records, siren-daily included) are written again and
+	// (FloorDay.Outputs records, siren-daily included) are written again and
 	// every stored state is scanned (read, not decoded), all at once: what
 	// any design that keeps the states on disk and writes those outputs
 	// cannot beat here (floor.go). RatioToRaw as Full's.
